@@ -1,0 +1,1 @@
+"""Training pipeline: MNIST -> Keras CNN -> ONNX -> verified, evaluated, documented model."""

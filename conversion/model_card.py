@@ -1,0 +1,87 @@
+"""The model card: a short markdown page that travels beside the ONNX file."""
+
+from __future__ import annotations
+
+from conversion.train import TrainingSettings
+
+# The bundled model's targets (the foundation issue); the card says whether each is met.
+TARGET_ACCURACY = 0.995
+TARGET_FILE_SIZE_BYTES = 2 * 1024 * 1024
+TARGET_MEDIAN_LATENCY_MS = 0.2
+
+
+def render_model_card(report: dict) -> str:
+    metadata, evaluation, training = report["metadata"], report["evaluation"], report["training"]
+    settings = TrainingSettings(**training["settings"])
+    latency = evaluation["latency"]
+    per_class = "\n".join(
+        f"| {digit} | {figures['precision']:.4f} | {figures['recall']:.4f} | {figures['support']} |"
+        for digit, figures in evaluation["per_class"].items()
+    )
+    targets = [
+        ("test accuracy", f"{evaluation['test_accuracy']:.2%}", f">= {TARGET_ACCURACY:.1%}",
+         evaluation["test_accuracy"] >= TARGET_ACCURACY),
+        ("ONNX file size", f"{evaluation['file_size_bytes'] / 1e6:.2f} MB", "<= 2 MiB",
+         evaluation["file_size_bytes"] <= TARGET_FILE_SIZE_BYTES),
+        ("median single-image latency", f"{latency['median_ms']:.3f} ms", f"<= {TARGET_MEDIAN_LATENCY_MS} ms",
+         latency["median_ms"] <= TARGET_MEDIAN_LATENCY_MS),
+    ]
+    target_rows = "\n".join(
+        f"| {name} | {value} | {target} | {'met' if met else 'NOT met'} |"
+        for name, value, target, met in targets
+    )
+    return f"""# Model card: {metadata['version']}
+
+A convolutional network that reads one handwritten digit (0-9) from a 28x28 greyscale image.
+
+## Interface
+
+- Input `pixels`: float32 `[N, 28, 28, 1]`, raw ink values 0..255, MNIST polarity (background 0,
+  ink 255). The scaling to 0..1 is inside the graph.
+- Output `probabilities`: float32 `[N, 10]`, softmax; row `i` column `d` is the probability that
+  image `i` shows digit `d`.
+- ONNX opset {report['conversion']['opset']}; metadata: {', '.join(sorted(metadata))}.
+
+## Data
+
+MNIST ({report['data']['source']}, sha256 `{metadata['training_data_sha256']}`):
+{training['fit_images']} training images, {training['validation_images']} held-out training images
+for choosing the epoch, and the {evaluation['test_images']} test images used once, for the figures
+below.
+
+## Training
+
+Keras {metadata['framework']}; seed {settings.seed}; {settings.epochs} epochs (best: epoch
+{training['best_epoch']}, validation accuracy {training['best_validation_accuracy']:.4f}); batch
+{settings.batch_size}; Adam with cosine decay from {settings.learning_rate}; augmentation
+{'on: rotations up to 12 degrees, shifts up to 10%, zoom up to 12%, no flips' if settings.augment else 'off'}.
+Architecture: conv 5x5x24, pool, conv 3x3x48, pool, conv 3x3x64 (each with batch normalisation,
+folded into the convolutions in ONNX), dense 128, dense 10; dropout while training.
+
+## Figures (MNIST test set, onnxruntime)
+
+| figure | value | target | |
+| --- | --- | --- | --- |
+{target_rows}
+
+Errors: {evaluation['errors']} of {evaluation['test_images']}. Latency: one image, one thread,
+median of {latency['runs']} runs (p99 {latency['p99_ms']:.3f} ms), on the machine that built it.
+The ONNX model agrees with Keras on the argmax of all {report['verification']['images']} test images;
+largest probability difference {report['verification']['max_probability_difference']:.1e}.
+
+| digit | precision | recall | test images |
+| --- | --- | --- | --- |
+{per_class}
+
+The confusion matrix is in `confusion_matrix.png` and in `report.json`.
+
+## Intended use and limits
+
+For recognising a single, roughly centred handwritten digit, prepared the way MNIST was made
+(see the site's preprocessing): ink cropped, scaled to 20 px on its longer side, centred by its
+centre of mass in a 28x28 field. It always answers one of the ten digits, even for a letter, a
+scribble or a blank image: use the confidence, and treat low values as "not sure". It was trained on
+American Census Bureau employees' and high-school students' writing from the 1990s; other scripts
+and writing styles (a crossed 7, a hooked 1) may be recognised less well. It is not for reading
+multi-digit numbers, forms, or anything on which a decision about a person depends.
+"""
