@@ -93,9 +93,7 @@ def _read_idx(path: Path, *, images: bool) -> np.ndarray:
             raw = stream.read()
     except OSError as error:
         raise DatasetError(f"{path}: cannot read ({error})") from error
-    expected_magic, header_size = (
-        (_IDX_IMAGES_MAGIC, 16) if images else (_IDX_LABELS_MAGIC, 8)
-    )
+    expected_magic, header_size = (_IDX_IMAGES_MAGIC, 16) if images else (_IDX_LABELS_MAGIC, 8)
     if len(raw) < header_size:
         raise DatasetError(f"{path}: truncated IDX header ({len(raw)} bytes)")
     magic, count = struct.unpack(">II", raw[:8])
@@ -120,7 +118,9 @@ def _checked(arrays: dict[str, np.ndarray], *, source: str, sha256: str) -> Mnis
     for split in ("train", "test"):
         images, labels = arrays[f"x_{split}"], arrays[f"y_{split}"]
         if images.ndim != 3 or images.shape[1:] != IMAGE_SHAPE:
-            raise DatasetError(f"{source}: x_{split} has shape {images.shape}; expected (n, 28, 28)")
+            raise DatasetError(
+                f"{source}: x_{split} has shape {images.shape}; expected (n, 28, 28)"
+            )
         if labels.shape != (images.shape[0],):
             raise DatasetError(
                 f"{source}: y_{split} has shape {labels.shape}; expected ({images.shape[0]},)"

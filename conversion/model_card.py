@@ -8,6 +8,7 @@ from conversion.train import TrainingSettings
 TARGET_ACCURACY = 0.995
 TARGET_FILE_SIZE_BYTES = 2 * 1024 * 1024
 TARGET_MEDIAN_LATENCY_MS = 0.2
+AUGMENTATION = "on: rotations up to 10 degrees, shifts up to 10%, zoom up to 10%, no flips"
 
 
 def render_model_card(report: dict) -> str:
@@ -19,18 +20,30 @@ def render_model_card(report: dict) -> str:
         for digit, figures in evaluation["per_class"].items()
     )
     targets = [
-        ("test accuracy", f"{evaluation['test_accuracy']:.2%}", f">= {TARGET_ACCURACY:.1%}",
-         evaluation["test_accuracy"] >= TARGET_ACCURACY),
-        ("ONNX file size", f"{evaluation['file_size_bytes'] / 1e6:.2f} MB", "<= 2 MiB",
-         evaluation["file_size_bytes"] <= TARGET_FILE_SIZE_BYTES),
-        ("median single-image latency", f"{latency['median_ms']:.3f} ms", f"<= {TARGET_MEDIAN_LATENCY_MS} ms",
-         latency["median_ms"] <= TARGET_MEDIAN_LATENCY_MS),
+        (
+            "test accuracy",
+            f"{evaluation['test_accuracy']:.2%}",
+            f">= {TARGET_ACCURACY:.1%}",
+            evaluation["test_accuracy"] >= TARGET_ACCURACY,
+        ),
+        (
+            "ONNX file size",
+            f"{evaluation['file_size_bytes'] / 1e6:.2f} MB",
+            "<= 2 MiB",
+            evaluation["file_size_bytes"] <= TARGET_FILE_SIZE_BYTES,
+        ),
+        (
+            "median single-image latency",
+            f"{latency['median_ms']:.3f} ms",
+            f"<= {TARGET_MEDIAN_LATENCY_MS} ms",
+            latency["median_ms"] <= TARGET_MEDIAN_LATENCY_MS,
+        ),
     ]
     target_rows = "\n".join(
         f"| {name} | {value} | {target} | {'met' if met else 'NOT met'} |"
         for name, value, target, met in targets
     )
-    return f"""# Model card: {metadata['version']}
+    return f"""# Model card: {metadata["version"]}
 
 A convolutional network that reads one handwritten digit (0-9) from a 28x28 greyscale image.
 
@@ -40,22 +53,24 @@ A convolutional network that reads one handwritten digit (0-9) from a 28x28 grey
   ink 255). The scaling to 0..1 is inside the graph.
 - Output `probabilities`: float32 `[N, 10]`, softmax; row `i` column `d` is the probability that
   image `i` shows digit `d`.
-- ONNX opset {report['conversion']['opset']}; metadata: {', '.join(sorted(metadata))}.
+- ONNX opset {report["conversion"]["opset"]}; metadata: {", ".join(sorted(metadata))}.
 
 ## Data
 
-MNIST ({report['data']['source']}, sha256 `{metadata['training_data_sha256']}`):
-{training['fit_images']} training images, {training['validation_images']} held-out training images
-for choosing the epoch, and the {evaluation['test_images']} test images used once, for the figures
+MNIST ({report["data"]["source"]}, sha256 `{metadata["training_data_sha256"]}`):
+{training["fit_images"]} training images, {training["validation_images"]} held-out training images
+for choosing the epoch, and the {evaluation["test_images"]} test images used once, for the figures
 below.
 
 ## Training
 
-Keras {metadata['framework']}; seed {settings.seed}; {settings.epochs} epochs (best: epoch
-{training['best_epoch']}, validation accuracy {training['best_validation_accuracy']:.4f}); batch
+Built with {metadata["framework"]}.
+
+Seed {settings.seed}; {settings.epochs} epochs (best: epoch
+{training["best_epoch"]}, validation accuracy {training["best_validation_accuracy"]:.4f}); batch
 {settings.batch_size}; Adam with cosine decay from {settings.learning_rate}; augmentation
-{'on: rotations up to 12 degrees, shifts up to 10%, zoom up to 12%, no flips' if settings.augment else 'off'}.
-Architecture: conv 5x5x24, pool, conv 3x3x48, pool, conv 3x3x64 (each with batch normalisation,
+{AUGMENTATION if settings.augment else "off"}.
+Architecture: conv 5x5x32, pool, conv 3x3x64, pool, conv 3x3x96 (each with batch normalisation,
 folded into the convolutions in ONNX), dense 128, dense 10; dropout while training.
 
 ## Figures (MNIST test set, onnxruntime)
@@ -64,10 +79,11 @@ folded into the convolutions in ONNX), dense 128, dense 10; dropout while traini
 | --- | --- | --- | --- |
 {target_rows}
 
-Errors: {evaluation['errors']} of {evaluation['test_images']}. Latency: one image, one thread,
-median of {latency['runs']} runs (p99 {latency['p99_ms']:.3f} ms), on the machine that built it.
-The ONNX model agrees with Keras on the argmax of all {report['verification']['images']} test images;
-largest probability difference {report['verification']['max_probability_difference']:.1e}.
+Errors: {evaluation["errors"]} of {evaluation["test_images"]}. Latency: one image, one thread,
+median of {latency["runs"]} runs (p99 {latency["p99_ms"]:.3f} ms), on the machine that built it.
+The ONNX model agrees with Keras on the argmax of all {report["verification"]["images"]} test
+images;
+largest probability difference {report["verification"]["max_probability_difference"]:.1e}.
 
 | digit | precision | recall | test images |
 | --- | --- | --- | --- |

@@ -14,7 +14,7 @@ from conversion.model import build_augmentation, build_model
 
 @dataclass(frozen=True)
 class TrainingSettings:
-    epochs: int = 24
+    epochs: int = 30
     batch_size: int = 128
     learning_rate: float = 2e-3
     validation_size: int = 5000
@@ -63,7 +63,9 @@ def train(x_train: np.ndarray, y_train: np.ndarray, settings: TrainingSettings) 
         model=model,
         best_epoch=best.best_epoch + 1,
         best_validation_accuracy=best.best_accuracy,
-        history={key: [float(value) for value in values] for key, values in history.history.items()},
+        history={
+            key: [float(value) for value in values] for key, values in history.history.items()
+        },
     )
 
 

@@ -23,7 +23,10 @@ def onnx_session(path: str | os.PathLike) -> ort.InferenceSession:
 
 def onnx_predict(session: ort.InferenceSession, images: np.ndarray, batch: int = 1000):
     inputs = images.astype(np.float32).reshape(-1, 28, 28, 1)
-    parts = [session.run(None, {"pixels": inputs[i : i + batch]})[0] for i in range(0, len(inputs), batch)]
+    parts = [
+        session.run(None, {"pixels": inputs[i : i + batch]})[0]
+        for i in range(0, len(inputs), batch)
+    ]
     return np.concatenate(parts)
 
 
