@@ -16,6 +16,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+# Before TensorFlow is imported: it reads its log level once, at import.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras
@@ -29,6 +30,7 @@ from conversion.convert import OPSET, convert_to_onnx, save, set_metadata
 from conversion.data import load_mnist
 from conversion.evaluate import evaluate, plot_confusion_matrix
 from conversion.model_card import render_model_card
+from conversion.publish import SIGNING_KEY_ENV, container, publish
 from conversion.train import TrainingSettings, train
 from conversion.verify import verify_against_keras
 
@@ -164,6 +166,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--limit", type=int, help="train on this many training images only")
     parser.add_argument("--no-augment", dest="augment", action="store_false")
+    publishing = parser.add_argument_group("publishing (optional last step)")
+    publishing.add_argument(
+        "--publish-connection-string", help="upload to incoming/ of this storage"
+    )
+    publishing.add_argument("--publish-account-url", help="... or of this account (Azure identity)")
+    publishing.add_argument("--publish-container", default="models")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     settings = TrainingSettings(
@@ -174,7 +182,16 @@ def main(argv: list[str] | None = None) -> int:
         augment=args.augment,
         limit=args.limit,
     )
-    run_pipeline(args.data, args.out, settings, version=args.version)
+    report = run_pipeline(args.data, args.out, settings, version=args.version)
+    if args.publish_connection_string or args.publish_account_url:
+        target = container(
+            args.publish_connection_string, args.publish_account_url, args.publish_container
+        )
+        key = (os.environ.get(SIGNING_KEY_ENV) or "").encode() or None
+        path = publish(
+            target, (Path(args.out) / MODEL_FILE).read_bytes(), report["metadata"]["version"], key
+        )
+        log.info("published %s; the function app gates and promotes it", path)
     return 0
 
 

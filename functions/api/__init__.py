@@ -1,0 +1,1 @@
+"""The HTTP surface: the blueprint, its responses and its OpenAPI document."""

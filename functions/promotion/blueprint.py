@@ -1,0 +1,59 @@
+"""The promotion functions: a blob trigger on the drop zone (Event Grid, the only blob trigger
+source on the Flex Consumption plan), and a timer that reconciles what no event reached."""
+
+from __future__ import annotations
+
+import logging
+from functools import cache
+
+import azure.functions as func
+
+from functions.promotion.gate import GatePolicy
+from functions.promotion.gate_set import load_gate_set
+from functions.promotion.promoter import Promoter
+from functions.serving.model import load_model_file
+from functions.serving.provider import BUNDLED_MODEL
+from functions.settings import STORAGE_SETTING, settings
+from functions.storage.clients import container_client
+from functions.storage.registry import INCOMING, ModelRegistry
+
+RECONCILE_SCHEDULE = "0 */5 * * * *"  # every five minutes
+log = logging.getLogger(__name__)
+
+bp = func.Blueprint()
+
+
+@cache
+def promoter() -> Promoter:
+    """Built on first use; a missing setting fails here with its name."""
+    configured = settings()
+    registry = ModelRegistry(container_client(configured))
+    registry.ensure_container()
+    policy = GatePolicy(
+        min_accuracy=configured.min_accuracy,
+        max_regression=configured.max_regression,
+        signing_key=configured.signing_key,
+    )
+    bundled = load_model_file(BUNDLED_MODEL, source="bundled")
+    return Promoter(registry, policy, load_gate_set(), bundled)
+
+
+@bp.blob_trigger(
+    arg_name="blob",
+    path=f"%MODELS_CONTAINER%/{INCOMING}{{name}}",
+    connection=STORAGE_SETTING,
+    source=func.BlobSource.EVENT_GRID,
+)
+def promote_model(blob: func.InputStream) -> None:
+    # The promoter reads the blob itself, under a lease, with its metadata and ETag.
+    name = blob.name.split(f"/{INCOMING}", 1)[1]
+    decision = promoter().handle(name)
+    if decision:
+        log.info("incoming/%s: %s", name, decision.decision, extra={"decision": decision.record})
+
+
+@bp.timer_trigger(arg_name="timer", schedule=RECONCILE_SCHEDULE, run_on_startup=False)
+def reconcile_incoming(timer: func.TimerRequest) -> None:
+    decisions = promoter().reconcile()
+    if decisions:
+        log.warning("reconciled %d file(s) that no event reached", len(decisions))

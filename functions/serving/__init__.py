@@ -1,0 +1,1 @@
+"""Serving predictions: the loaded model, what requests carry, and the answers."""

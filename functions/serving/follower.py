@@ -1,0 +1,134 @@
+"""Following current.json: each instance checks it at most every MODEL_REFRESH_SECONDS with a
+conditional read, and swaps in a newly promoted version once it is downloaded, checked and
+warm. Requests in flight finish on the model they started with."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import tempfile
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from functions.serving.model import LoadedModel, ModelHolder, load_model
+from functions.storage.registry import ModelRegistry, Pointer
+
+CACHE_DIR = Path(tempfile.gettempdir()) / "digit-models"
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class FollowerState:
+    """What /api/health shows about storage."""
+
+    reachable: bool | None = None
+    last_check_at: str | None = None
+    last_error: str | None = None
+    pointer_version: str | None = None
+
+
+class PointerFollower:
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        holder: ModelHolder,
+        bundled: LoadedModel,
+        refresh_seconds: float,
+        cache_dir: Path = CACHE_DIR,
+    ) -> None:
+        self.registry = registry
+        self.holder = holder
+        self.bundled = bundled
+        self.refresh_seconds = refresh_seconds
+        self.cache_dir = cache_dir
+        self.state = FollowerState()
+        self.first_check_done = threading.Event()
+        self._etag: str | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="model-follower", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.check()
+            self.first_check_done.set()
+            self._stop.wait(self.refresh_seconds)
+
+    def check(self) -> None:
+        """One look at current.json. Never raises: a failure keeps the current model serving and
+        is logged and shown in /api/health; the next check tries again."""
+        self.state.last_check_at = _now()
+        try:
+            changed, pointer = self.registry.read_pointer_if_changed(self._etag)
+            self.state.reachable, self.state.last_error = True, None
+            if changed:
+                self._follow(pointer)
+        except Exception as error:  # storage down, a bad file: keep serving what we have
+            self.state.last_error = f"{type(error).__name__}: {error}"
+            self.state.reachable = not _is_connection_error(error)
+            log.exception("following current.json failed; the current model keeps serving")
+
+    def _follow(self, pointer: Pointer | None) -> None:
+        if pointer is None:
+            self.state.pointer_version = None
+            if self.holder.current is not self.bundled:
+                log.info("current.json is gone: back to the bundled model %s", self.bundled.version)
+                self.holder.swap(self.bundled)
+            self._etag = None
+            return
+        version, sha256 = pointer.document["version"], pointer.document["sha256"]
+        self.state.pointer_version = version
+        current = self.holder.current
+        if current is None or current.sha256 != sha256:
+            model = load_model(self._content(version, sha256), source="storage")
+            previous = self.holder.swap(model)
+            log.info(
+                "swapped to %s (sha256 %s) from %s",
+                version,
+                sha256[:12],
+                previous.version if previous else None,
+                extra={
+                    "model_version": version,
+                    "previous_version": getattr(previous, "version", None),
+                },
+            )
+        self._etag = pointer.etag  # only once followed: a failed load is retried next time
+
+    def _content(self, version: str, sha256: str) -> bytes:
+        """The version's bytes from the local cache (by sha256), else from storage, checked."""
+        cached = self.cache_dir / f"{sha256}.onnx"
+        if cached.is_file():
+            content = cached.read_bytes()
+            if hashlib.sha256(content).hexdigest() == sha256:
+                return content
+        content = self.registry.read_version(version)
+        actual = hashlib.sha256(content).hexdigest()
+        if actual != sha256:
+            raise ValueError(
+                f"versions/{version}.onnx has sha256 {actual}; current.json says {sha256}"
+            )
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        partial = cached.with_suffix(".partial")
+        partial.write_bytes(content)
+        partial.replace(cached)  # atomic: a reader never sees half a file
+        return content
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _is_connection_error(error: Exception) -> bool:
+    from azure.core.exceptions import ServiceRequestError  # noqa: PLC0415
+
+    return isinstance(error, ServiceRequestError | ConnectionError)

@@ -1,0 +1,99 @@
+"""Which model serves: the bundled default, until storage's current.json points elsewhere."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+
+from azure.storage.blob import LinearRetry
+
+from functions.errors import ServiceUnavailable
+from functions.serving.follower import PointerFollower
+from functions.serving.model import LoadedModel, ModelHolder, UnusableModel, load_model_file
+from functions.settings import MissingSetting, settings
+from functions.storage.clients import container_client
+from functions.storage.registry import ModelRegistry
+
+BUNDLED_MODEL = Path(__file__).resolve().parent.parent / "model" / "model.onnx"
+# A cold instance waits this long for its first look at current.json, so its first answers
+# already come from the promoted version; storage that is slower than this is caught up later.
+FIRST_CHECK_WAIT_SECONDS = 3.0
+# Fail fast: the follower retries on its own schedule, a request must not wait on storage.
+STORAGE_CLIENT_OPTIONS = {
+    "retry_policy": LinearRetry(backoff=0.5, random_jitter_range=0, retry_total=1),
+    "connection_timeout": 2,
+    "read_timeout": 10,
+}
+log = logging.getLogger(__name__)
+
+
+def registry_from_settings() -> tuple[ModelRegistry, float] | None:
+    """The registry and refresh interval, or None (bundled model only) without storage."""
+    try:
+        configured = settings()
+    except MissingSetting as error:
+        log.error("%s; serving the bundled model only", error)
+        return None
+    registry = ModelRegistry(container_client(configured, **STORAGE_CLIENT_OPTIONS))
+    return registry, configured.refresh_seconds
+
+
+class ModelProvider:
+    """Loads the bundled model once, on first use, starts following storage, and hands out
+    the model being served."""
+
+    def __init__(
+        self,
+        bundled_path: Path = BUNDLED_MODEL,
+        storage: Callable[[], tuple[ModelRegistry, float] | None] = registry_from_settings,
+    ) -> None:
+        self.bundled_path = bundled_path
+        self.holder = ModelHolder()
+        self.last_error: str | None = None
+        self.registry: ModelRegistry | None = None
+        self.follower: PointerFollower | None = None
+        self._storage = storage
+        self._start_lock = threading.Lock()
+
+    def current(self) -> LoadedModel:
+        model = self.holder.current
+        if model is None:
+            model = self._start()
+        return model
+
+    def storage_status(self) -> dict[str, object]:
+        if self.follower is None:
+            return {"following": False}
+        return {"following": True, **asdict(self.follower.state)}
+
+    def stop(self) -> None:
+        if self.follower:
+            self.follower.stop()
+
+    def _start(self) -> LoadedModel:
+        with self._start_lock:  # one start, however many requests arrive at once
+            if self.holder.current is not None:
+                return self.holder.current
+            try:
+                bundled = load_model_file(self.bundled_path, source="bundled")
+            except (OSError, UnusableModel) as error:
+                self.last_error = f"the bundled model cannot be loaded: {error}"
+                log.exception("bundled model %s failed to load", self.bundled_path)
+                raise ServiceUnavailable("no model can be served right now") from error
+            self.last_error = None
+            self.holder.swap(bundled)
+            log.info("bundled model %s loaded (sha256 %s)", bundled.version, bundled.sha256[:12])
+            self._follow_storage(bundled)
+            return self.holder.current
+
+    def _follow_storage(self, bundled: LoadedModel) -> None:
+        storage = self._storage()
+        if storage is None:
+            return
+        self.registry, refresh_seconds = storage
+        self.follower = PointerFollower(self.registry, self.holder, bundled, refresh_seconds)
+        self.follower.start()
+        self.follower.first_check_done.wait(FIRST_CHECK_WAIT_SECONDS)

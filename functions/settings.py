@@ -1,0 +1,76 @@
+"""Every app setting the code reads, read here and nowhere else (contracts.md section 3)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import cache
+
+STORAGE_SETTING = "MODELS_STORAGE"  # also the blob trigger's `connection`
+
+
+class MissingSetting(RuntimeError):
+    """A required setting is absent or malformed; the message names it."""
+
+
+@dataclass(frozen=True)
+class StorageConnection:
+    """Either a connection string (Azurite, or a key) or an identity-based account URL."""
+
+    connection_string: str | None = None
+    blob_service_uri: str | None = None
+    managed_identity_client_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Settings:
+    storage: StorageConnection
+    container: str
+    refresh_seconds: float
+    min_accuracy: float
+    max_regression: float
+    signing_key: bytes | None
+
+
+@cache
+def settings() -> Settings:
+    """Read once per process; a missing or malformed setting fails here, naming it."""
+    return Settings(
+        storage=_storage_connection(),
+        container=os.environ.get("MODELS_CONTAINER") or "models",
+        refresh_seconds=_number("MODEL_REFRESH_SECONDS", 10.0, minimum=0.1),
+        min_accuracy=_number("PROMOTION_MIN_ACCURACY", 0.98, minimum=0.0, maximum=1.0),
+        max_regression=_number("PROMOTION_MAX_REGRESSION", 0.005, minimum=0.0, maximum=1.0),
+        signing_key=(os.environ.get("MODEL_SIGNING_KEY") or "").encode() or None,
+    )
+
+
+def _storage_connection() -> StorageConnection:
+    connection_string = os.environ.get(STORAGE_SETTING)
+    if connection_string:
+        return StorageConnection(connection_string=connection_string)
+    # The identity-based form used in Azure: MODELS_STORAGE__blobServiceUri and friends.
+    uri = os.environ.get(f"{STORAGE_SETTING}__blobServiceUri")
+    if uri:
+        return StorageConnection(
+            blob_service_uri=uri,
+            managed_identity_client_id=os.environ.get(f"{STORAGE_SETTING}__clientId") or None,
+        )
+    raise MissingSetting(
+        f"{STORAGE_SETTING} is not set: give a connection string (UseDevelopmentStorage=true "
+        f"locally) or {STORAGE_SETTING}__blobServiceUri for a managed identity"
+    )
+
+
+def _number(name: str, default: float, *, minimum: float, maximum: float | None = None) -> float:
+    raw = os.environ.get(name)
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise MissingSetting(f"{name}={raw!r} is not a number") from None
+    if value < minimum or (maximum is not None and value > maximum):
+        upper = f" and {maximum}" if maximum is not None else ""
+        raise MissingSetting(f"{name}={raw!r} must be between {minimum}{upper}")
+    return value

@@ -1,0 +1,1 @@
+"""Model storage: the blob container of contracts.md section 2."""

@@ -1,0 +1,25 @@
+"""The blob container client, from a connection string or a managed identity."""
+
+from __future__ import annotations
+
+from azure.storage.blob import BlobServiceClient, ContainerClient
+
+from functions.settings import Settings
+
+
+def container_client(settings: Settings, **options) -> ContainerClient:
+    """`options` go to the SDK client (e.g. retry_total, connection_timeout)."""
+    connection = settings.storage
+    if connection.connection_string:
+        service = BlobServiceClient.from_connection_string(connection.connection_string, **options)
+    else:
+        # Imported here: azure-identity is only needed where a managed identity is used.
+        from azure.identity import DefaultAzureCredential, ManagedIdentityCredential  # noqa: PLC0415
+
+        credential = (
+            ManagedIdentityCredential(client_id=connection.managed_identity_client_id)
+            if connection.managed_identity_client_id
+            else DefaultAzureCredential()
+        )
+        service = BlobServiceClient(connection.blob_service_uri, credential=credential, **options)
+    return service.get_container_client(settings.container)

@@ -1,0 +1,218 @@
+"""The model registry kept in one blob container (contracts.md section 2).
+
+incoming/<version>.onnx   drop zone
+versions/<version>.onnx   accepted versions, immutable once written
+current.json              the pointer to the served version, changed only with ETag checks
+rejected/<version>.json   why a dropped file was refused
+audit/promotions.jsonl    one line per decision, an append blob never rewritten
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+
+from azure.core import MatchConditions
+from azure.core.exceptions import (
+    HttpResponseError,
+    ResourceExistsError,
+    ResourceModifiedError,
+    ResourceNotFoundError,
+    ResourceNotModifiedError,
+)
+from azure.storage.blob import BlobLeaseClient, ContainerClient, ContentSettings
+
+INCOMING = "incoming/"
+VERSIONS = "versions/"
+REJECTED = "rejected/"
+POINTER = "current.json"
+AUDIT = "audit/promotions.jsonl"
+VERSION_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+CLAIM_SECONDS = 60  # the longest a decision may take before another instance may retry it
+JSON_CONTENT = ContentSettings(content_type="application/json")
+
+
+class PointerConflict(Exception):
+    """current.json changed between reading and writing it."""
+
+
+class VersionConflict(Exception):
+    """versions/<version>.onnx exists with different content; versions are immutable."""
+
+
+@dataclass(frozen=True)
+class DroppedFile:
+    name: str  # the path under incoming/, e.g. "v2.onnx"
+    content: bytes
+    metadata: dict[str, str]
+    etag: str
+    lease: BlobLeaseClient
+
+
+@dataclass(frozen=True)
+class Pointer:
+    document: dict
+    etag: str
+
+
+def sha256_of(content: bytes) -> str:
+    return hashlib.sha256(content).hexdigest()
+
+
+class ModelRegistry:
+    def __init__(self, container: ContainerClient) -> None:
+        self.container = container
+
+    def ensure_container(self) -> None:
+        with contextlib.suppress(ResourceExistsError):  # the usual case
+            self.container.create_container()
+
+    # --- the drop zone ----------------------------------------------------------------------
+
+    def claim_incoming(self, name: str) -> DroppedFile | None:
+        """Leases and reads the dropped file, so one instance decides on it however many events
+        arrive. None when it is gone (a repeated event) or leased (being decided elsewhere)."""
+        blob = self.container.get_blob_client(INCOMING + name)
+        try:
+            lease = blob.acquire_lease(lease_duration=CLAIM_SECONDS)
+        except ResourceNotFoundError:
+            return None
+        except HttpResponseError as error:
+            if error.status_code == 409:  # LeaseAlreadyPresent
+                return None
+            raise
+        try:
+            download = blob.download_blob(lease=lease)
+            content = download.readall()
+        except ResourceNotFoundError:
+            return None
+        properties = download.properties
+        return DroppedFile(name, content, dict(properties.metadata or {}), properties.etag, lease)
+
+    def release_incoming(self, dropped: DroppedFile) -> None:
+        with contextlib.suppress(HttpResponseError):  # expired already: nothing to free
+            dropped.lease.release()
+
+    def incoming_names(self) -> list[str]:
+        return [blob.name[len(INCOMING) :] for blob in self.container.list_blobs(INCOMING)]
+
+    def remove_incoming(self, dropped: DroppedFile) -> None:
+        """Deletes the decided file under its lease (a file deleted already is fine)."""
+        with contextlib.suppress(ResourceNotFoundError):
+            self.container.delete_blob(INCOMING + dropped.name, lease=dropped.lease)
+
+    # --- accepted versions ------------------------------------------------------------------
+
+    def store_version(self, version: str, content: bytes, metadata: dict[str, str]) -> None:
+        """Writes versions/<version>.onnx once; the same bytes again are fine, others refused."""
+        blob = self.container.get_blob_client(VERSIONS + f"{version}.onnx")
+        try:
+            blob.upload_blob(content, overwrite=False, metadata=metadata)
+        except ResourceExistsError:
+            existing = blob.get_blob_properties().metadata.get("sha256")
+            if existing != sha256_of(content):
+                raise VersionConflict(
+                    f"version {version} exists with other content (sha256 {existing}); "
+                    "versions are immutable: publish under a new version name"
+                ) from None
+
+    def version_sha256(self, version: str) -> str | None:
+        try:
+            properties = self.container.get_blob_client(
+                VERSIONS + f"{version}.onnx"
+            ).get_blob_properties()
+        except ResourceNotFoundError:
+            return None
+        return properties.metadata.get("sha256")
+
+    def read_version(self, version: str) -> bytes:
+        return self.container.download_blob(VERSIONS + f"{version}.onnx").readall()
+
+    def versions(self) -> list[dict]:
+        found = []
+        try:
+            for blob in self.container.list_blobs(VERSIONS, include=["metadata"]):
+                found.append(
+                    {
+                        "version": blob.name[len(VERSIONS) : -len(".onnx")],
+                        "size_bytes": blob.size,
+                        "stored_at": blob.creation_time.isoformat() if blob.creation_time else None,
+                        **dict(blob.metadata or {}),
+                    }
+                )
+        except ResourceNotFoundError:  # no container yet: nothing was ever promoted
+            return []
+        return found
+
+    # --- the pointer ------------------------------------------------------------------------
+
+    def read_pointer(self) -> Pointer | None:
+        try:
+            download = self.container.download_blob(POINTER)
+            return Pointer(json.loads(download.readall()), download.properties.etag)
+        except ResourceNotFoundError:
+            return None
+
+    def read_pointer_if_changed(self, etag: str | None) -> tuple[bool, Pointer | None]:
+        """A conditional read of current.json: (False, None) while it still has `etag`;
+        otherwise (True, the pointer, or None when there is none)."""
+        try:
+            if etag is None:
+                download = self.container.download_blob(POINTER)
+            else:
+                download = self.container.download_blob(
+                    POINTER, etag=etag, match_condition=MatchConditions.IfModified
+                )
+            return True, Pointer(json.loads(download.readall()), download.properties.etag)
+        except ResourceNotModifiedError:
+            return False, None
+        except ResourceNotFoundError:
+            return etag is not None, None
+
+    def replace_pointer(self, document: dict, expected: Pointer | None) -> None:
+        """Writes current.json only if nobody changed it since `expected` was read (or, with
+        None, only if it still does not exist)."""
+        body = json.dumps(document, indent=2).encode()
+        blob = self.container.get_blob_client(POINTER)
+        try:
+            if expected is None:
+                blob.upload_blob(body, overwrite=False, content_settings=JSON_CONTENT)
+            else:
+                blob.upload_blob(
+                    body,
+                    overwrite=True,
+                    content_settings=JSON_CONTENT,
+                    etag=expected.etag,
+                    match_condition=MatchConditions.IfNotModified,
+                )
+        except (ResourceExistsError, ResourceModifiedError) as error:
+            raise PointerConflict(
+                "current.json changed while this promotion was deciding"
+            ) from error
+
+    # --- decisions --------------------------------------------------------------------------
+
+    def write_rejection(self, version: str, record: dict) -> None:
+        self.container.upload_blob(
+            REJECTED + f"{version}.json",
+            json.dumps(record, indent=2).encode(),
+            overwrite=True,
+            content_settings=JSON_CONTENT,
+        )
+
+    def append_audit(self, record: dict) -> None:
+        blob = self.container.get_blob_client(AUDIT)
+        line = (json.dumps(record, separators=(",", ":")) + "\n").encode()
+        with contextlib.suppress(ResourceExistsError):  # created by an earlier decision
+            blob.create_append_blob(match_condition=MatchConditions.IfMissing)
+        blob.append_block(line)
+
+    def recent_decisions(self, limit: int = 20) -> list[dict]:
+        try:
+            lines = self.container.download_blob(AUDIT).readall().decode().splitlines()
+        except ResourceNotFoundError:
+            return []
+        return [json.loads(line) for line in lines[-limit:]][::-1]

@@ -1,0 +1,78 @@
+"""Command line: ``python -m local_host [--app function_app] [--host localhost] [--port 7071]
+[--site static-web | --no-site]``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import logging
+import sys
+from pathlib import Path
+
+import azure.functions as func
+
+from local_host.host_json import read_route_prefix
+from local_host.logs import configure_logging
+from local_host.server import build_web_app, serve
+from local_host.settings import load_local_settings
+
+# host.json, local.settings.json, function_app.py and the site's folder live at the repository root.
+APP_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_SITE = APP_ROOT / "static-web"
+
+logger = logging.getLogger("local_host")
+
+
+def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m local_host",
+        description="Serve the function app's functions (HTTP, Event Grid blob and timer "
+        "triggers), and the site beside them, without Azure Functions Core Tools.",
+    )
+    parser.add_argument(
+        "--app", default="function_app", help="module that defines `app` (default: function_app)"
+    )
+    parser.add_argument("--host", default="localhost", help="interface to listen on")
+    parser.add_argument("--port", type=int, default=7071, help="0 picks a free port")
+    site = parser.add_mutually_exclusive_group()
+    site.add_argument(
+        "--site",
+        type=Path,
+        default=DEFAULT_SITE if DEFAULT_SITE.is_dir() else None,
+        help="Static Web Apps folder to serve at / beside the API (default: static-web)",
+    )
+    site.add_argument(
+        "--no-site", dest="site", action="store_const", const=None, help="serve the API only"
+    )
+    arguments = parser.parse_args(argv)
+    if arguments.site is not None and not arguments.site.is_dir():
+        parser.error(f"--site {arguments.site}: no such folder")
+    return arguments
+
+
+def load_function_app(module_name: str) -> func.FunctionApp:
+    """Import ``module_name`` from the repository root and return its ``app``."""
+    sys.path.insert(0, str(APP_ROOT))
+    function_app = getattr(importlib.import_module(module_name), "app", None)
+    if not isinstance(function_app, func.FunctionApp):
+        raise SystemExit(f"{module_name}.app is not an azure.functions.FunctionApp")
+    return function_app
+
+
+def main(argv: list[str] | None = None) -> None:
+    arguments = parse_arguments(argv)
+    configure_logging()
+    # Settings go into the environment before the app is imported, since modules read them
+    # at import time.
+    settings_file = load_local_settings(APP_ROOT)
+    logger.info("App settings from %s", settings_file.name if settings_file else "nowhere")
+    function_app = load_function_app(arguments.app)
+    web_app = build_web_app(
+        function_app, route_prefix=read_route_prefix(APP_ROOT), site=arguments.site
+    )
+    asyncio.run(serve(web_app, arguments.host, arguments.port))
+
+
+if __name__ == "__main__":
+    main()

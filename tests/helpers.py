@@ -1,0 +1,118 @@
+"""Builders shared by the tests: real requests, pictures of MNIST digits, small ONNX files."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import azure.functions as func
+import numpy as np
+from PIL import Image
+
+
+def http_request(
+    method: str,
+    route: str,
+    body: bytes | str | object = b"",
+    *,
+    content_type: str | None = "application/json",
+) -> func.HttpRequest:
+    if not isinstance(body, bytes | str):
+        body = json.dumps(body)
+    if isinstance(body, str):
+        body = body.encode()
+    headers = {"Content-Type": content_type} if content_type else {}
+    return func.HttpRequest(
+        method, f"http://localhost:7071/api/{route}", headers=headers, body=body
+    )
+
+
+def picture_of_digit(
+    digit: np.ndarray,
+    *,
+    size: tuple[int, int] = (300, 240),
+    scale: int = 6,
+    offset: tuple[int, int] = (30, 150),
+    inverted: bool = False,
+    image_format: str = "PNG",
+) -> bytes:
+    """An MNIST digit drawn large and off-centre into a bigger picture, dark ink on white paper
+    (or, inverted, light ink on black), encoded as PNG or JPEG."""
+    width, height = size
+    ink = Image.fromarray(digit.astype(np.uint8)).resize((28 * scale, 28 * scale), Image.BILINEAR)
+    canvas = np.zeros((height, width), dtype=np.uint8)
+    top, left = offset
+    canvas[top : top + 28 * scale, left : left + 28 * scale] = np.asarray(ink)[
+        : height - top, : width - left
+    ]
+    if not inverted:
+        canvas = 255 - canvas
+    buffer = io.BytesIO()
+    Image.fromarray(canvas).convert("RGB").save(buffer, format=image_format)
+    return buffer.getvalue()
+
+
+def problem_of(response: func.HttpResponse) -> dict:
+    assert response.mimetype == "application/problem+json"
+    problem = json.loads(response.get_body())
+    assert set(problem) == {"type", "title", "status", "detail"}
+    assert problem["status"] == response.status_code
+    return problem
+
+
+def onnx_bytes_with_version(path, version: str) -> bytes:
+    """A copy of an ONNX file whose metadata names another version."""
+    import onnx  # noqa: PLC0415 - a development dependency, only some tests need it
+
+    model = onnx.load(path)
+    for prop in model.metadata_props:
+        if prop.key == "version":
+            prop.value = version
+    return model.SerializeToString()
+
+
+def tiny_model(
+    version: str,
+    *,
+    channels_first: bool = False,
+    softmax: bool = True,
+    nan: bool = False,
+    seed: int = 0,
+) -> bytes:
+    """A real, small ONNX model (a linear layer over the pixels) for the gate's bad cases:
+    wrong input layout, logits instead of probabilities, NaN outputs, poor accuracy."""
+    import onnx  # noqa: PLC0415
+    from onnx import TensorProto, helper, numpy_helper  # noqa: PLC0415
+
+    rng = np.random.default_rng(seed)
+    weights = rng.normal(0, 0.01, (784, 10)).astype(np.float32)
+    if nan:
+        weights[0, 0] = np.nan
+    input_shape = ["N", 1, 28, 28] if channels_first else ["N", 28, 28, 1]
+    nodes = [
+        helper.make_node("Flatten", ["pixels"], ["flat"], axis=1),
+        helper.make_node("MatMul", ["flat", "weights"], ["logits" if softmax else "probabilities"]),
+    ]
+    if softmax:
+        nodes.append(helper.make_node("Softmax", ["logits"], ["probabilities"], axis=1))
+    graph = helper.make_graph(
+        nodes,
+        "tiny",
+        [helper.make_tensor_value_info("pixels", TensorProto.FLOAT, input_shape)],
+        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", 10])],
+        initializer=[numpy_helper.from_array(weights, "weights")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    metadata = {
+        "version": version,
+        "created_at": "2026-11-27T00:00:00Z",
+        "test_accuracy": "0.1",
+        "training_data_sha256": "0" * 64,
+        "framework": "onnx helper",
+        "source_commit": "test",
+    }
+    for key, value in metadata.items():
+        model.metadata_props.add(key=key, value=value)
+    onnx.checker.check_model(model)
+    return model.SerializeToString()

@@ -1,0 +1,326 @@
+"""The HTTP functions, called with real `func.HttpRequest` objects: wiring, every input form,
+and every class of bad input with its status and problem+json body."""
+
+from __future__ import annotations
+
+import importlib
+import json
+
+import azure.functions as func
+import numpy as np
+import pytest
+
+import function_app
+from functions.api import blueprint
+from functions.serving.inputs import MAX_BATCH, MAX_IMAGE_BYTES, MAX_JSON_BYTES
+from functions.serving.provider import ModelProvider
+from tests.helpers import http_request, picture_of_digit, problem_of
+
+ALL_METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
+
+
+@pytest.fixture(scope="module")
+def digits(mnist):
+    """Twenty test digits, the first two of each class."""
+    labels = mnist["y_test"]
+    chosen = np.concatenate([np.flatnonzero(labels == digit)[:2] for digit in range(10)])
+    return mnist["x_test"][chosen], labels[chosen]
+
+
+@pytest.fixture(scope="module")
+def declared():
+    """The functions as the host indexes them. `get_functions()` may be called once per app (a
+    second call reports every name as a duplicate), so each module indexes a freshly built one."""
+    return importlib.reload(function_app).app.get_functions()
+
+
+def call(function, request: func.HttpRequest) -> func.HttpResponse:
+    return function(request)
+
+
+def body_of(response: func.HttpResponse) -> dict:
+    assert response.mimetype == "application/json"
+    return json.loads(response.get_body())
+
+
+def assert_prediction(response: func.HttpResponse, label: int) -> dict:
+    assert response.status_code == 200, response.get_body()
+    answer = body_of(response)
+    assert answer["prediction"] == label
+    assert len(answer["probabilities"]) == 10
+    assert sum(answer["probabilities"]) == pytest.approx(1.0, abs=1e-4)
+    assert answer["confidence"] == max(answer["probabilities"])
+    assert answer["model_version"] == response.headers["X-Model-Version"]
+    return answer
+
+
+# --- wiring ---------------------------------------------------------------------------------
+
+
+def test_app_declares_exactly_the_http_functions(declared):
+    routes = {}
+    for function in declared:
+        trigger = function.get_trigger()
+        if trigger.type != "httpTrigger":
+            continue
+        routes[function.get_function_name()] = (
+            trigger.route,
+            {str(method) for method in trigger.methods},
+            str(trigger.auth_level),
+        )
+    anonymous = str(func.AuthLevel.ANONYMOUS)
+    assert routes == {
+        "predict": ("predict", ALL_METHODS, anonymous),
+        "health": ("health", ALL_METHODS, anonymous),
+        "models": ("models", ALL_METHODS, anonymous),
+        "openapi": ("openapi.json", ALL_METHODS, anonymous),
+    }
+
+
+def test_app_declares_the_promotion_triggers(declared):
+    triggers = {function.get_function_name(): function.get_trigger() for function in declared}
+    assert set(triggers) == {
+        "predict",
+        "health",
+        "models",
+        "openapi",
+        "promote_model",
+        "reconcile_incoming",
+    }
+    blob = triggers["promote_model"]
+    assert blob.type == "blobTrigger"
+    assert blob.path == "%MODELS_CONTAINER%/incoming/{name}"
+    assert blob.connection == "MODELS_STORAGE"
+    assert str(blob.source) == "EventGrid"
+    timer = triggers["reconcile_incoming"]
+    assert timer.type == "timerTrigger"
+    assert timer.schedule == "0 */5 * * * *"
+
+
+def test_every_http_function_has_an_http_output_binding(declared):
+    for function in declared:
+        kinds = {binding.type for binding in function.get_bindings()}
+        if "httpTrigger" in kinds:
+            assert kinds == {"httpTrigger", "http"}, function.get_function_name()
+        else:
+            assert len(kinds) == 1, function.get_function_name()  # the trigger alone
+
+
+# --- good inputs ----------------------------------------------------------------------------
+
+
+def test_flat_pixels(digits):
+    images, labels = digits
+    for image, label in zip(images, labels, strict=True):
+        request = http_request("POST", "predict", {"pixels": image.ravel().tolist()})
+        assert_prediction(call(blueprint.predict, request), int(label))
+
+
+def test_rows_of_pixels(digits):
+    images, labels = digits
+    request = http_request("POST", "predict", {"pixels": images[3].tolist()})
+    assert_prediction(call(blueprint.predict, request), int(labels[3]))
+
+
+def test_bare_array_from_the_earlier_clients(digits):
+    images, labels = digits
+    request = http_request("POST", "predict", images[7].ravel().tolist())
+    assert_prediction(call(blueprint.predict, request), int(labels[7]))
+
+
+def test_no_content_type_is_read_as_json(digits):
+    images, labels = digits
+    request = http_request("POST", "predict", images[5].ravel().tolist(), content_type=None)
+    assert_prediction(call(blueprint.predict, request), int(labels[5]))
+
+
+def test_float_pixels_and_charset_parameter(digits):
+    images, labels = digits
+    pixels = (images[9].astype(float) * 0.999).ravel().tolist()
+    request = http_request(
+        "POST", "predict", {"pixels": pixels}, content_type="application/json; charset=utf-8"
+    )
+    assert_prediction(call(blueprint.predict, request), int(labels[9]))
+
+
+def test_batch_answers_every_image_in_order(digits):
+    images, labels = digits
+    request = http_request("POST", "predict", {"images": [image.tolist() for image in images]})
+    response = call(blueprint.predict, request)
+    assert response.status_code == 200
+    answer = body_of(response)
+    assert [item["prediction"] for item in answer["predictions"]] == labels.tolist()
+    assert answer["model_version"] == response.headers["X-Model-Version"]
+
+
+def test_largest_batch_is_accepted(digits):
+    images, _ = digits
+    batch = [images[index % len(images)].ravel().tolist() for index in range(MAX_BATCH)]
+    response = call(blueprint.predict, http_request("POST", "predict", {"images": batch}))
+    assert response.status_code == 200
+    assert len(body_of(response)["predictions"]) == MAX_BATCH
+
+
+@pytest.mark.parametrize("image_format", ["PNG", "JPEG"])
+@pytest.mark.parametrize("inverted", [False, True], ids=["dark-on-light", "light-on-dark"])
+def test_pictures_are_preprocessed_and_classified(digits, image_format, inverted):
+    images, labels = digits
+    content_type = f"image/{image_format.lower()}"
+    for image, label in zip(images[::3], labels[::3], strict=True):
+        picture = picture_of_digit(image, inverted=inverted, image_format=image_format)
+        request = http_request("POST", "predict", picture, content_type=content_type)
+        assert_prediction(call(blueprint.predict, request), int(label))
+
+
+# --- bad inputs -----------------------------------------------------------------------------
+
+ONE = [0] * 784
+BAD_JSON_BODIES = {
+    "invalid JSON": (b'{"pixels": [1, 2', "not valid JSON"),
+    "empty body": (b"", "body is empty"),
+    "not UTF-8": (b'{"pixels": "\xff\xfe"}', "not UTF-8"),
+    "a number": (b"7", "expected a JSON object"),
+    "no known field": ({"pixel": ONE}, "unknown field"),
+    "both fields": ({"pixels": ONE, "images": [ONE]}, "not both"),
+    "too short": ({"pixels": [0] * 783}, "783 items"),
+    "too long": ({"pixels": [0] * 785}, "785 items"),
+    "ragged rows": ({"pixels": [[0] * 28] * 27 + [[0] * 27]}, "rows of length"),
+    "pixels not an array": ({"pixels": "0" * 784}, "must be an array"),
+    "a string pixel": ({"pixels": ["1"] * 784}, "not a number"),
+    "a boolean pixel": ({"pixels": [True] * 784}, "not a number"),
+    "a null pixel": ({"pixels": [None] * 784}, "not a number"),
+    "NaN": (b'{"pixels": [NaN' + b", 0" * 783 + b"]}", "NaN is not a pixel value"),
+    "Infinity": (b'{"pixels": [Infinity' + b", 0" * 783 + b"]}", "Infinity is not"),
+    "overflowing number": (b'{"pixels": [1e999' + b", 0" * 783 + b"]}", "infinite"),
+    "negative value": ({"pixels": [-1] + [0] * 783}, "0..255"),
+    "value over 255": ({"pixels": [256] + [0] * 783}, "0..255"),
+    "empty batch": ({"images": []}, "is empty"),
+    "too many images": ({"images": [ONE] * (MAX_BATCH + 1)}, f"at most {MAX_BATCH}"),
+    "images not an array": ({"images": {"a": ONE}}, "array of images"),
+    "bad image in batch": ({"images": [ONE, [1, 2, 3]]}, "images[1] has 3 items"),
+}
+
+
+@pytest.mark.parametrize(("body", "says"), BAD_JSON_BODIES.values(), ids=BAD_JSON_BODIES.keys())
+def test_bad_json_is_a_400_that_says_what_to_fix(body, says):
+    response = call(blueprint.predict, http_request("POST", "predict", body))
+    assert response.status_code == 400
+    problem = problem_of(response)
+    assert says in problem["detail"]
+    assert problem["title"] == "Bad Request"
+
+
+def test_problem_does_not_echo_the_request():
+    marker = 123456.789
+    response = call(blueprint.predict, http_request("POST", "predict", {"pixels": [marker] * 784}))
+    assert response.status_code == 400
+    assert b"123456.789" not in response.get_body()
+    assert "pixels" in problem_of(response)["detail"]
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "says"),
+    [
+        (b"\x89PNG\r\n\x1a\n" + b"garbage" * 20, "image/png", "cannot be decoded"),
+        (b"\xff\xd8\xff" + b"\x00" * 50, "image/jpeg", "cannot be decoded"),
+        (b"", "image/png", "body is empty"),
+    ],
+    ids=["broken PNG", "broken JPEG", "empty picture"],
+)
+def test_undecodable_picture_is_a_400(body, content_type, says):
+    response = call(
+        blueprint.predict, http_request("POST", "predict", body, content_type=content_type)
+    )
+    assert response.status_code == 400
+    assert says in problem_of(response)["detail"]
+
+
+def test_blank_picture_is_a_400():
+    blank = picture_of_digit(np.zeros((28, 28), dtype=np.uint8))
+    response = call(
+        blueprint.predict, http_request("POST", "predict", blank, content_type="image/png")
+    )
+    assert response.status_code == 400
+    assert "no ink" in problem_of(response)["detail"]
+
+
+@pytest.mark.parametrize(
+    ("size", "content_type"),
+    [(MAX_JSON_BYTES + 1, "application/json"), (MAX_IMAGE_BYTES + 1, "image/png")],
+)
+def test_body_over_the_limit_is_a_413(size, content_type):
+    request = http_request("POST", "predict", b" " * size, content_type=content_type)
+    response = call(blueprint.predict, request)
+    assert response.status_code == 413
+    assert "over the limit" in problem_of(response)["detail"]
+
+
+@pytest.mark.parametrize(
+    "content_type", ["text/plain", "application/x-www-form-urlencoded", "image/gif"]
+)
+def test_unsupported_content_type_is_a_415(content_type):
+    request = http_request("POST", "predict", json.dumps(ONE), content_type=content_type)
+    response = call(blueprint.predict, request)
+    assert response.status_code == 415
+    assert "application/json, image/png or image/jpeg" in problem_of(response)["detail"]
+
+
+@pytest.mark.parametrize(
+    ("function", "method", "allowed"),
+    [
+        (blueprint.predict, "GET", "POST"),
+        (blueprint.predict, "PUT", "POST"),
+        (blueprint.health, "POST", "GET"),
+        (blueprint.models, "DELETE", "GET"),
+        (blueprint.openapi, "PATCH", "GET"),
+    ],
+)
+def test_wrong_method_is_a_405_with_allow(function, method, allowed):
+    response = call(function, http_request(method, "x", b""))
+    assert response.status_code == 405
+    assert response.headers["Allow"] == allowed
+    assert allowed in problem_of(response)["detail"]
+
+
+# --- health, models, openapi ----------------------------------------------------------------
+
+
+def test_health_names_the_served_model():
+    response = call(blueprint.health, http_request("GET", "health"))
+    assert response.status_code == 200
+    health = body_of(response)
+    assert health["status"] == "ok"
+    model = health["model"]
+    assert model["source"] == "bundled"
+    assert len(model["sha256"]) == 64
+    assert model["loaded_at"].endswith("Z")
+    assert model["version"] == response.headers["X-Model-Version"]
+
+
+def test_health_is_503_when_no_model_can_be_served(tmp_path, monkeypatch):
+    broken = tmp_path / "model.onnx"
+    broken.write_bytes(b"not an onnx file")
+    monkeypatch.setattr(blueprint, "provider", ModelProvider(bundled_path=broken))
+    response = call(blueprint.health, http_request("GET", "health"))
+    assert response.status_code == 503
+    assert "bundled model cannot be loaded" in body_of(response)["detail"]
+    prediction = call(blueprint.predict, http_request("POST", "predict", ONE))
+    assert prediction.status_code == 503
+    assert problem_of(prediction)["title"] == "Service Unavailable"
+
+
+def test_models_lists_the_current_version():
+    answer = body_of(call(blueprint.models, http_request("GET", "models")))
+    assert answer["current"]["source"] == "bundled"
+    assert answer["versions"][0]["version"] == answer["current"]["version"]
+    assert answer["decisions"] == []
+
+
+def test_openapi_document_describes_every_route():
+    response = call(blueprint.openapi, http_request("GET", "openapi.json"))
+    document = body_of(response)
+    assert document["openapi"] == "3.1.0"
+    assert set(document["paths"]) == {"/predict", "/health", "/models", "/openapi.json"}
+    predict = document["paths"]["/predict"]["post"]
+    assert set(predict["requestBody"]["content"]) == {"application/json", "image/png", "image/jpeg"}
+    assert {"200", "400", "405", "413", "415"} <= set(predict["responses"])

@@ -1,0 +1,135 @@
+"""Serving follows current.json: swaps to a promoted version, keeps serving through bad files
+and unreachable storage, falls back to the bundled model, caches downloads by sha256."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+
+import pytest
+from azure.storage.blob import ContainerClient, LinearRetry
+
+from functions.api import blueprint
+from functions.serving.follower import PointerFollower
+from functions.serving.model import ModelHolder, load_model_file
+from functions.serving.provider import BUNDLED_MODEL, ModelProvider
+from functions.storage.registry import ModelRegistry
+from tests.helpers import http_request, onnx_bytes_with_version
+
+
+@pytest.fixture(scope="module")
+def bundled():
+    return load_model_file(BUNDLED_MODEL, source="bundled")
+
+
+@pytest.fixture
+def registry(azurite) -> ModelRegistry:
+    container = ContainerClient.from_connection_string(azurite, f"follow-{uuid.uuid4().hex[:12]}")
+    container.create_container()
+    return ModelRegistry(container)
+
+
+def promote_by_hand(registry: ModelRegistry, version: str, content: bytes) -> str:
+    """What the promoter leaves behind: the version stored and the pointer moved."""
+    sha256 = hashlib.sha256(content).hexdigest()
+    registry.store_version(version, content, {"sha256": sha256})
+    registry.replace_pointer({"version": version, "sha256": sha256}, registry.read_pointer())
+    return sha256
+
+
+def follower_for(registry, bundled, tmp_path) -> PointerFollower:
+    holder = ModelHolder()
+    holder.swap(bundled)
+    return PointerFollower(registry, holder, bundled, refresh_seconds=0.1, cache_dir=tmp_path)
+
+
+def test_swaps_to_the_promoted_version(registry, bundled, tmp_path):
+    follower = follower_for(registry, bundled, tmp_path)
+    follower.check()
+    assert follower.holder.current is bundled  # no current.json: the bundled model serves
+
+    in_flight = follower.holder.current
+    sha256 = promote_by_hand(registry, "v2", onnx_bytes_with_version(BUNDLED_MODEL, "v2"))
+    follower.check()
+
+    served = follower.holder.current
+    assert (served.version, served.sha256, served.source) == ("v2", sha256, "storage")
+    assert in_flight.version == bundled.version  # a request holding the old model keeps it
+    assert (tmp_path / f"{sha256}.onnx").is_file()
+    assert follower.state.reachable is True
+    assert follower.state.pointer_version == "v2"
+
+
+def test_unchanged_pointer_is_not_downloaded_again(registry, bundled, tmp_path):
+    follower = follower_for(registry, bundled, tmp_path)
+    promote_by_hand(registry, "v2", onnx_bytes_with_version(BUNDLED_MODEL, "v2"))
+    follower.check()
+    model = follower.holder.current
+    follower.check()
+    assert follower.holder.current is model
+
+
+def test_downloads_come_from_the_cache(registry, bundled, tmp_path):
+    promote_by_hand(registry, "v2", onnx_bytes_with_version(BUNDLED_MODEL, "v2"))
+    follower_for(registry, bundled, tmp_path).check()
+    registry.container.delete_blob("versions/v2.onnx")
+    second = follower_for(registry, bundled, tmp_path)
+    second.check()
+    assert second.holder.current.version == "v2"
+
+
+def test_a_failed_load_keeps_the_old_model(registry, bundled, tmp_path):
+    follower = follower_for(registry, bundled, tmp_path)
+    garbage = b"not a model"
+    registry.container.upload_blob("versions/bad.onnx", garbage)
+    pointer = {"version": "bad", "sha256": hashlib.sha256(garbage).hexdigest()}
+    registry.replace_pointer(pointer, None)
+    follower.check()
+    assert follower.holder.current is bundled
+    assert "cannot load" in follower.state.last_error
+    follower.check()  # tried again: the pointer was not marked as followed
+    assert follower.holder.current is bundled
+
+
+def test_a_version_whose_bytes_differ_from_the_pointer_is_not_served(registry, bundled, tmp_path):
+    follower = follower_for(registry, bundled, tmp_path)
+    content = onnx_bytes_with_version(BUNDLED_MODEL, "v2")
+    registry.store_version("v2", content, {"sha256": "x"})
+    registry.replace_pointer({"version": "v2", "sha256": "0" * 64}, None)
+    follower.check()
+    assert follower.holder.current is bundled
+    assert "sha256" in follower.state.last_error
+
+
+def test_pointer_removed_means_bundled_again(registry, bundled, tmp_path):
+    follower = follower_for(registry, bundled, tmp_path)
+    promote_by_hand(registry, "v2", onnx_bytes_with_version(BUNDLED_MODEL, "v2"))
+    follower.check()
+    registry.container.delete_blob("current.json")
+    follower.check()
+    assert follower.holder.current is bundled
+
+
+def test_unreachable_storage_keeps_serving_and_shows_in_health(bundled, monkeypatch):
+    closed = (
+        "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=a2V5;"
+        "BlobEndpoint=http://127.0.0.1:9/devstoreaccount1;"
+    )
+    container = ContainerClient.from_connection_string(
+        closed, "models", retry_policy=LinearRetry(backoff=0.1, retry_total=0)
+    )
+    provider = ModelProvider(storage=lambda: (ModelRegistry(container), 60.0))
+    monkeypatch.setattr(blueprint, "provider", provider)
+    try:
+        prediction = blueprint.predict(http_request("POST", "predict", [0] * 784))
+        assert prediction.status_code == 200
+        assert prediction.headers["X-Model-Version"] == bundled.version
+        health = blueprint.health(http_request("GET", "health"))
+        assert health.status_code == 200
+        storage = json.loads(health.get_body())["storage"]
+        assert storage["following"] is True
+        assert storage["reachable"] is False
+        assert storage["last_error"]
+    finally:
+        provider.stop()

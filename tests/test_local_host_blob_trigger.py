@@ -1,0 +1,385 @@
+"""The local host's Event Grid blob trigger: the webhook, real blobs in Azurite, the admin run."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import azure.functions as func
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from local_host import build_web_app, startup_listing
+from local_host.blob_storage import blob_service
+from local_host.blob_trigger import BlobPathPattern
+from local_host.event_grid import BlobLocation, blob_location
+from tests.local_host_blob_app import app as blob_app
+from tests.local_host_storage import BlobAppStorage
+
+WEBHOOK = "/runtime/webhooks/blobs"
+RECORD = {"functionName": "Host.Functions.record_blob"}
+REJECT = {"functionName": "Host.Functions.reject_blob"}
+NOTIFICATION = {"aeg-event-type": "Notification"}
+
+
+def blob_created(container: str, name: str, **overrides: Any) -> dict[str, Any]:
+    """A BlobCreated event as Event Grid delivers it (Event Grid schema)."""
+    event = {
+        "id": str(uuid.uuid4()),
+        "topic": "/subscriptions/x/resourceGroups/rg/providers/Microsoft.Storage"
+        "/storageAccounts/devstoreaccount1",
+        "subject": f"/blobServices/default/containers/{container}/blobs/{name}",
+        "eventType": "Microsoft.Storage.BlobCreated",
+        "eventTime": "2026-01-01T00:00:00Z",
+        "dataVersion": "",
+        "metadataVersion": "1",
+        "data": {
+            "api": "PutBlob",
+            "contentType": "application/octet-stream",
+            "contentLength": 5,
+            "blobType": "BlockBlob",
+            "url": f"http://127.0.0.1:10000/devstoreaccount1/{container}/{name}",
+            "sequencer": "0" * 32,
+            "eTag": "0x1",
+        },
+    }
+    return {**event, **overrides}
+
+
+def served(scenario: Callable[[TestClient], Awaitable[Any]]) -> Any:
+    """Run ``scenario`` against the blob test app behind a real local socket."""
+
+    async def run() -> Any:
+        async with TestClient(TestServer(build_web_app(blob_app))) as client:
+            return await scenario(client)
+
+    return asyncio.run(run())
+
+
+async def post_events(client: TestClient, query: dict[str, str], body: Any) -> tuple[int, str]:
+    response = await client.post(WEBHOOK, params=query, json=body, headers=NOTIFICATION)
+    return response.status, await response.text()
+
+
+# --- the webhook -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "headers", [{"aeg-event-type": "SubscriptionValidation"}, {}], ids=["header", "body only"]
+)
+def test_subscription_validation_handshake(
+    blob_app_storage: BlobAppStorage, headers: dict[str, str]
+) -> None:
+    validation = {
+        "id": "1",
+        "eventType": "Microsoft.EventGrid.SubscriptionValidationEvent",
+        "subject": "",
+        "data": {"validationCode": "512d38b6-c7b8-40c8-89fe-f46f9e9622b6"},
+        "eventTime": "2026-01-01T00:00:00Z",
+        "dataVersion": "2",
+        "metadataVersion": "1",
+    }
+
+    async def scenario(client: TestClient) -> tuple[int, Any]:
+        response = await client.post(
+            WEBHOOK,
+            params=RECORD,
+            json=[validation],
+            headers=headers,
+        )
+        return response.status, await response.json()
+
+    assert served(scenario) == (
+        200,
+        {"validationResponse": "512d38b6-c7b8-40c8-89fe-f46f9e9622b6"},
+    )
+    assert blob_app_storage.records() == []
+
+
+def test_blob_created_invokes_the_function_with_the_real_blob(
+    blob_app_storage: BlobAppStorage,
+) -> None:
+    etag = blob_app_storage.upload(
+        "incoming/v2.onnx", b"\x08\x07onnx-bytes", metadata={"sha": "abc"}
+    )
+
+    async def scenario(client: TestClient) -> tuple[int, str]:
+        return await post_events(
+            client, RECORD, [blob_created(blob_app_storage.name, "incoming/v2.onnx")]
+        )
+
+    status, _ = served(scenario)
+    assert status == 202
+    [record] = blob_app_storage.records()
+    assert record["name"] == f"{blob_app_storage.name}/incoming/v2.onnx"
+    assert record["length"] == 12
+    assert record["head"] == "\x08\x07onnx-bytes"
+    assert record["uri"].endswith(f"/devstoreaccount1/{blob_app_storage.name}/incoming/v2.onnx")
+    assert record["metadata"] == {"sha": "abc"}
+    assert record["etag"] == etag
+
+
+def test_a_single_cloud_event_is_accepted(blob_app_storage: BlobAppStorage) -> None:
+    blob_app_storage.upload("incoming/cloud.bin", b"cloud")
+    cloud_event = {
+        "specversion": "1.0",
+        "id": "1",
+        "source": "/subscriptions/x/resourceGroups/rg/providers/Microsoft.Storage"
+        "/storageAccounts/devstoreaccount1",
+        "type": "Microsoft.Storage.BlobCreated",
+        "subject": "/blobServices/default/containers/"
+        f"{blob_app_storage.name}/blobs/incoming/cloud.bin",
+        "time": "2026-01-01T00:00:00Z",
+        "data": {"api": "PutBlob", "url": "ignored when the subject names the blob"},
+    }
+
+    async def scenario(client: TestClient) -> tuple[int, str]:
+        return await post_events(client, RECORD, cloud_event)
+
+    assert served(scenario)[0] == 202
+    assert [r["head"] for r in blob_app_storage.records()] == ["cloud"]
+
+
+def test_events_for_other_paths_or_types_are_ignored(blob_app_storage: BlobAppStorage) -> None:
+    blob_app_storage.upload("other/v2.onnx", b"other")
+    blob_app_storage.upload("incoming/deleted.onnx", b"deleted")
+    events = [
+        blob_created(blob_app_storage.name, "other/v2.onnx"),
+        blob_created("another-container", "incoming/v2.onnx"),
+        blob_created(
+            blob_app_storage.name,
+            "incoming/deleted.onnx",
+            eventType="Microsoft.Storage.BlobDeleted",
+        ),
+    ]
+
+    async def scenario(client: TestClient) -> tuple[int, str]:
+        return await post_events(client, RECORD, events)
+
+    assert served(scenario)[0] == 202
+    assert blob_app_storage.records() == []
+
+
+def test_an_event_for_a_blob_that_is_gone_is_skipped(
+    blob_app_storage: BlobAppStorage, caplog: pytest.LogCaptureFixture
+) -> None:
+    blob_app_storage.upload("incoming/here.bin", b"here")
+    events = [
+        blob_created(blob_app_storage.name, "incoming/gone.bin"),
+        blob_created(blob_app_storage.name, "incoming/here.bin"),
+    ]
+
+    async def scenario(client: TestClient) -> tuple[int, str]:
+        return await post_events(client, RECORD, events)
+
+    with caplog.at_level(logging.WARNING, logger="local_host"):
+        status, _ = served(scenario)
+    assert status == 202
+    assert [r["head"] for r in blob_app_storage.records()] == ["here"]
+    assert f"{blob_app_storage.name}/incoming/gone.bin no longer exists" in caplog.text
+
+
+def test_a_failing_function_is_500_so_event_grid_retries(
+    blob_app_storage: BlobAppStorage, caplog: pytest.LogCaptureFixture
+) -> None:
+    blob_app_storage.upload("failing/bad.onnx", b"bad")
+
+    async def scenario(client: TestClient) -> tuple[int, str]:
+        return await post_events(
+            client, REJECT, [blob_created(blob_app_storage.name, "failing/bad.onnx")]
+        )
+
+    with caplog.at_level(logging.ERROR, logger="local_host"):
+        status, body = served(scenario)
+    assert status == 500
+    assert json.loads(body)["detail"] == "Function 'reject_blob' failed; see the local host's log."
+    assert "cannot take" not in body
+    failures = [r for r in caplog.records if r.exc_info]
+    assert "cannot take" in str(failures[0].exc_info[1])
+
+
+@pytest.mark.parametrize(
+    "query",
+    [{"functionName": "Host.Functions.nope"}, {"functionName": "record_blob"}, {}],
+)
+def test_an_unknown_function_name_is_404_problem(query: dict[str, str]) -> None:
+    async def scenario(client: TestClient) -> tuple[int, str, str]:
+        response = await client.post(WEBHOOK, params=query, json=[], headers=NOTIFICATION)
+        return response.status, response.headers["Content-Type"], await response.text()
+
+    status, content_type, body = served_without_storage(scenario)
+    assert status == 404
+    assert content_type == "application/problem+json"
+    assert "use functionName=Host.Functions.<function name>" in json.loads(body)["detail"]
+
+
+@pytest.mark.parametrize("body", [b"not json", b"[1, 2]"])
+def test_a_body_that_is_not_events_is_400(body: bytes) -> None:
+    async def scenario(client: TestClient) -> int:
+        response = await client.post(WEBHOOK, params=RECORD, data=body, headers=NOTIFICATION)
+        return response.status
+
+    assert served_without_storage(scenario) == 400
+
+
+def served_without_storage(scenario: Callable[[TestClient], Awaitable[Any]]) -> Any:
+    """For requests refused before storage is touched: the settings only need to exist."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TEST_STORAGE", "UseDevelopmentStorage=true")
+        patch.setenv("TEST_CONTAINER", "unused")
+        return served(scenario)
+
+
+# --- the admin endpoint --------------------------------------------------------------------
+
+
+def test_admin_endpoint_runs_the_function_for_a_named_blob(
+    blob_app_storage: BlobAppStorage,
+) -> None:
+    blob_app_storage.upload("incoming/again.onnx", b"again")
+
+    async def scenario(client: TestClient) -> list[tuple[int, str]]:
+        inputs = [
+            f"{blob_app_storage.name}/incoming/again.onnx",
+            f"{blob_app_storage.name}/incoming/missing",
+        ]
+        inputs.append(f"{blob_app_storage.name}/elsewhere/again.onnx")
+        responses = [
+            await client.post("/admin/functions/record_blob", json={"input": blob_path})
+            for blob_path in inputs
+        ]
+        return [(r.status, await r.text()) for r in responses]
+
+    ran, missing, elsewhere = served(scenario)
+    assert ran == (202, "")
+    assert [r["head"] for r in blob_app_storage.records()] == ["again"]
+    assert missing[0] == 400
+    assert "there is no blob at" in json.loads(missing[1])["detail"]
+    assert elsewhere[0] == 400
+    assert "/incoming/{name}" in json.loads(elsewhere[1])["detail"]
+
+
+# --- startup -------------------------------------------------------------------------------
+
+
+def test_listing_names_the_webhook_of_each_event_grid_trigger(
+    blob_app_storage: BlobAppStorage,
+) -> None:
+    listing = startup_listing(build_web_app(blob_app), "http://localhost:7071").splitlines()
+    assert (
+        "    record_blob: blobTrigger (EventGrid) POST http://localhost:7071"
+        "/runtime/webhooks/blobs?functionName=Host.Functions.record_blob"
+    ) in listing
+
+
+def test_unresolved_settings_are_refused_at_startup(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TEST_STORAGE", "UseDevelopmentStorage=true")
+    monkeypatch.delenv("TEST_CONTAINER", raising=False)
+    with pytest.raises(ValueError, match="record_blob: %TEST_CONTAINER% does not resolve"):
+        build_web_app(blob_app)
+    monkeypatch.setenv("TEST_CONTAINER", "models")
+    monkeypatch.delenv("TEST_STORAGE")
+    with pytest.raises(ValueError, match=r"TEST_STORAGE \(.*\) or TEST_STORAGE__blobServiceUri"):
+        build_web_app(blob_app)
+
+
+@pytest.mark.parametrize(
+    ("settings", "url", "credential"),
+    [
+        (
+            {"S": "UseDevelopmentStorage=true"},
+            "http://127.0.0.1:10000/devstoreaccount1/",
+            "SharedKeyCredentialPolicy",
+        ),
+        (
+            {"S__blobServiceUri": "https://acct.blob.core.windows.net", "S__clientId": "id"},
+            "https://acct.blob.core.windows.net/",
+            "DefaultAzureCredential",
+        ),
+        (
+            {
+                "S__blobServiceUri": "https://acct.blob.core.windows.net",
+                "S__credential": "managedidentity",
+                "S__clientId": "id",
+            },
+            "https://acct.blob.core.windows.net/",
+            "ManagedIdentityCredential",
+        ),
+    ],
+    ids=["connection string", "identity", "managed identity"],
+)
+def test_a_connection_is_a_connection_string_or_an_identity_based_uri(
+    settings: dict[str, str], url: str, credential: str
+) -> None:
+    async def open_client() -> tuple[str, str]:
+        async with blob_service("S", settings) as service:
+            return service.url, type(service.credential).__name__
+
+    assert asyncio.run(open_client()) == (url, credential)
+
+
+def test_blob_triggers_that_poll_are_listed_as_not_served() -> None:
+    polling = func.FunctionApp()
+
+    @polling.blob_trigger(arg_name="blob", path="models/{name}", connection="MODELS_STORAGE")
+    def on_blob(blob: func.InputStream) -> None:
+        raise AssertionError("never called")
+
+    listing = startup_listing(build_web_app(polling), "http://localhost:7071")
+    assert (
+        "    on_blob: blobTrigger (LogsAndContainerScan) is not served locally; "
+        "only source=func.BlobSource.EVENT_GRID is"
+    ) in listing.splitlines()
+
+
+# --- paths and events ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("template", "path", "matches"),
+    [
+        ("models/incoming/{name}", "models/incoming/v2.onnx", True),
+        ("models/incoming/{name}", "models/incoming/sub/v2.onnx", True),
+        ("models/incoming/{name}", "models/incoming/", False),
+        ("models/incoming/{name}", "models/versions/v2.onnx", False),
+        ("models/incoming/{name}", "other/incoming/v2.onnx", False),
+        ("models/{name}.onnx", "models/v2.onnx", True),
+        ("models/{name}.onnx", "models/v2.json", False),
+        ("models/a+b/{name}", "models/a+b/x", True),
+        ("models/a+b/{name}", "models/aab/x", False),
+    ],
+)
+def test_blob_path_patterns(template: str, path: str, matches: bool) -> None:
+    location = BlobLocation.from_path(path)
+    assert location is not None
+    assert BlobPathPattern.from_template(template).matches(location) is matches
+
+
+@pytest.mark.parametrize(
+    ("event", "expected"),
+    [
+        (
+            {"subject": "/blobServices/default/containers/models/blobs/incoming/a b.onnx"},
+            "models/incoming/a b.onnx",
+        ),
+        (
+            {"data": {"url": "http://127.0.0.1:10000/devstoreaccount1/models/incoming/a%20b.onnx"}},
+            "models/incoming/a b.onnx",
+        ),
+        (
+            {"data": {"url": "https://acct.blob.core.windows.net/models/incoming/v2.onnx"}},
+            "models/incoming/v2.onnx",
+        ),
+        ({"subject": "/something/else", "data": {}}, None),
+        ({"data": {"url": "https://acct.blob.core.windows.net/models"}}, None),
+    ],
+)
+def test_the_blob_comes_from_the_subject_or_the_url(
+    event: dict[str, Any], expected: str | None
+) -> None:
+    location = blob_location(event)
+    assert (location.path if location else None) == expected

@@ -1,0 +1,83 @@
+"""A tiny end-to-end run of the training pipeline: train -> convert -> verify -> evaluate."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+
+from conversion.convert import REQUIRED_METADATA
+from conversion.pipeline import run_pipeline
+from conversion.train import TrainingSettings
+from conversion.verify import VerificationError, verify_against_keras
+from tests.conftest import mnist_path
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("tiny-model")
+    # Enough steps (400) for batch normalisation's running statistics to settle.
+    settings = TrainingSettings(epochs=2, batch_size=32, limit=8000, seed=7)
+    report = run_pipeline(str(mnist_path()), out, settings, version="tiny-test")
+    return out, report
+
+
+def test_writes_every_artifact_into_one_folder(tiny_run):
+    out, _ = tiny_run
+    names = {path.name for path in out.iterdir()}
+    assert names == {"model.onnx", "report.json", "confusion_matrix.png", "MODEL_CARD.md"}
+    assert (out / "confusion_matrix.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    card = (out / "MODEL_CARD.md").read_text()
+    assert "# Model card: tiny-test" in card
+    assert "Intended use and limits" in card
+
+
+def test_model_follows_the_contract(tiny_run):
+    out, report = tiny_run
+    model = onnx.load(out / "model.onnx")
+    (graph_input,) = model.graph.input
+    (graph_output,) = model.graph.output
+    assert graph_input.name == "pixels"
+    assert graph_output.name == "probabilities"
+    input_dims = [d.dim_param or d.dim_value for d in graph_input.type.tensor_type.shape.dim]
+    output_dims = [d.dim_param or d.dim_value for d in graph_output.type.tensor_type.shape.dim]
+    assert input_dims == ["N", 28, 28, 1]
+    assert output_dims == ["N", 10]
+    metadata = {prop.key: prop.value for prop in model.metadata_props}
+    assert set(REQUIRED_METADATA) <= set(metadata)
+    assert metadata["version"] == "tiny-test"
+    assert float(metadata["test_accuracy"]) == pytest.approx(
+        report["evaluation"]["test_accuracy"], abs=1e-4
+    )
+
+
+def test_report_carries_the_figures(tiny_run):
+    out, report = tiny_run
+    saved = json.loads((out / "report.json").read_text())
+    assert saved["metadata"] == report["metadata"]
+    evaluation = saved["evaluation"]
+    matrix = np.array(evaluation["confusion_matrix"])
+    assert matrix.shape == (10, 10)
+    assert matrix.sum() == evaluation["test_images"] == 10_000
+    assert np.trace(matrix) / matrix.sum() == pytest.approx(evaluation["test_accuracy"])
+    # Two short epochs on a few thousand digits already learn something real.
+    assert evaluation["test_accuracy"] > 0.9
+    assert saved["verification"]["argmax_disagreements"] == 0
+    assert saved["verification"]["max_probability_difference"] <= 1e-4
+    assert saved["training"]["fit_images"] + saved["training"]["validation_images"] == 8000
+    assert len(saved["training"]["history"]["val_accuracy"]) == 2
+
+
+def test_verification_fails_loudly_on_a_different_model(tiny_run, tmp_path):
+    """A model checked against an ONNX file of another network must be refused."""
+    out, _ = tiny_run
+    from conversion.model import build_model  # noqa: PLC0415 - keeps TensorFlow out of collection
+
+    untrained = build_model()
+    images = np.load(mnist_path())["x_test"][:500]
+    with pytest.raises(VerificationError, match="ONNX disagrees with Keras"):
+        verify_against_keras(untrained, out / "model.onnx", images)

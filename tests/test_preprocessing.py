@@ -1,0 +1,277 @@
+"""The image preprocessing: from pictures to MNIST-like 28x28 input, and its golden files."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from functions.preprocessing import (
+    BOX_SIZE,
+    CENTRE,
+    EMPTY_THRESHOLD,
+    MAX_PIXELS,
+    UndecodableImage,
+    image_bytes_to_ink,
+    ink_from_rgba,
+    preprocess_image_bytes,
+    to_mnist,
+)
+
+GOLDEN_DIR = Path(__file__).resolve().parent / "golden" / "preprocessing"
+GOLDEN_FILES = sorted(GOLDEN_DIR.glob("*.json"))
+
+
+def opaque(grey: np.ndarray) -> np.ndarray:
+    return np.dstack([grey, grey, grey, np.full_like(grey, 255)])
+
+
+def transparent(ink: np.ndarray) -> np.ndarray:
+    """Black ink whose alpha carries the drawing, on a fully transparent background."""
+    return np.dstack([np.zeros_like(ink)] * 3 + [ink])
+
+
+def drawing(height: int = 150, width: int = 200) -> np.ndarray:
+    """uint8 ink (255 = ink): an off-centre L, 60 px tall and 30 px wide, no anti-aliasing."""
+    ink = np.zeros((height, width), dtype=np.uint8)
+    ink[30:90, 120:128] = 255
+    ink[82:90, 120:150] = 255
+    return ink
+
+
+def placed(digit: np.ndarray, scale: int, top: int, left: int, size: int) -> np.ndarray:
+    """uint8 ink: an MNIST digit enlarged `scale` times (nearest) at (top, left) in a square."""
+    ink = np.zeros((size, size), dtype=np.uint8)
+    enlarged = np.kron(digit, np.ones((scale, scale), dtype=np.uint8))
+    ink[top : top + enlarged.shape[0], left : left + enlarged.shape[1]] = enlarged
+    return ink
+
+
+def encoded(rgba: np.ndarray, image_format: str, **options: object) -> bytes:
+    mode = "RGB" if image_format == "JPEG" else "RGBA"
+    buffer = io.BytesIO()
+    Image.fromarray(rgba).convert(mode).save(buffer, format=image_format, **options)
+    return buffer.getvalue()
+
+
+def ink_bounding_box(values: np.ndarray) -> tuple[int, int]:
+    """(height, width) of the pixels above 0."""
+    rows = np.flatnonzero(values.any(axis=1))
+    columns = np.flatnonzero(values.any(axis=0))
+    return rows[-1] - rows[0] + 1, columns[-1] - columns[0] + 1
+
+
+def centre_of_mass(values: np.ndarray) -> tuple[float, float]:
+    rows, columns = np.indices(values.shape)
+    mass = values.sum()
+    return (rows * values).sum() / mass, (columns * values).sum() / mass
+
+
+def load_golden(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
+    case = json.loads(path.read_text(encoding="utf-8"))
+    assert case["rgba_encoding"] == "zlib+base64"
+    raw = zlib.decompress(base64.b64decode(case["rgba"]))
+    rgba = np.frombuffer(raw, dtype=np.uint8).reshape(case["height"], case["width"], 4)
+    expected = case["expected"]
+    return rgba, None if expected is None else np.asarray(expected, dtype=np.float32)
+
+
+# --- ink ---------------------------------------------------------------------------------------
+
+
+def test_transparency_makes_alpha_the_ink_whatever_the_colour() -> None:
+    rgba = np.zeros((2, 2, 4), dtype=np.uint8)
+    rgba[..., :3] = 255  # white ink: the colour must not matter
+    rgba[0, 0, 3], rgba[1, 1, 3] = 255, 51
+    np.testing.assert_allclose(ink_from_rgba(rgba), [[1.0, 0.0], [0.0, 0.2]], atol=1e-7)
+
+
+def test_opaque_grey_paper_maps_to_no_ink_and_dark_ink_to_full() -> None:
+    grey = np.full((10, 10), 170, dtype=np.uint8)
+    grey[4:6, 4:6] = 0
+    ink = ink_from_rgba(opaque(grey))
+    assert ink.dtype == np.float32
+    assert ink[0, 0] == 0.0
+    assert ink[5, 5] == pytest.approx(1.0)
+
+
+def test_ink_needs_rgba_uint8() -> None:
+    with pytest.raises(ValueError, match="HxWx4"):
+        ink_from_rgba(np.zeros((4, 4, 3), dtype=np.uint8))
+
+
+# --- to_mnist ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "rgba",
+    [
+        opaque(np.full((40, 30), 255, dtype=np.uint8)),
+        opaque(np.zeros((40, 30), dtype=np.uint8)),
+        transparent(np.zeros((40, 30), dtype=np.uint8)),
+        opaque(np.full((40, 30), 250, dtype=np.uint8)),
+    ],
+    ids=["white", "black", "transparent", "near-white"],
+)
+def test_blank_picture_is_empty(rgba: np.ndarray) -> None:
+    assert to_mnist(ink_from_rgba(rgba)) is None
+
+
+def test_faint_ink_below_threshold_is_empty() -> None:
+    ink = np.zeros((20, 20))
+    ink[5, 5] = EMPTY_THRESHOLD
+    assert to_mnist(ink) is None
+
+
+def test_float32_ink_is_compared_with_the_threshold_in_float64() -> None:
+    ink = np.zeros((20, 20), dtype=np.float32)
+    ink[5, 5] = EMPTY_THRESHOLD  # rounds up in float32, so it counts as ink, as in JS
+    assert to_mnist(ink) is not None
+
+
+def test_output_is_28x28_float32_within_0_255() -> None:
+    result = to_mnist(ink_from_rgba(opaque(255 - drawing())))
+    assert result is not None
+    assert result.shape == (28, 28)
+    assert result.dtype == np.float32
+    assert result.min() >= 0.0
+    assert result.max() <= 255.0
+
+
+def test_polarity_and_transparency_give_the_same_result() -> None:
+    ink = drawing()
+    black_on_white = to_mnist(ink_from_rgba(opaque(255 - ink)))
+    white_on_black = to_mnist(ink_from_rgba(opaque(ink)))
+    alpha_ink = to_mnist(ink_from_rgba(transparent(ink)))
+    np.testing.assert_allclose(white_on_black, black_on_white, atol=1.0)
+    np.testing.assert_allclose(alpha_ink, black_on_white, atol=1.0)
+
+
+def test_longer_side_is_scaled_to_20_and_aspect_kept() -> None:
+    result = to_mnist(ink_from_rgba(opaque(255 - drawing())))
+    height, width = ink_bounding_box(result)
+    assert height == BOX_SIZE  # the L is 60 px tall ...
+    assert width == 10  # ... and 30 px wide
+
+
+def test_wide_drawing_scales_its_width_to_20() -> None:
+    result = to_mnist(ink_from_rgba(opaque(255 - drawing().T)))
+    assert ink_bounding_box(result) == (10, BOX_SIZE)
+
+
+def test_centre_of_mass_lands_on_14_14() -> None:
+    result = to_mnist(ink_from_rgba(opaque(255 - drawing())))
+    row, column = centre_of_mass(result)
+    assert abs(row - CENTRE) <= 0.5
+    assert abs(column - CENTRE) <= 0.5
+
+
+def test_single_pixel_fills_the_box() -> None:
+    ink = np.zeros((30, 30))
+    ink[3, 7] = 1.0
+    result = to_mnist(ink)
+    assert ink_bounding_box(result) == (BOX_SIZE, BOX_SIZE)
+    assert result.max() == 255.0
+
+
+def test_to_mnist_needs_a_2d_array() -> None:
+    with pytest.raises(ValueError, match="HxW"):
+        to_mnist(np.zeros((4, 4, 1)))
+
+
+@pytest.mark.parametrize("index", range(10))
+def test_enlarged_mnist_digit_comes_back_as_itself(
+    mnist: dict[str, np.ndarray], index: int
+) -> None:
+    digit = mnist["x_test"][index]
+    picture = opaque(255 - placed(digit, scale=5, top=20, left=150, size=300))
+    result = to_mnist(ink_from_rgba(picture))
+    correlation = np.corrcoef(result.ravel(), digit.ravel().astype(np.float64))[0, 1]
+    assert correlation > 0.99  # nearest enlargement undone by area averaging: nearly exact
+
+
+# --- decoding ----------------------------------------------------------------------------------
+
+
+def test_png_and_jpeg_give_nearly_the_same_result() -> None:
+    rgba = opaque(255 - drawing())
+    from_png = preprocess_image_bytes(encoded(rgba, "PNG"))
+    from_jpeg = preprocess_image_bytes(encoded(rgba, "JPEG", quality=90))
+    np.testing.assert_array_equal(from_png, to_mnist(ink_from_rgba(rgba)))
+    # Hard synthetic edges ring in JPEG; at quality 90 the ringing stays below EMPTY_THRESHOLD.
+    assert np.abs(from_png - from_jpeg).max() <= 8.0
+
+
+def test_transparent_png_keeps_its_alpha() -> None:
+    rgba = transparent(drawing())
+    np.testing.assert_array_equal(image_bytes_to_ink(encoded(rgba, "PNG")), ink_from_rgba(rgba))
+
+
+def test_exif_orientation_is_applied() -> None:
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: rotate 90 degrees clockwise to view
+    data = encoded(opaque(255 - drawing(height=40, width=60)), "JPEG", exif=exif)
+    assert image_bytes_to_ink(data).shape == (60, 40)
+
+
+def test_blank_png_is_empty() -> None:
+    assert preprocess_image_bytes(encoded(opaque(np.full((30, 30), 255, np.uint8)), "PNG")) is None
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        np.random.default_rng(7).integers(0, 256, size=4096, dtype=np.uint8).tobytes(),
+        encoded(opaque(255 - drawing()), "PNG")[:200],
+        encoded(opaque(255 - drawing()), "JPEG")[:300],
+        encoded(opaque(255 - drawing()), "GIF"),
+    ],
+    ids=["empty", "random", "truncated-png", "truncated-jpeg", "gif"],
+)
+def test_undecodable_bytes_are_refused(data: bytes) -> None:
+    with pytest.raises(UndecodableImage):
+        image_bytes_to_ink(data)
+
+
+def test_undecodable_image_is_a_value_error() -> None:
+    assert issubclass(UndecodableImage, ValueError)
+
+
+def test_decompression_bomb_is_refused_before_decoding() -> None:
+    buffer = io.BytesIO()
+    width, height = 8000, 6000  # 48 Mpx in a few kB of PNG
+    assert width * height > MAX_PIXELS
+    Image.new("1", (width, height)).save(buffer, format="PNG")
+    with pytest.raises(UndecodableImage, match=f"48000000 pixels; at most {MAX_PIXELS}"):
+        image_bytes_to_ink(buffer.getvalue())
+
+
+def test_huge_decompression_bomb_is_refused_by_pillow_too() -> None:
+    buffer = io.BytesIO()
+    Image.new("1", (20000, 10000)).save(buffer, format="PNG")  # past Pillow's own hard limit
+    with pytest.raises(UndecodableImage, match=f"too many pixels; at most {MAX_PIXELS}"):
+        image_bytes_to_ink(buffer.getvalue())
+
+
+# --- golden files (the JS twin is held to the same files in tests/js) ---------------------------
+
+
+def test_golden_files_are_there() -> None:
+    assert len(GOLDEN_FILES) >= 8
+
+
+@pytest.mark.parametrize("path", GOLDEN_FILES, ids=lambda path: path.stem)
+def test_golden_file_matches_python(path: Path) -> None:
+    rgba, expected = load_golden(path)
+    result = to_mnist(ink_from_rgba(rgba))
+    if expected is None:
+        assert result is None
+    else:
+        np.testing.assert_allclose(result.ravel(), expected, atol=1.0)

@@ -1,0 +1,243 @@
+"""Promotion against a real Azurite container: the gate, the pointer, the audit, rollbacks,
+duplicates, races and the reconciler."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import uuid
+
+import pytest
+from azure.storage.blob import ContainerClient
+
+from conversion.publish import publish, rollback
+from functions.promotion.gate import GatePolicy, sign
+from functions.promotion.gate_set import load_gate_set
+from functions.promotion.promoter import Promoter
+from functions.serving.model import load_model_file
+from functions.serving.provider import BUNDLED_MODEL
+from functions.storage.registry import ModelRegistry
+from tests.helpers import onnx_bytes_with_version, tiny_model
+
+POLICY = GatePolicy(min_accuracy=0.98, max_regression=0.005, signing_key=None)
+
+
+@pytest.fixture(scope="module")
+def bundled():
+    return load_model_file(BUNDLED_MODEL, source="bundled")
+
+
+@pytest.fixture
+def container(azurite) -> ContainerClient:
+    client = ContainerClient.from_connection_string(azurite, f"models-{uuid.uuid4().hex[:12]}")
+    client.create_container()
+    return client
+
+
+@pytest.fixture
+def registry(container) -> ModelRegistry:
+    return ModelRegistry(container)
+
+
+def make_promoter(registry, bundled, policy=POLICY) -> Promoter:
+    return Promoter(registry, policy, load_gate_set(), bundled)
+
+
+def good(version: str) -> bytes:
+    return onnx_bytes_with_version(BUNDLED_MODEL, version)
+
+
+def drop(container, version: str, content: bytes, metadata=None) -> str:
+    """Upload straight into incoming/ (no publisher: some tests need odd metadata)."""
+    container.upload_blob(f"incoming/{version}.onnx", content, overwrite=True, metadata=metadata)
+    return f"{version}.onnx"
+
+
+def pointer(container) -> dict | None:
+    blob = container.get_blob_client("current.json")
+    return json.loads(blob.download_blob().readall()) if blob.exists() else None
+
+
+def audit(container) -> list[dict]:
+    blob = container.get_blob_client("audit/promotions.jsonl")
+    if not blob.exists():
+        return []
+    return [json.loads(line) for line in blob.download_blob().readall().decode().splitlines()]
+
+
+def incoming(container) -> list[str]:
+    return [blob.name for blob in container.list_blobs("incoming/")]
+
+
+def test_accepted_version_moves_the_pointer(container, registry, bundled):
+    publish(container, good("v2"), "v2")
+    decision = make_promoter(registry, bundled).handle("v2.onnx")
+
+    assert decision.decision == "accepted"
+    current = pointer(container)
+    assert current["version"] == "v2"
+    assert current["previous_version"] == bundled.version
+    assert current["gate"]["gate_accuracy"] >= 0.98
+    assert current["gate"]["agreement_with_current"] == 1.0  # the same network as the bundled
+    assert container.get_blob_client("versions/v2.onnx").exists()
+    assert incoming(container) == []
+    (line,) = audit(container)
+    assert line["decision"] == "accepted"
+    assert line["version"] == "v2"
+    assert container.get_blob_client("audit/promotions.jsonl").get_blob_properties().blob_type == (
+        "AppendBlob"
+    )
+
+
+REFUSED = {
+    "random bytes": (lambda: os.urandom(4096), "loads"),
+    "truncated model": (lambda: good("cut")[:200_000], "loads"),
+    "channels-first input": (lambda: tiny_model("cut", channels_first=True), "contract"),
+    "logits output": (lambda: tiny_model("cut", softmax=False), "contract"),
+    "NaN output": (lambda: tiny_model("cut", nan=True), "contract"),
+    "accuracy under the floor": (lambda: tiny_model("cut"), "accuracy"),
+    "oversized file": (lambda: b"\0" * (16 * 1024 * 1024 + 1), "size"),
+}
+
+
+@pytest.mark.parametrize(("make", "check"), REFUSED.values(), ids=REFUSED.keys())
+def test_refused_files_leave_the_served_model_alone(container, registry, bundled, make, check):
+    promoter = make_promoter(registry, bundled)
+    publish(container, good("v1"), "v1")
+    promoter.handle("v1.onnx")
+    before = pointer(container)
+
+    drop(container, "cut", make())
+    decision = promoter.handle("cut.onnx")
+
+    assert decision.decision == "rejected"
+    assert decision.record["check"] == check
+    assert pointer(container) == before
+    rejection = json.loads(container.download_blob("rejected/cut.json").readall())
+    assert rejection["check"] == check
+    assert rejection["reason"]
+    assert [line["decision"] for line in audit(container)] == ["accepted", "rejected"]
+    assert incoming(container) == []
+
+
+def test_regression_against_the_current_model_is_refused(container, registry, bundled):
+    lenient = GatePolicy(min_accuracy=0.0, max_regression=0.005, signing_key=None)
+    drop(container, "worse", tiny_model("worse"))
+    decision = make_promoter(registry, bundled, lenient).handle("worse.onnx")
+    assert decision.record["check"] == "regression"
+    assert "below the current model" in decision.record["reason"]
+    assert pointer(container) is None
+
+
+def test_invalid_version_name_is_refused(container, registry, bundled):
+    container.upload_blob("incoming/bad name!.onnx", good("bad name!"))
+    decision = make_promoter(registry, bundled).handle("bad name!.onnx")
+    assert decision.record["check"] == "name"
+    assert incoming(container) == []
+    assert [blob.name for blob in container.list_blobs("rejected/")] == [
+        f"rejected/invalid-name-{decision.record['sha256'][:12]}.json"
+    ]
+
+
+def test_sha256_metadata_must_match_the_content(container, registry, bundled):
+    drop(container, "v2", good("v2"), metadata={"sha256": "0" * 64})
+    decision = make_promoter(registry, bundled).handle("v2.onnx")
+    assert decision.record["check"] == "integrity"
+    assert pointer(container) is None
+
+
+@pytest.mark.parametrize("signature", [None, "wrong"], ids=["missing", "wrong"])
+def test_a_signing_key_requires_a_valid_signature(container, registry, bundled, signature):
+    key = b"s3cret"
+    signed = GatePolicy(min_accuracy=0.98, max_regression=0.005, signing_key=key)
+    metadata = {"signature": sign("0" * 64, key) if signature == "wrong" else None}
+    drop(container, "v2", good("v2"), metadata={k: v for k, v in metadata.items() if v})
+    decision = make_promoter(registry, bundled, signed).handle("v2.onnx")
+    assert decision.record["check"] == "integrity"
+    assert pointer(container) is None
+    publish(container, good("v3"), "v3", signing_key=key)
+    assert make_promoter(registry, bundled, signed).handle("v3.onnx").decision == "accepted"
+
+
+def test_a_second_event_changes_nothing(container, registry, bundled):
+    promoter = make_promoter(registry, bundled)
+    publish(container, good("v2"), "v2")
+    assert promoter.handle("v2.onnx").decision == "accepted"
+    etag = container.get_blob_client("current.json").get_blob_properties().etag
+    assert promoter.handle("v2.onnx") is None
+    assert container.get_blob_client("current.json").get_blob_properties().etag == etag
+    assert len(audit(container)) == 1
+
+
+def test_a_version_is_immutable(container, registry, bundled):
+    promoter = make_promoter(registry, bundled)
+    publish(container, good("v2"), "v2")
+    promoter.handle("v2.onnx")
+    publish(container, onnx_bytes_with_version(BUNDLED_MODEL, "v2") + b"", "v2")  # same bytes
+    assert promoter.handle("v2.onnx").decision == "rolled_back"
+    different = tiny_model("v2")
+    drop(container, "v2", different)
+    decision = promoter.handle("v2.onnx")
+    assert decision.decision == "rejected"
+    assert decision.record["check"] == "immutable"
+    assert pointer(container)["sha256"] != decision.record["sha256"]
+
+
+def test_two_versions_at_the_same_moment(container, registry, bundled):
+    for version in ("left", "right"):
+        publish(container, good(version), version)
+    start = threading.Barrier(2)
+    decisions = {}
+
+    def promote(version):
+        promoter = make_promoter(registry, bundled)
+        start.wait()
+        decisions[version] = promoter.handle(f"{version}.onnx")
+
+    threads = [threading.Thread(target=promote, args=(v,)) for v in ("left", "right")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert {d.decision for d in decisions.values()} == {"accepted"}
+    assert sorted(line["version"] for line in audit(container)) == ["left", "right"]
+    final = pointer(container)
+    other = "right" if final["version"] == "left" else "left"
+    # No lost update: the pointer's history runs bundled -> first -> second.
+    assert final["previous_version"] == other
+    assert decisions[other].record["previous_version"] == bundled.version
+
+
+def test_rollback_by_dropping_an_earlier_version_again(container, registry, bundled):
+    promoter = make_promoter(registry, bundled)
+    for version in ("v2", "v3"):
+        publish(container, good(version), version)
+        promoter.handle(f"{version}.onnx")
+    assert pointer(container)["version"] == "v3"
+
+    path = rollback(container)
+    assert path == "incoming/v2.onnx"
+    decision = promoter.handle("v2.onnx")
+
+    assert decision.decision == "rolled_back"
+    assert pointer(container)["version"] == "v2"
+    assert pointer(container)["previous_version"] == "v3"
+    assert [line["decision"] for line in audit(container)] == [
+        "accepted",
+        "accepted",
+        "rolled_back",
+    ]
+
+
+def test_the_reconciler_decides_what_no_event_reached(container, registry, bundled):
+    publish(container, good("v2"), "v2")
+    drop(container, "junk", b"not a model")
+    decisions = make_promoter(registry, bundled).reconcile()
+    assert sorted((d.version, d.decision) for d in decisions) == [
+        ("junk", "rejected"),
+        ("v2", "accepted"),
+    ]
+    assert incoming(container) == []
+    assert pointer(container)["version"] == "v2"

@@ -1,0 +1,174 @@
+"""The site's preprocessing, measured: MNIST test digits drawn onto a 280 px canvas the way people
+draw on the site, put through static-web/js/preprocess.js (in node) and the bundled model.
+
+- placed: each digit at a random size (25-90% of the canvas) and position;
+- pen: each digit redrawn along its skeleton with the site's fixed-width pen;
+- naive: the placed canvases shrunk whole to 28x28 by area averaging (the earlier site's way),
+  which must come out far lower: it shows that the figures can tell a broken preprocessing from
+  a good one.
+
+The figures are printed (pytest -s) and written to test-artifacts/site-accuracy.json.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import struct
+import subprocess
+import threading
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+from PIL import Image
+from scipy import ndimage
+from skimage.morphology import skeletonize
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+BATCH_SCRIPT = REPO_ROOT / "tests" / "js" / "preprocess_batch.mjs"
+MODEL = REPO_ROOT / "functions" / "model" / "model.onnx"
+ARTIFACT = REPO_ROOT / "test-artifacts" / "site-accuracy.json"
+
+SEED = 20261127
+DIGITS = 2000
+CANVAS = 280
+SIZES = (0.25, 0.90)  # the digit's longer side, as a fraction of the canvas
+FIELD = 28
+
+
+def site_pen_width_fraction() -> float:
+    """PEN_WIDTH_FRACTION of the site's drawing pad, so the test draws with the site's pen."""
+    source = (REPO_ROOT / "static-web" / "js" / "drawing-pad.js").read_text(encoding="utf-8")
+    return float(re.search(r"PEN_WIDTH_FRACTION = ([\d.]+);", source).group(1))
+
+
+def cropped(digit: np.ndarray) -> np.ndarray:
+    rows = np.flatnonzero(digit.any(axis=1))
+    columns = np.flatnonzero(digit.any(axis=0))
+    return digit[rows[0] : rows[-1] + 1, columns[0] : columns[-1] + 1]
+
+
+def resized(digit: np.ndarray, longer_side: float) -> np.ndarray:
+    """The digit's ink box scaled so its longer side is `longer_side` px, aspect kept."""
+    ink = cropped(digit)
+    scale = longer_side / max(ink.shape)
+    height, width = (max(1, round(side * scale)) for side in ink.shape)
+    return np.asarray(Image.fromarray(ink).resize((width, height), Image.BILINEAR))
+
+
+def placed(ink: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """uint8 ink at a random position on an empty canvas."""
+    canvas = np.zeros((CANVAS, CANVAS), dtype=np.uint8)
+    top, left = (rng.integers(0, CANVAS - side + 1) for side in ink.shape)
+    canvas[top : top + ink.shape[0], left : left + ink.shape[1]] = ink
+    return canvas
+
+
+def redrawn_with_pen(digit: np.ndarray, longer_side: float, pen_width: float) -> np.ndarray:
+    """The digit's skeleton traced with a round pen of `pen_width` px, edges anti-aliased."""
+    skeleton = skeletonize(resized(digit, longer_side) > 127)
+    distance = ndimage.distance_transform_edt(~skeleton)
+    coverage = np.clip(pen_width / 2 + 0.5 - distance, 0.0, 1.0)
+    return np.round(coverage * 255).astype(np.uint8)
+
+
+def as_rgba(ink: np.ndarray, style: str) -> np.ndarray:
+    """A canvas as the browser holds it: ink in alpha, or opaque in either polarity."""
+    zeros = np.zeros_like(ink)
+    opaque = np.full_like(ink, 255)
+    if style == "transparent":
+        return np.dstack([zeros, zeros, zeros, ink])
+    grey = 255 - ink if style == "black_on_white" else ink
+    return np.dstack([grey, grey, grey, opaque])
+
+
+def whole_canvas_shrunk(ink: np.ndarray) -> np.ndarray:
+    """The earlier site's preprocessing: the whole canvas area-averaged down to 28x28."""
+    block = CANVAS // FIELD
+    return ink.reshape(FIELD, block, FIELD, block).mean(axis=(1, 3))
+
+
+def preprocess_in_node(canvases: Iterable[np.ndarray]) -> np.ndarray:
+    """Stream RGBA canvases through the site's preprocessing; (N, 28, 28), NaN where empty."""
+    node = shutil.which("node")
+    if node is None:
+        pytest.fail("node (Node.js 20) is needed to run the site's JavaScript")
+    process = subprocess.Popen(
+        [node, str(BATCH_SCRIPT)], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
+    feeding_errors: list[BaseException] = []
+
+    def feed() -> None:
+        try:
+            with process.stdin:
+                process.stdin.write(struct.pack("<II", CANVAS, CANVAS))
+                for canvas in canvases:
+                    process.stdin.write(canvas.tobytes())
+        except BaseException as error:  # re-raised in the test's thread below
+            feeding_errors.append(error)
+
+    # Written from a thread while this one reads, so neither pipe fills up and blocks.
+    feeder = threading.Thread(target=feed)
+    feeder.start()
+    output = process.stdout.read()
+    feeder.join()
+    assert process.wait() == 0, "the node preprocessing script failed"
+    if feeding_errors:
+        raise feeding_errors[0]
+    return np.frombuffer(output, dtype="<f4").reshape(-1, FIELD, FIELD)
+
+
+def accuracy(session: ort.InferenceSession, inputs: np.ndarray, labels: np.ndarray) -> float:
+    pixels = np.nan_to_num(inputs, nan=0.0).astype(np.float32)[..., np.newaxis]
+    (probabilities,) = session.run(["probabilities"], {"pixels": pixels})
+    return float((probabilities.argmax(axis=1) == labels).mean())
+
+
+@pytest.mark.slow
+def test_site_preprocessing_reads_drawn_digits_like_mnist(mnist: dict[str, np.ndarray]) -> None:
+    rng = np.random.default_rng(SEED)
+    chosen = rng.choice(len(mnist["y_test"]), size=DIGITS, replace=False)
+    digits, labels = mnist["x_test"][chosen], mnist["y_test"][chosen].astype(np.int64)
+    pen_width = site_pen_width_fraction() * CANVAS
+    naive_inputs: list[np.ndarray] = []
+
+    def canvases() -> Iterator[np.ndarray]:
+        for digit in digits:
+            ink = placed(resized(digit, rng.uniform(*SIZES) * CANVAS), rng)
+            naive_inputs.append(whole_canvas_shrunk(ink))
+            style = rng.choice(["transparent", "black_on_white", "white_on_black"])
+            yield as_rgba(ink, style)
+        for digit in digits:
+            ink = redrawn_with_pen(digit, rng.uniform(*SIZES) * CANVAS, pen_width)
+            yield as_rgba(placed(ink, rng), "transparent")
+
+    site_inputs = preprocess_in_node(canvases())
+    assert site_inputs.shape == (2 * DIGITS, FIELD, FIELD)
+    assert not np.isnan(site_inputs).any(), "the preprocessing found no ink in a drawn digit"
+    session = ort.InferenceSession(str(MODEL), providers=["CPUExecutionProvider"])
+    figures = {
+        "placed": accuracy(session, site_inputs[:DIGITS], labels),
+        "pen": accuracy(session, site_inputs[DIGITS:], labels),
+        "naive_whole_canvas": accuracy(session, np.stack(naive_inputs), labels),
+    }
+    ARTIFACT.parent.mkdir(exist_ok=True)
+    ARTIFACT.write_text(
+        json.dumps(
+            {"digits": DIGITS, "seed": SEED, "canvas": CANVAS, "pen_width": pen_width, **figures},
+            indent=2,
+        )
+        + "\n"
+    )
+    print(
+        f"\nsite accuracy on {DIGITS} MNIST test digits: "
+        + ", ".join(f"{name} {value:.2%}" for name, value in figures.items())
+    )
+    assert figures["placed"] >= 0.99
+    assert figures["pen"] >= 0.975
+    # The earlier site's way comes out far lower on the very same canvases.
+    assert figures["naive_whole_canvas"] < 0.80
+    assert figures["placed"] - figures["naive_whole_canvas"] > 0.15
