@@ -53,9 +53,15 @@ bundle-model:
 	   $(MODEL_OUT)/confusion_matrix.png functions/model/
 
 # The serving benchmark: handler latency vs Keras, batches, cold start, HTTP (about a minute).
-benchmark: setup
-	mkdir -p build
-	$(BIN)/python -m benchmarks.serving --json build/benchmark.json
+# Cold start is measured with the deployed app's dependencies only (requirements.txt).
+benchmark: setup build/runtime-venv/.installed
+	$(BIN)/python -m benchmarks.serving --json build/benchmark.json \
+	    --runtime-python build/runtime-venv/bin/python
+
+build/runtime-venv/.installed: requirements.txt
+	test -x build/runtime-venv/bin/python || $(PYTHON) -m venv build/runtime-venv
+	build/runtime-venv/bin/python -m pip install --quiet -r requirements.txt
+	touch $@
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .ruff_cache test-artifacts

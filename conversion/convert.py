@@ -10,18 +10,12 @@ import onnx
 import tensorflow as tf
 import tf2onnx
 
+from functions.serving.model import REQUIRED_METADATA
+
 OPSET = 17
 INPUT_NAME = "pixels"
 OUTPUT_NAME = "probabilities"
 BATCH_DIM = "N"
-REQUIRED_METADATA = (
-    "version",
-    "created_at",
-    "test_accuracy",
-    "training_data_sha256",
-    "framework",
-    "source_commit",
-)
 
 
 def convert_to_onnx(model: keras.Model, path: str | os.PathLike) -> onnx.ModelProto:

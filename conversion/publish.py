@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import hmac
 import json
 import os
 import sys
@@ -19,6 +18,8 @@ from pathlib import Path
 
 import onnx
 from azure.storage.blob import BlobServiceClient, ContainerClient
+
+from functions.signing import signature
 
 SIGNING_KEY_ENV = "MODEL_SIGNING_KEY"
 
@@ -53,7 +54,7 @@ def publish(
     sha256 = hashlib.sha256(content).hexdigest()
     metadata = {"sha256": sha256}
     if signing_key:
-        metadata["signature"] = hmac.new(signing_key, sha256.encode(), hashlib.sha256).hexdigest()
+        metadata["signature"] = signature(sha256, signing_key)
     path = f"incoming/{version}.onnx"
     target.upload_blob(path, content, overwrite=True, metadata=metadata)
     return path

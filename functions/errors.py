@@ -27,10 +27,6 @@ class BadRequest(ApiError):
     status = HTTPStatus.BAD_REQUEST
 
 
-class NotFound(ApiError):
-    status = HTTPStatus.NOT_FOUND
-
-
 class MethodNotAllowed(ApiError):
     status = HTTPStatus.METHOD_NOT_ALLOWED
 

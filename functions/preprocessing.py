@@ -26,7 +26,7 @@ import io
 import math
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 FIELD_SIZE = 28
 BOX_SIZE = 20  # MNIST fits each digit into a 20x20 box inside the 28x28 field
@@ -36,6 +36,17 @@ LIGHT_BACKGROUND = 0.5  # border luminance at or above this means dark ink on li
 LUMA_WEIGHTS = (0.299, 0.587, 0.114)  # Rec. 601, as in the JS
 # Larger pictures are refused before decoding: a 40 MP PNG of 127 KB took 3.7 s and 600 MB here.
 MAX_PIXELS = 16_000_000
+MAX_SIDE = 8192
+EXIF_ORIENTATION = 0x0112
+EXIF_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
 ACCEPTED_FORMATS = ("PNG", "JPEG")
 
 
@@ -118,8 +129,7 @@ def _decode_rgba(data: bytes) -> np.ndarray:
         # Image.open reads only the header: the size is checked before any pixel is decoded.
         with Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS) as image:
             _refuse_too_large(image.size)
-            upright = ImageOps.exif_transpose(image)
-            return np.asarray(upright.convert("RGBA"))
+            return np.asarray(_upright(image).convert("RGBA"))
     except UndecodableImage:
         raise  # our own verdict, not a decoding failure to wrap
     except UnidentifiedImageError as error:
@@ -131,12 +141,27 @@ def _decode_rgba(data: bytes) -> np.ndarray:
         raise UndecodableImage(f"its data is damaged or incomplete ({error})") from error
 
 
+def _upright(image: Image.Image) -> Image.Image:
+    """Applies the EXIF orientation (a phone photo's "rotate 90"). A damaged EXIF block must not
+    cost the picture: Pillow can fail on it with struct.error or TypeError, so only the
+    orientation tag is read, and an unusable one is ignored."""
+    try:
+        orientation = image.getexif().get(EXIF_ORIENTATION)
+    except Exception:
+        return image
+    transpose = EXIF_TRANSPOSE.get(orientation)
+    return image.transpose(transpose) if transpose is not None else image
+
+
 def _refuse_too_large(size: tuple[int, int]) -> None:
     width, height = size
     if width * height > MAX_PIXELS:
         raise UndecodableImage(
             f"it is {width}x{height} = {width * height} pixels; at most {MAX_PIXELS} are accepted"
         )
+    if max(width, height) > MAX_SIDE:
+        # A 16,000,000 x 1 picture passes the pixel count and then costs seconds to resample.
+        raise UndecodableImage(f"it is {width}x{height}; each side may be at most {MAX_SIDE}")
 
 
 def to_mnist(ink: np.ndarray) -> np.ndarray | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from functools import cache
@@ -70,7 +71,8 @@ def _number(name: str, default: float, *, minimum: float, maximum: float | None 
         value = float(raw)
     except ValueError:
         raise MissingSetting(f"{name}={raw!r} is not a number") from None
-    if value < minimum or (maximum is not None and value > maximum):
+    # NaN compares false with everything: it would pass a range check and disable the gates.
+    if not math.isfinite(value) or value < minimum or (maximum is not None and value > maximum):
         upper = f" and {maximum}" if maximum is not None else ""
         raise MissingSetting(f"{name}={raw!r} must be between {minimum}{upper}")
     return value

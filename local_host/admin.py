@@ -36,7 +36,7 @@ async def _run_function(request: web.Request) -> web.Response:
     name = request.match_info["name"]
     invoker = request.app[ADMIN_INVOKERS_KEY].get(name)
     if invoker is None:
-        raise web.HTTPNotFound(text=f"No non-HTTP function is named {name!r}.")
+        raise web.HTTPNotFound(text="No non-HTTP function has that name.")
     function_input = await _input_of(request)
     try:
         await invoker(function_input)

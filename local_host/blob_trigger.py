@@ -174,7 +174,7 @@ class _WebhookHandler:
         function = self.functions.get(name)
         if function is None or name == qualified_name:
             raise web.HTTPNotFound(
-                text=f"No Event Grid blob trigger is named {qualified_name!r}; "
+                text="No Event Grid blob trigger has that functionName; "
                 f"use functionName={FUNCTION_NAME_PREFIX}<function name>."
             )
         return function

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,12 +43,18 @@ def discover(function_app: func.FunctionApp) -> list[DiscoveredFunction]:
     ]
 
 
-def check_takes_only_the_trigger(function: DiscoveredFunction) -> None:
-    """Refuse at startup, as the worker would, a function needing more than its trigger."""
+def check_takes_only_the_trigger(
+    function: DiscoveredFunction, also_allowed: Collection[str] = ()
+) -> None:
+    """Refuse at startup, as the worker would, a function needing more than its trigger.
+
+    ``also_allowed`` names the binding types the caller supplies besides the trigger (the
+    ``http`` output binding of an HTTP function, which is its return value).
+    """
     extra_bindings = [
         f"{binding.name} ({binding.type})"
         for binding in function.bindings
-        if binding is not function.trigger
+        if binding is not function.trigger and binding.type not in also_allowed
     ]
     if extra_bindings:
         raise ValueError(

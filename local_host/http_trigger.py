@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -10,7 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
-from local_host.discovery import DiscoveredFunction
+from local_host.discovery import DiscoveredFunction, check_takes_only_the_trigger
 from local_host.http_conversion import to_function_request, to_web_response
 from local_host.http_routes import DEFAULT_ROUTE_PREFIX, route_paths
 from local_host.invocation import call_user_function
@@ -79,8 +78,7 @@ class _RouteGroup:
             raise web.HTTPMethodNotAllowed(
                 request.method,
                 allowed,
-                text=f"{request.method} is not allowed on {request.path}; "
-                f"use {', '.join(allowed)}.",
+                text=f"{request.method} is not allowed here; use {', '.join(allowed)}.",
             )
         return await _invoke(function, request)
 
@@ -112,7 +110,7 @@ class HttpTriggerAdapter:
         groups: dict[str, _RouteGroup] = {}
         precedence: dict[str, tuple[int, ...]] = {}
         for discovered in functions:
-            _check_needs_only_the_request(discovered)
+            check_takes_only_the_trigger(discovered, also_allowed=("http",))
             function = HttpFunction.from_discovered(discovered)
             if function.auth_level != "anonymous":
                 logger.info(
@@ -132,26 +130,6 @@ class HttpTriggerAdapter:
         http_function = HttpFunction.from_discovered(function)
         url = "/".join(part for part in (base_url, self.route_prefix, http_function.route) if part)
         return f"{function.name}: [{http_function.method_label()}] {url}"
-
-
-def _check_needs_only_the_request(function: DiscoveredFunction) -> None:
-    """Refuse at startup, as the Python worker would, what would fail on every call."""
-    extra_bindings = [
-        f"{binding.name} ({binding.type})"
-        for binding in function.bindings
-        if binding is not function.trigger and binding.type != "http"
-    ]
-    if extra_bindings:
-        raise ValueError(
-            f"{function.name}: the local host does not supply these bindings yet: "
-            + ", ".join(extra_bindings)
-        )
-    parameters = list(inspect.signature(function.user_function).parameters)
-    if parameters != [function.trigger.name]:
-        raise ValueError(
-            f"{function.name}: takes {parameters}, but its only binding is the HTTP request "
-            f"{function.trigger.name!r}"
-        )
 
 
 def _method_name(method: object) -> str:

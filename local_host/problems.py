@@ -42,18 +42,16 @@ async def problem_details_middleware(request: web.Request, handler: Handler) -> 
             for name, value in error.headers.items()
             if name.lower() not in {"content-type", "content-length"}
         }
-        return problem_response(
-            error.status, error.reason, _detail(error, request), headers=kept_headers
-        )
+        return problem_response(error.status, error.reason, _detail(error), headers=kept_headers)
     except Exception:
         logger.exception("Unhandled error while serving %s %s", request.method, request.path)
         return problem_response(500, "Internal Server Error", "The local host failed; see its log.")
 
 
-def _detail(error: web.HTTPException, request: web.Request) -> str:
+def _detail(error: web.HTTPException) -> str:
     # aiohttp's default text is just "<status>: <reason>"; anything else was written for people.
     if error.text and error.text != f"{error.status}: {error.reason}":
         return error.text
     if error.status == 404:
-        return f"No function is served at {request.path}."
+        return "No function is served at this path."
     return error.reason

@@ -51,7 +51,7 @@ class StaticSite:
         if file is None and fallback is not None and fallback.applies_to(path):
             file = self._file_at(fallback.rewrite)
         if file is None:
-            raise web.HTTPNotFound(text=f"The site has no file at {path}.", headers=headers)
+            raise web.HTTPNotFound(text="The site has no such file.", headers=headers)
         mime_type = self.config.mime_type_for(file)
         if mime_type is not None:
             headers["Content-Type"] = mime_type
@@ -63,13 +63,18 @@ class StaticSite:
 
     def _file_at(self, path: str) -> Path | None:
         """The file a URL path names (a folder means its index.html), or None."""
-        candidate = (self.folder / path.lstrip("/")).resolve()
-        if not candidate.is_relative_to(self.folder):
+        try:
+            candidate = (self.folder / path.lstrip("/")).resolve()
+            if not candidate.is_relative_to(self.folder):
+                return None
+            if candidate.is_dir():
+                candidate = candidate / INDEX_FILE
+            is_file = candidate.is_file()
+        except (OSError, ValueError):
+            # A name the file system refuses (a null byte, too long) names no file either.
             return None
-        if candidate.is_dir():
-            candidate = candidate / INDEX_FILE
         # The config file is read by the platform, never served (as in Azure).
-        if not candidate.is_file() or candidate == self.folder / CONFIG_FILE:
+        if not is_file or candidate == self.folder / CONFIG_FILE:
             return None
         return candidate
 

@@ -1,8 +1,7 @@
 /**
- * Where the site finds the API. Same-origin "/api" by default: Azure Static Web Apps' linked
- * backend and `make run` both serve the functions there. A deployment that calls the function
- * app directly replaces this file with its URL (e.g. "https://<app>.azurewebsites.net/api"),
- * adds that origin to connect-src in staticwebapp.config.json's Content-Security-Policy, and
- * allows the site's origin in the function app's CORS settings.
+ * Where the site finds the API. Same-origin "/api" by default, as `make run` serves it.
+ * Deployments use no linked backend: infra/hooks/stage_site.py stages a copy of the site with the
+ * function app's URL here and its origin in the Content-Security-Policy's connect-src, and the
+ * function app's CORS allows the site's origin.
  */
 export const apiBase = "/api";

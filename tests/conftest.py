@@ -7,8 +7,6 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +15,7 @@ import numpy as np
 import pytest
 from azure.storage.blob import BlobServiceClient
 
+from tests.helpers import wait_for_health
 from tests.local_host_storage import BlobAppStorage
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -58,20 +57,13 @@ def base_url(azurite, tmp_path_factory):
             stderr=subprocess.STDOUT,
         )
     url = f"http://127.0.0.1:{port}/api"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=10) as response:
-                if response.status == 200:
-                    break
-        except OSError:  # refused, or timed out while the app starts
-            if host.poll() is not None or time.monotonic() > deadline:
-                host.kill()
-                pytest.fail(f"local host did not start:\n{log_path.read_text()}")
-            time.sleep(0.2)
-    yield url
-    host.terminate()
-    assert host.wait(timeout=15) == 0
+    try:
+        wait_for_health(url, host, log_path)
+        yield url
+    finally:
+        host.terminate()
+        status = host.wait(timeout=15)
+    assert status == 0
 
 
 AZURITE_ACCOUNT_KEY = (

@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import io
 import json
+import queue
+import re
+import subprocess
+import threading
+import time
+import urllib.request
+from pathlib import Path
 
 import azure.functions as func
 import numpy as np
+import pytest
 from PIL import Image
 
 
@@ -116,3 +124,48 @@ def tiny_model(
         model.metadata_props.add(key=key, value=value)
     onnx.checker.check_model(model)
     return model.SerializeToString()
+
+
+def wait_for_health(
+    url: str, process: subprocess.Popen, log_path: Path, timeout: float = 60
+) -> None:
+    """Wait until ``{url}/health`` answers; fail with the process's log as soon as it exits,
+    or when ``timeout`` seconds have passed."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=10):
+                return  # anything but a 2xx raises HTTPError, an OSError
+        except OSError:  # refused, or timed out while the app starts
+            pass
+        if process.poll() is not None:
+            pytest.fail(f"the process exited with {process.returncode}:\n{log_path.read_text()}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"{url}/health did not answer in {timeout:g} s:\n{log_path.read_text()}")
+        time.sleep(0.2)
+
+
+def read_lines(process: subprocess.Popen[str]) -> queue.Queue[str]:
+    """The process's stdout lines, fed into a queue by a thread so that waits can time out."""
+    lines: queue.Queue[str] = queue.Queue()
+
+    def forward() -> None:
+        for line in process.stdout:
+            lines.put(line)
+
+    threading.Thread(target=forward, daemon=True).start()
+    return lines
+
+
+def wait_for_line(lines: queue.Queue[str], pattern: str, timeout: float = 60) -> re.Match[str]:
+    """The match of the first line (from ``read_lines``) that matches ``pattern``."""
+    deadline = time.monotonic() + timeout
+    seen: list[str] = []
+    while (remaining := deadline - time.monotonic()) > 0:
+        try:
+            seen.append(lines.get(timeout=remaining))
+        except queue.Empty:
+            break
+        if match := re.search(pattern, seen[-1]):
+            return match
+    raise AssertionError(f"no line matching {pattern!r} in:\n{''.join(seen)}")

@@ -133,3 +133,42 @@ def test_unreachable_storage_keeps_serving_and_shows_in_health(bundled, monkeypa
         assert storage["last_error"]
     finally:
         provider.stop()
+
+
+def test_storage_that_cannot_be_set_up_still_serves(monkeypatch):
+    def malformed():
+        raise ValueError("Connection string is either blank or malformed.")
+
+    provider = ModelProvider(storage=malformed)
+    monkeypatch.setattr(blueprint, "provider", provider)
+    assert blueprint.predict(http_request("POST", "predict", [0] * 784)).status_code == 200
+    health = json.loads(blueprint.health(http_request("GET", "health")).get_body())
+    assert health["storage"]["following"] is False
+    assert "malformed" in health["storage"]["last_error"]
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-1", "fast"])
+def test_a_malformed_number_setting_fails_naming_it(monkeypatch, value):
+    from functions.settings import MissingSetting, settings  # noqa: PLC0415
+
+    monkeypatch.setenv("MODELS_STORAGE", "UseDevelopmentStorage=true")
+    monkeypatch.setenv("PROMOTION_MIN_ACCURACY", value)
+    settings.cache_clear()
+    try:
+        with pytest.raises(MissingSetting, match="PROMOTION_MIN_ACCURACY"):
+            settings()
+    finally:
+        settings.cache_clear()
+
+
+def test_a_missing_storage_setting_is_named(monkeypatch):
+    from functions.settings import MissingSetting, settings  # noqa: PLC0415
+
+    monkeypatch.delenv("MODELS_STORAGE", raising=False)
+    monkeypatch.delenv("MODELS_STORAGE__blobServiceUri", raising=False)
+    settings.cache_clear()
+    try:
+        with pytest.raises(MissingSetting, match="MODELS_STORAGE is not set"):
+            settings()
+    finally:
+        settings.cache_clear()

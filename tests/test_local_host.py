@@ -11,7 +11,6 @@ import re
 import signal
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -29,6 +28,7 @@ from local_host.discovery import DiscoveredFunction
 from local_host.host_json import read_route_prefix
 from local_host.http_routes import route_paths
 from local_host.settings import load_local_settings
+from tests.helpers import read_lines, wait_for_line
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SLOW_HANDLER_SECONDS = 0.2
@@ -323,7 +323,7 @@ def test_wrong_method_is_405_with_allow_header() -> None:
         "type": "about:blank",
         "title": "Method Not Allowed",
         "status": 405,
-        "detail": "POST is not allowed on /api/items/7; use DELETE, GET.",
+        "detail": "POST is not allowed here; use DELETE, GET.",
     }
 
 
@@ -336,7 +336,7 @@ def test_unknown_path_is_404_problem() -> None:
     assert status == 404
     assert content_type == "application/problem+json"
     assert problem(body)["title"] == "Not Found"
-    assert problem(body)["detail"] == "No function is served at /api/no-such-function."
+    assert problem(body)["detail"] == "No function is served at this path."
 
 
 @pytest.mark.parametrize("route", ["boom", "wrong-type"])
@@ -492,28 +492,7 @@ def start_local_host() -> tuple[subprocess.Popen[str], queue.Queue[str]]:
         stderr=subprocess.PIPE,
         text=True,
     )
-    lines: queue.Queue[str] = queue.Queue()
-
-    def forward_stdout() -> None:
-        for line in process.stdout:
-            lines.put(line)
-
-    # A thread, so waiting for a line can time out instead of blocking on readline().
-    threading.Thread(target=forward_stdout, daemon=True).start()
-    return process, lines
-
-
-def wait_for_line(lines: queue.Queue[str], pattern: str, timeout: float = 30) -> re.Match[str]:
-    deadline = time.monotonic() + timeout
-    seen = []
-    while (remaining := deadline - time.monotonic()) > 0:
-        try:
-            seen.append(lines.get(timeout=remaining))
-        except queue.Empty:
-            break
-        if match := re.search(pattern, seen[-1]):
-            return match
-    raise AssertionError(f"no line matching {pattern!r} in {seen}")
+    return process, read_lines(process)
 
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM])

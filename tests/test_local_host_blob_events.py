@@ -5,12 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import queue
-import re
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -26,6 +23,7 @@ from local_host.blob_events import SubscriptionRefused, open_relay
 from local_host.blob_trigger import webhook_url
 from local_host.dev import azurite_connection_string, is_listening
 from tests.conftest import REPO_ROOT, free_port
+from tests.helpers import read_lines, wait_for_line
 from tests.local_host_blob_app import app as blob_app
 from tests.local_host_storage import BlobAppStorage
 
@@ -153,31 +151,6 @@ def test_failed_deliveries_are_retried_then_given_up(
 
 
 # --- the command lines ---------------------------------------------------------------------
-
-
-def read_lines(process: subprocess.Popen[str]) -> queue.Queue[str]:
-    """The process's stdout lines, fed into a queue by a thread so that waits can time out."""
-    lines: queue.Queue[str] = queue.Queue()
-
-    def forward() -> None:
-        for line in process.stdout:
-            lines.put(line)
-
-    threading.Thread(target=forward, daemon=True).start()
-    return lines
-
-
-def wait_for_line(lines: queue.Queue[str], pattern: str, timeout: float = 60) -> str:
-    deadline = time.monotonic() + timeout
-    seen: list[str] = []
-    while (remaining := deadline - time.monotonic()) > 0:
-        try:
-            seen.append(lines.get(timeout=remaining))
-        except queue.Empty:
-            break
-        if re.search(pattern, seen[-1]):
-            return seen[-1]
-    raise AssertionError(f"no line matching {pattern!r} in:\n{''.join(seen)}")
 
 
 @pytest.mark.slow

@@ -17,6 +17,7 @@ from functions.preprocessing import (
     CENTRE,
     EMPTY_THRESHOLD,
     MAX_PIXELS,
+    MAX_SIDE,
     UndecodableImage,
     image_bytes_to_ink,
     ink_from_rgba,
@@ -275,3 +276,23 @@ def test_golden_file_matches_python(path: Path) -> None:
         assert result is None
     else:
         np.testing.assert_allclose(result.ravel(), expected, atol=1.0)
+
+
+def test_unusable_exif_orientation_is_ignored() -> None:
+    buffer = io.BytesIO()
+    exif = Image.Exif()
+    exif[0x0112] = 9  # no such orientation
+    Image.fromarray(drawing()).save(buffer, format="PNG", exif=exif.tobytes())
+    np.testing.assert_allclose(
+        preprocess_image_bytes(buffer.getvalue()),
+        preprocess_image_bytes(encoded(opaque(drawing()), "PNG")),
+        atol=1,
+    )
+
+
+def test_a_very_long_side_is_refused_before_decoding() -> None:
+    line = Image.new("L", (MAX_SIDE + 1, 1), 255)
+    buffer = io.BytesIO()
+    line.save(buffer, format="PNG")
+    with pytest.raises(UndecodableImage, match="each side may be at most"):
+        preprocess_image_bytes(buffer.getvalue())

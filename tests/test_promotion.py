@@ -3,6 +3,7 @@ duplicates, races and the reconciler."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import threading
@@ -12,7 +13,8 @@ import pytest
 from azure.storage.blob import ContainerClient
 
 from conversion.publish import publish, rollback
-from functions.promotion.gate import GatePolicy, sign
+from functions import signing
+from functions.promotion.gate import GatePolicy
 from functions.promotion.gate_set import load_gate_set
 from functions.promotion.promoter import Promoter
 from functions.serving.model import load_model_file
@@ -151,7 +153,7 @@ def test_sha256_metadata_must_match_the_content(container, registry, bundled):
 def test_a_signing_key_requires_a_valid_signature(container, registry, bundled, signature):
     key = b"s3cret"
     signed = GatePolicy(min_accuracy=0.98, max_regression=0.005, signing_key=key)
-    metadata = {"signature": sign("0" * 64, key) if signature == "wrong" else None}
+    metadata = {"signature": signing.signature("0" * 64, key) if signature == "wrong" else None}
     drop(container, "v2", good("v2"), metadata={k: v for k, v in metadata.items() if v})
     decision = make_promoter(registry, bundled, signed).handle("v2.onnx")
     assert decision.record["check"] == "integrity"
@@ -174,8 +176,8 @@ def test_a_version_is_immutable(container, registry, bundled):
     promoter = make_promoter(registry, bundled)
     publish(container, good("v2"), "v2")
     promoter.handle("v2.onnx")
-    publish(container, onnx_bytes_with_version(BUNDLED_MODEL, "v2") + b"", "v2")  # same bytes
-    assert promoter.handle("v2.onnx").decision == "rolled_back"
+    publish(container, good("v2"), "v2")  # the same bytes again, while v2 is served
+    assert promoter.handle("v2.onnx").decision == "unchanged"
     different = tiny_model("v2")
     drop(container, "v2", different)
     decision = promoter.handle("v2.onnx")
@@ -241,3 +243,76 @@ def test_the_reconciler_decides_what_no_event_reached(container, registry, bundl
     ]
     assert incoming(container) == []
     assert pointer(container)["version"] == "v2"
+
+
+def store_and_point(registry: ModelRegistry, version: str, content: bytes, replace=None) -> None:
+    """Leaves storage as if `version` had been promoted."""
+    sha256 = hashlib.sha256(content).hexdigest()
+    registry.store_version(version, content, {"sha256": sha256})
+    (replace or registry.replace_pointer)(
+        {"version": version, "sha256": sha256, "previous_version": None}, registry.read_pointer()
+    )
+
+
+def test_a_pointer_conflict_is_retried_and_keeps_the_history(container, registry, bundled):
+    publish(container, good("mine"), "mine")
+    real_replace = registry.replace_pointer
+    calls = []
+
+    def another_promotion_lands_first(document, expected):
+        if not calls:  # between this decision's read and write, "theirs" is promoted
+            store_and_point(registry, "theirs", good("theirs"), real_replace)
+        calls.append(document["version"])
+        real_replace(document, expected)
+
+    registry.replace_pointer = another_promotion_lands_first
+    decision = make_promoter(registry, bundled).handle("mine.onnx")
+
+    assert decision.decision == "accepted"
+    assert calls == ["mine", "mine"]  # refused once on the ETag, then written
+    assert pointer(container)["version"] == "mine"
+    assert pointer(container)["previous_version"] == "theirs"
+
+
+def test_a_better_version_promoted_meanwhile_is_a_regression_gate(container, registry, bundled):
+    lenient = GatePolicy(min_accuracy=0.0, max_regression=0.005, signing_key=None)
+    store_and_point(registry, "weak", tiny_model("weak", seed=1))
+    drop(container, "weak2", tiny_model("weak2", seed=1))  # as good as "weak": no regression
+    real_replace = registry.replace_pointer
+
+    def strong_version_lands_first(document, expected):
+        registry.replace_pointer = real_replace
+        store_and_point(registry, "strong", good("strong"))
+        real_replace(document, expected)  # refused: current.json changed
+
+    registry.replace_pointer = strong_version_lands_first
+    decision = make_promoter(registry, bundled, lenient).handle("weak2.onnx")
+
+    assert decision.decision == "rejected"
+    assert decision.record["check"] == "regression"
+    assert "strong" in decision.record["reason"]
+    assert pointer(container)["version"] == "strong"
+
+
+def test_a_file_being_decided_elsewhere_is_left_alone(container, registry, bundled):
+    publish(container, good("v2"), "v2")
+    lease = container.get_blob_client("incoming/v2.onnx").acquire_lease(lease_duration=15)
+    assert make_promoter(registry, bundled).handle("v2.onnx") is None
+    assert incoming(container) == ["incoming/v2.onnx"]
+    lease.release()
+
+
+def test_the_reconciler_goes_on_past_a_file_it_cannot_decide(container, registry, bundled):
+    publish(container, good("v2"), "v2")
+    drop(container, "a-first", b"anything")
+    real_claim = registry.claim_incoming
+
+    def storage_fails_for_the_first(name, max_bytes):
+        if name == "a-first.onnx":
+            raise ConnectionError("storage hiccup")
+        return real_claim(name, max_bytes)
+
+    registry.claim_incoming = storage_fails_for_the_first
+    decisions = make_promoter(registry, bundled).reconcile()
+    assert [(d.version, d.decision) for d in decisions] == [("v2", "accepted")]
+    assert incoming(container) == ["incoming/a-first.onnx"]  # left for the next round

@@ -105,7 +105,10 @@ def test_paths_that_are_no_file_fall_back_to_the_app_page(site: Path) -> None:
         assert headers["Content-Security-Policy"] == "default-src 'self'"
 
 
-@pytest.mark.parametrize("path", ["/css/missing.css", "/favicon.ico"])
+@pytest.mark.parametrize(
+    "path",
+    ["/css/missing.css", "/favicon.ico", "/css/%00.css", "/css/" + "a" * 300 + ".css"],
+)
 def test_excluded_paths_that_are_no_file_are_404(site: Path, path: str) -> None:
     async def scenario(client: TestClient) -> tuple[int, dict, str]:
         return await fetch(client, path)
@@ -113,8 +116,27 @@ def test_excluded_paths_that_are_no_file_are_404(site: Path, path: str) -> None:
     status, headers, body = with_site(scenario, site)
     assert status == 404
     assert headers["Content-Type"] == "application/problem+json"
-    assert json.loads(body)["detail"] == f"The site has no file at {path}."
+    assert json.loads(body)["detail"] == "The site has no such file."
+    assert "css/" not in body  # the request's path is not echoed
     assert headers["Content-Security-Policy"] == "default-src 'self'"
+
+
+# Names the file system refuses: a null byte (ValueError), a segment over NAME_MAX (OSError).
+@pytest.mark.parametrize("name", ["%00", "a" * 300])
+def test_names_the_file_system_refuses_are_no_file(
+    site: Path, tmp_path_factory: pytest.TempPathFactory, name: str
+) -> None:
+    async def scenario(client: TestClient) -> list[tuple[int, dict, str]]:
+        return [await fetch(client, f"/{name}"), await fetch(client, f"/docs/{name}/x")]
+
+    for status, _, body in with_site(scenario, site):
+        assert (status, body) == (200, "<h1>home</h1>")  # the navigation fallback
+
+    # Without a config there is no fallback: a 404 that does not repeat the path.
+    (status, _, body), _ = with_site(scenario, tmp_path_factory.mktemp("no-config"))
+    assert status == 404
+    assert json.loads(body)["detail"] == "The site has no such file."
+    assert name not in body
 
 
 def test_the_config_file_and_files_outside_the_folder_are_never_served(site: Path) -> None:
@@ -151,7 +173,7 @@ def test_the_api_is_untouched_by_the_site(site: Path) -> None:
     for status, headers, body in (missing, bare_prefix, upper_case, missing_post):
         assert status == 404
         assert headers["Content-Type"] == "application/problem+json"
-        assert json.loads(body)["detail"].startswith("No function is served at ")
+        assert json.loads(body)["detail"] == "No function is served at this path."
 
 
 def test_without_a_site_nothing_is_served_at_the_root() -> None:

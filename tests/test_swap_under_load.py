@@ -10,7 +10,6 @@ import os
 import subprocess
 import sys
 import time
-import urllib.request
 
 import aiohttp
 import pytest
@@ -19,7 +18,7 @@ from azure.storage.blob import ContainerClient
 from conversion.publish import publish
 from functions.serving.provider import BUNDLED_MODEL
 from tests.conftest import REPO_ROOT, free_port
-from tests.helpers import onnx_bytes_with_version
+from tests.helpers import onnx_bytes_with_version, wait_for_health
 
 pytestmark = pytest.mark.slow
 
@@ -60,30 +59,32 @@ def stack(azurite, tmp_path):
             "0.5",
         ],
     ]
-    logs = [open(tmp_path / f"process-{index}.log", "w") for index in range(2)]  # noqa: SIM115
-    processes = [
-        subprocess.Popen(
-            command, cwd=REPO_ROOT, env=environment, stdout=log, stderr=subprocess.STDOUT
-        )
-        for command, log in zip(commands, logs, strict=True)
-    ]
-    base = f"http://127.0.0.1:{port}/api"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            with urllib.request.urlopen(f"{base}/health", timeout=10) as response:
-                if response.status == 200:
-                    break
-        except OSError:
-            if time.monotonic() > deadline:
-                pytest.fail((tmp_path / "process-0.log").read_text())
-            time.sleep(0.2)
-    yield base, container
-    for process in processes:
-        process.terminate()
-    for process, log in zip(processes, logs, strict=True):
-        process.wait(timeout=20)
-        log.close()
+    processes = []
+    try:
+        for index, command in enumerate(commands):
+            # A file, not a pipe: a full pipe would stall the process. It keeps its own copy.
+            with open(tmp_path / f"process-{index}.log", "w") as log:
+                processes.append(
+                    subprocess.Popen(
+                        command,
+                        cwd=REPO_ROOT,
+                        env=environment,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                    )
+                )
+        base = f"http://127.0.0.1:{port}/api"
+        wait_for_health(base, processes[0], tmp_path / "process-0.log")
+        yield base, container
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
 
 
 def current_version(container: ContainerClient) -> str | None:

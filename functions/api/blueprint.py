@@ -56,6 +56,8 @@ def models(req: func.HttpRequest) -> func.HttpResponse:
         decisions = provider.registry.recent_decisions(RECENT_DECISIONS)
     except AzureError as error:
         raise ServiceUnavailable("model storage cannot be reached right now") from error
+    except ValueError as error:  # current.json is not JSON: the promoter never writes that
+        raise ServiceUnavailable("model storage holds an unreadable current.json") from error
     return json_response(
         {
             "current": current,

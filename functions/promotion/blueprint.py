@@ -14,7 +14,7 @@ from functions.promotion.promoter import Promoter
 from functions.serving.model import load_model_file
 from functions.serving.provider import BUNDLED_MODEL
 from functions.settings import STORAGE_SETTING, settings
-from functions.storage.clients import container_client
+from functions.storage.clients import bounded_retries, container_client
 from functions.storage.registry import INCOMING, ModelRegistry
 
 RECONCILE_SCHEDULE = "0 */5 * * * *"  # every five minutes
@@ -27,7 +27,7 @@ bp = func.Blueprint()
 def promoter() -> Promoter:
     """Built on first use; a missing setting fails here with its name."""
     configured = settings()
-    registry = ModelRegistry(container_client(configured))
+    registry = ModelRegistry(container_client(configured, **bounded_retries()))
     registry.ensure_container()
     policy = GatePolicy(
         min_accuracy=configured.min_accuracy,

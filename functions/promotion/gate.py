@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import hmac
 import time
 from dataclasses import dataclass, field
 
@@ -11,24 +10,18 @@ import numpy as np
 
 from functions.promotion.gate_set import GateSet
 from functions.serving.model import (
+    REQUIRED_METADATA,
     LoadedModel,
     ModelContractError,
     ModelLoadError,
     load_model,
 )
+from functions.signing import is_valid
 from functions.storage.registry import VERSION_PATTERN
 
 MAX_MODEL_BYTES = 16 * 1024 * 1024
 MAX_MEDIAN_LATENCY_MS = 25.0  # a sanity bound: the served model takes about 0.15 ms
 LATENCY_RUNS = 30
-REQUIRED_METADATA = (
-    "version",
-    "created_at",
-    "test_accuracy",
-    "training_data_sha256",
-    "framework",
-    "source_commit",
-)
 ROW_SUM_TOLERANCE = 1e-3
 
 
@@ -56,11 +49,6 @@ class Refused(Exception):
         self.check, self.reason = check, reason
 
 
-def sign(sha256_hex: str, key: bytes) -> str:
-    """The signature a publisher puts in the blob's metadata: HMAC-SHA256 of the file's sha256."""
-    return hmac.new(key, sha256_hex.encode(), hashlib.sha256).hexdigest()
-
-
 def version_of(name: str) -> str:
     """incoming/<version>.onnx -> <version> (the name may lack the suffix; then it is refused)."""
     return name[: -len(".onnx")] if name.endswith(".onnx") else name
@@ -75,14 +63,15 @@ def judge(
     gate_set: GateSet,
     current: LoadedModel | None,
     previously_accepted: bool = False,
+    size: int | None = None,
 ) -> Verdict:
     """Every check in order. A version accepted before (same bytes) skips the quality gates:
     dropping it again is how a rollback is done, and it was judged when first promoted."""
     verdict = Verdict(version=version_of(name), sha256=hashlib.sha256(content).hexdigest())
-    verdict.figures["size_bytes"] = len(content)
+    verdict.figures["size_bytes"] = size = len(content) if size is None else size
     try:
         check_name(name)
-        check_size(content)
+        check_size(size)
         check_integrity(verdict.sha256, blob_metadata, policy.signing_key)
         model = check_loads(content)
         check_contract(model, verdict.version, gate_set)
@@ -107,11 +96,11 @@ def check_name(name: str) -> None:
         )
 
 
-def check_size(content: bytes) -> None:
-    if not content:
+def check_size(size: int) -> None:
+    if not size:
         raise Refused("size", "the file is empty")
-    if len(content) > MAX_MODEL_BYTES:
-        raise Refused("size", f"{len(content)} bytes is over the cap of {MAX_MODEL_BYTES}")
+    if size > MAX_MODEL_BYTES:
+        raise Refused("size", f"{size} bytes is over the cap of {MAX_MODEL_BYTES}")
 
 
 def check_integrity(sha256: str, blob_metadata: dict[str, str], signing_key: bytes | None) -> None:
@@ -127,7 +116,7 @@ def check_integrity(sha256: str, blob_metadata: dict[str, str], signing_key: byt
     signature = blob_metadata.get("signature")
     if not signature:
         raise Refused("integrity", "MODEL_SIGNING_KEY is set and the blob carries no signature")
-    if not hmac.compare_digest(signature.lower(), sign(sha256, signing_key)):
+    if not is_valid(signature, sha256, signing_key):
         raise Refused("integrity", "the signature does not match the content and signing key")
 
 

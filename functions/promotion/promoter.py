@@ -6,9 +6,19 @@ import logging
 import random
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
-from functions.promotion.gate import GatePolicy, Verdict, judge, version_of
+from azure.core.exceptions import AzureError
+
+from functions.clock import utc_now
+from functions.promotion.gate import (
+    MAX_MODEL_BYTES,
+    GatePolicy,
+    Refused,
+    Verdict,
+    check_quality,
+    judge,
+    version_of,
+)
 from functions.promotion.gate_set import GateSet
 from functions.serving.model import LoadedModel, UnusableModel, load_model
 from functions.storage.registry import (
@@ -24,14 +34,12 @@ POINTER_ATTEMPTS = 8
 log = logging.getLogger(__name__)
 
 
-def utc_now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 @dataclass(frozen=True)
 class Decision:
     version: str
-    decision: str  # "accepted", "rolled_back" (an earlier version again) or "rejected"
+    # "accepted", "rolled_back" (an earlier version again), "unchanged" (the served file
+    # again) or "rejected"
+    decision: str
     record: dict
 
 
@@ -51,7 +59,7 @@ class Promoter:
     def handle(self, name: str) -> Decision | None:
         """Decide on incoming/<name>. None when there is nothing to decide: the file is gone
         (a repeated event) or another instance holds its lease (is deciding right now)."""
-        dropped = self.registry.claim_incoming(name)
+        dropped = self.registry.claim_incoming(name, MAX_MODEL_BYTES)
         if dropped is None:
             log.info("incoming/%s: nothing to do (handled already or being handled)", name)
             return None
@@ -65,22 +73,33 @@ class Promoter:
         return decision
 
     def reconcile(self) -> list[Decision]:
-        """Decide on every file left in incoming/ (one whose event never arrived)."""
-        decisions = [self.handle(name) for name in self.registry.incoming_names()]
-        return [decision for decision in decisions if decision is not None]
+        """Decide on every file left in incoming/ (one whose event never arrived). One file that
+        cannot be decided now does not hold up the others; it stays for the next round."""
+        decisions = []
+        for name in self.registry.incoming_names():
+            try:
+                decision = self.handle(name)
+            except Exception:
+                log.exception("incoming/%s could not be decided; it stays for the next round", name)
+                continue
+            if decision is not None:
+                decisions.append(decision)
+        return decisions
 
     def _decide(self, dropped: DroppedFile) -> Decision:
         version = version_of(dropped.name)
         known_sha = self.registry.version_sha256(version) if _plausible(version) else None
         pointer = self.registry.read_pointer()
+        current = self._current_model(pointer)
         verdict = judge(
             dropped.name,
             dropped.content,
             dropped.metadata,
             policy=self.policy,
             gate_set=self.gate_set,
-            current=self._current_model(pointer),
+            current=current,
             previously_accepted=known_sha is not None,
+            size=dropped.size,
         )
         if verdict.accepted and known_sha is not None and known_sha != verdict.sha256:
             verdict.accepted, verdict.failed_check = False, "immutable"
@@ -90,32 +109,54 @@ class Promoter:
             )
         if not verdict.accepted:
             return self._reject(dropped, verdict)
-        return self._accept(verdict, dropped.content, rollback=known_sha is not None)
+        if pointer and pointer.document.get("sha256") == verdict.sha256:
+            record = self._audit(verdict, "unchanged", previous_version=pointer.document["version"])
+            return Decision(verdict.version, "unchanged", record)  # dropped the served file again
+        judged_against = current.sha256 if current else None
+        return self._accept(dropped, verdict, judged_against, rollback=known_sha is not None)
 
-    def _accept(self, verdict: Verdict, content: bytes, *, rollback: bool) -> Decision:
+    def _accept(
+        self, dropped: DroppedFile, verdict: Verdict, judged_against: str | None, *, rollback: bool
+    ) -> Decision:
         try:
-            self.registry.store_version(verdict.version, content, _as_metadata(verdict))
+            self.registry.renew_claim(dropped)
+            self.registry.store_version(verdict.version, dropped.content, _as_metadata(verdict))
         except VersionConflict as conflict:  # a race with another drop of the same name
             verdict.failed_check, verdict.reason = "immutable", str(conflict)
             return self._reject_verdict(verdict)
-        previous = self._move_pointer(verdict)
+        self.registry.renew_claim(dropped)
+        try:
+            previous = self._move_pointer(verdict, judged_against, rollback=rollback)
+        except Refused as refusal:  # another version was promoted meanwhile, and is better
+            verdict.failed_check, verdict.reason = refusal.check, refusal.reason
+            return self._reject_verdict(verdict)
         decision = "rolled_back" if rollback else "accepted"
         record = self._audit(verdict, decision, previous_version=previous)
         log.info("%s %s (previous %s)", decision, verdict.version, previous)
         return Decision(verdict.version, decision, record)
 
-    def _move_pointer(self, verdict: Verdict) -> str | None:
+    def _move_pointer(
+        self, verdict: Verdict, judged_against: str | None, *, rollback: bool
+    ) -> str | None:
         """Compare-and-swap on current.json's ETag, re-read and retried on conflict, so two
-        promotions at once both land in order and neither is lost."""
+        promotions at once both land in order and neither is lost. If another version became
+        current since the candidate was judged, the regression gate is run again against it."""
         for attempt in range(POINTER_ATTEMPTS):
             pointer = self.registry.read_pointer()
             previous = pointer.document.get("version") if pointer else self._bundled_version()
             if pointer and pointer.document.get("sha256") == verdict.sha256:
                 return pointer.document.get("previous_version")  # already served: no change
+            now_sha = pointer.document.get("sha256") if pointer else self._bundled_sha256()
+            if not rollback and now_sha != judged_against:
+                now_current = self._current_model(pointer)
+                verdict.figures.update(
+                    check_quality(verdict.model, now_current, self.gate_set, self.policy)
+                )
+                judged_against = now_sha
             document = {
                 "version": verdict.version,
                 "sha256": verdict.sha256,
-                "promoted_at": utc_now(),
+                "promoted_at": utc_now("milliseconds"),
                 "gate": verdict.figures,
                 "previous_version": previous,
             }
@@ -138,7 +179,7 @@ class Promoter:
 
     def _audit(self, verdict: Verdict, decision: str, previous_version: str | None = None) -> dict:
         record = {
-            "at": utc_now(),
+            "at": utc_now("milliseconds"),
             "decision": decision,
             "version": verdict.version,
             "sha256": verdict.sha256,
@@ -152,14 +193,20 @@ class Promoter:
         return record
 
     def _current_model(self, pointer: Pointer | None) -> LoadedModel | None:
+        """The model a candidate is compared with; the bundled one while storage has none, or
+        when the current version cannot be read (a candidate is then judged against that)."""
         if pointer is None:
             return self.bundled
-        version = pointer.document["version"]
         try:
-            return load_model(self.registry.read_version(version), source="storage")
-        except UnusableModel:
-            log.exception("current version %s cannot be loaded; judging without it", version)
-            return None
+            return load_model(
+                self.registry.read_version(pointer.document["version"]), source="storage"
+            )
+        except (UnusableModel, AzureError, KeyError, ValueError):
+            log.exception("the current version cannot be loaded; judging against the bundled")
+            return self.bundled
+
+    def _bundled_sha256(self) -> str | None:
+        return self.bundled.sha256 if self.bundled else None
 
     def _bundled_version(self) -> str | None:
         return self.bundled.version if self.bundled else None

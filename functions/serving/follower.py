@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import tempfile
 import threading
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
+from functions.clock import utc_now
 from functions.serving.model import LoadedModel, ModelHolder, load_model
 from functions.storage.registry import ModelRegistry, Pointer
 
@@ -67,7 +68,7 @@ class PointerFollower:
     def check(self) -> None:
         """One look at current.json. Never raises: a failure keeps the current model serving and
         is logged and shown in /api/health; the next check tries again."""
-        self.state.last_check_at = _now()
+        self.state.last_check_at = utc_now()
         try:
             changed, pointer = self.registry.read_pointer_if_changed(self._etag)
             self.state.reachable, self.state.last_error = True, None
@@ -76,7 +77,12 @@ class PointerFollower:
         except Exception as error:  # storage down, a bad file: keep serving what we have
             self.state.last_error = f"{type(error).__name__}: {error}"
             self.state.reachable = not _is_connection_error(error)
-            log.exception("following current.json failed; the current model keeps serving")
+            if self.state.reachable:
+                log.exception("following current.json failed; the current model keeps serving")
+            else:  # expected while storage is down: one line a check, not a traceback
+                log.warning(
+                    "model storage unreachable (%s); the current model keeps serving", error
+                )
 
     def _follow(self, pointer: Pointer | None) -> None:
         if pointer is None:
@@ -117,15 +123,21 @@ class PointerFollower:
             raise ValueError(
                 f"versions/{version}.onnx has sha256 {actual}; current.json says {sha256}"
             )
-        self.cache_dir.mkdir(parents=True, exist_ok=True)
-        partial = cached.with_suffix(".partial")
-        partial.write_bytes(content)
-        partial.replace(cached)  # atomic: a reader never sees half a file
+        _write_cache(cached, content)
         return content
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+def _write_cache(path: Path, content: bytes) -> None:
+    """Atomic, and private to this process until renamed (processes on an instance share the
+    folder); a cache that cannot be written only costs a download next time."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor, partial = tempfile.mkstemp(dir=path.parent, suffix=".partial")
+        with os.fdopen(descriptor, "wb") as stream:
+            stream.write(content)
+        os.replace(partial, path)
+    except OSError:
+        log.warning("could not cache %s", path.name, exc_info=True)
 
 
 def _is_connection_error(error: Exception) -> bool:

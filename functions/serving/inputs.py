@@ -35,8 +35,7 @@ def parse_prediction_input(content_type: str | None, body: bytes) -> PredictionI
     if media_type in JSON_TYPES or media_type.endswith("+json") or not media_type:
         return _from_json(body)
     raise UnsupportedMediaType(
-        f"content type {media_type!r} is not supported; send application/json, image/png or "
-        "image/jpeg"
+        "this content type is not supported; send application/json, image/png or image/jpeg"
     )
 
 
@@ -64,7 +63,7 @@ def _from_json(body: bytes) -> PredictionInput:
         raise BadRequest('expected a JSON object with "pixels" or "images", or an array of pixels')
     unknown = sorted(set(document) - {"pixels", "images"})
     if unknown:
-        raise BadRequest(f'unknown field(s) {", ".join(unknown)}; send "pixels" or "images"')
+        raise BadRequest('the object has an unknown field; send only "pixels" or "images"')
     if "pixels" in document and "images" in document:
         raise BadRequest('send either "pixels" (one image) or "images" (a batch), not both')
     if "pixels" in document:
@@ -85,6 +84,10 @@ def _parse_json(body: bytes):
         raise BadRequest(
             f"the body is not valid JSON ({error.msg} at line {error.lineno} column {error.colno})"
         ) from error
+    except RecursionError as error:
+        raise BadRequest("the JSON is nested too deeply; images are at most 3 levels") from error
+    except ValueError as error:  # Python refuses integers of more than 4300 digits
+        raise BadRequest("the body holds a number too long to be a pixel value") from error
 
 
 def _refuse_constant(name: str):
@@ -103,14 +106,14 @@ def _batch(images) -> list[np.ndarray]:
 
 def _image(value, where: str) -> np.ndarray:
     numbers = _flatten(value, where)
-    pixels = np.array(numbers, dtype=np.float64)
+    try:
+        pixels = np.array(numbers, dtype=np.float64)
+    except OverflowError as error:  # an integer beyond float64, such as 10**400
+        raise BadRequest(f"{where} holds a value far outside 0..255") from error
     if not np.all(np.isfinite(pixels)):  # 1e999 parses as infinity
         raise BadRequest(f"{where} holds an infinite value; every pixel is a number 0..255")
     if pixels.min() < 0 or pixels.max() > 255:
-        raise BadRequest(
-            f"{where} holds values from {pixels.min():g} to {pixels.max():g}; pixels are 0..255 "
-            "(background 0, ink 255)"
-        )
+        raise BadRequest(f"{where} holds values outside 0..255 (background 0, ink 255)")
     return pixels.reshape(28, 28)
 
 

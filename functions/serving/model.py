@@ -4,18 +4,26 @@ from __future__ import annotations
 
 import hashlib
 import threading
-import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 
+from functions.clock import utc_now
+
 INPUT_NAME = "pixels"
 OUTPUT_NAME = "probabilities"
 INPUT_SHAPE = (28, 28, 1)
 NUM_CLASSES = 10
+REQUIRED_METADATA = (
+    "version",
+    "created_at",
+    "test_accuracy",
+    "training_data_sha256",
+    "framework",
+    "source_commit",
+)
 
 
 class UnusableModel(Exception):
@@ -81,7 +89,7 @@ def load_model(content: bytes, *, source: str) -> LoadedModel:
         version=metadata.get("version", "unversioned"),
         sha256=hashlib.sha256(content).hexdigest(),
         source=source,
-        loaded_at=datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        loaded_at=utc_now(),
         metadata=metadata,
     )
     warm_up(model)
@@ -123,7 +131,6 @@ class ModelHolder:
     def __init__(self) -> None:
         self._current: LoadedModel | None = None
         self._lock = threading.Lock()
-        self.swapped_at: float | None = None
 
     @property
     def current(self) -> LoadedModel | None:
@@ -132,8 +139,12 @@ class ModelHolder:
     def swap(self, model: LoadedModel) -> LoadedModel | None:
         with self._lock:
             previous, self._current = self._current, model
-            self.swapped_at = time.time()
         return previous
+
+    def swap_if_empty(self, model: LoadedModel) -> None:
+        with self._lock:
+            if self._current is None:
+                self._current = model
 
 
 def _float_or_none(value: str | None) -> float | None:

@@ -8,13 +8,11 @@ from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
-from azure.storage.blob import LinearRetry
-
 from functions.errors import ServiceUnavailable
 from functions.serving.follower import PointerFollower
 from functions.serving.model import LoadedModel, ModelHolder, UnusableModel, load_model_file
 from functions.settings import MissingSetting, settings
-from functions.storage.clients import container_client
+from functions.storage.clients import bounded_retries, container_client
 from functions.storage.registry import ModelRegistry
 
 BUNDLED_MODEL = Path(__file__).resolve().parent.parent / "model" / "model.onnx"
@@ -22,11 +20,7 @@ BUNDLED_MODEL = Path(__file__).resolve().parent.parent / "model" / "model.onnx"
 # already come from the promoted version; storage that is slower than this is caught up later.
 FIRST_CHECK_WAIT_SECONDS = 3.0
 # Fail fast: the follower retries on its own schedule, a request must not wait on storage.
-STORAGE_CLIENT_OPTIONS = {
-    "retry_policy": LinearRetry(backoff=0.5, random_jitter_range=0, retry_total=1),
-    "connection_timeout": 2,
-    "read_timeout": 10,
-}
+STORAGE_CLIENT_OPTIONS = bounded_retries(attempts=1)
 log = logging.getLogger(__name__)
 
 
@@ -66,7 +60,7 @@ class ModelProvider:
 
     def storage_status(self) -> dict[str, object]:
         if self.follower is None:
-            return {"following": False}
+            return {"following": False, "last_error": self.last_error}
         return {"following": True, **asdict(self.follower.state)}
 
     def stop(self) -> None:
@@ -84,13 +78,19 @@ class ModelProvider:
                 log.exception("bundled model %s failed to load", self.bundled_path)
                 raise ServiceUnavailable("no model can be served right now") from error
             self.last_error = None
-            self.holder.swap(bundled)
             log.info("bundled model %s loaded (sha256 %s)", bundled.version, bundled.sha256[:12])
             self._follow_storage(bundled)
+            # The first look at storage may have swapped in the promoted version already.
+            self.holder.swap_if_empty(bundled)
             return self.holder.current
 
     def _follow_storage(self, bundled: LoadedModel) -> None:
-        storage = self._storage()
+        try:
+            storage = self._storage()
+        except Exception as error:  # a malformed connection, a broken identity: serve anyway
+            self.last_error = f"model storage cannot be used: {error}"
+            log.exception("model storage cannot be used; serving the bundled model only")
+            return
         if storage is None:
             return
         self.registry, refresh_seconds = storage

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
-from azure.storage.blob import BlobServiceClient, ContainerClient
+from azure.storage.blob import BlobServiceClient, ContainerClient, LinearRetry
 
 from functions.settings import Settings
 
 
+def bounded_retries(attempts: int = 2) -> dict[str, object]:
+    """Client options that fail within seconds: the SDK's default waits 15 s before its first
+    retry, longer than a request may wait or a lease lasts."""
+    return {
+        "retry_policy": LinearRetry(backoff=0.5, random_jitter_range=0, retry_total=attempts),
+        "connection_timeout": 5,
+        "read_timeout": 20,
+    }
+
+
 def container_client(settings: Settings, **options) -> ContainerClient:
-    """`options` go to the SDK client (e.g. retry_total, connection_timeout)."""
+    """`options` go to the SDK client (see `bounded_retries`)."""
     connection = settings.storage
     if connection.connection_string:
         service = BlobServiceClient.from_connection_string(connection.connection_string, **options)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import re
 from dataclasses import dataclass
 
@@ -31,8 +32,10 @@ REJECTED = "rejected/"
 POINTER = "current.json"
 AUDIT = "audit/promotions.jsonl"
 VERSION_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+AUDIT_TAIL_BYTES = 256 * 1024
 CLAIM_SECONDS = 60  # the longest a decision may take before another instance may retry it
 JSON_CONTENT = ContentSettings(content_type="application/json")
+log = logging.getLogger(__name__)
 
 
 class PointerConflict(Exception):
@@ -46,9 +49,9 @@ class VersionConflict(Exception):
 @dataclass(frozen=True)
 class DroppedFile:
     name: str  # the path under incoming/, e.g. "v2.onnx"
-    content: bytes
+    content: bytes  # empty when the file is over the size cap: it is never read
+    size: int
     metadata: dict[str, str]
-    etag: str
     lease: BlobLeaseClient
 
 
@@ -72,9 +75,10 @@ class ModelRegistry:
 
     # --- the drop zone ----------------------------------------------------------------------
 
-    def claim_incoming(self, name: str) -> DroppedFile | None:
+    def claim_incoming(self, name: str, max_bytes: int) -> DroppedFile | None:
         """Leases and reads the dropped file, so one instance decides on it however many events
-        arrive. None when it is gone (a repeated event) or leased (being decided elsewhere)."""
+        arrive. None when it is gone (a repeated event) or leased (being decided elsewhere).
+        A file over `max_bytes` is not read at all: its content comes back empty."""
         blob = self.container.get_blob_client(INCOMING + name)
         try:
             lease = blob.acquire_lease(lease_duration=CLAIM_SECONDS)
@@ -85,12 +89,16 @@ class ModelRegistry:
                 return None
             raise
         try:
-            download = blob.download_blob(lease=lease)
-            content = download.readall()
+            properties = blob.get_blob_properties(lease=lease)
+            too_large = properties.size > max_bytes
+            content = b"" if too_large else blob.download_blob(lease=lease).readall()
         except ResourceNotFoundError:
             return None
-        properties = download.properties
-        return DroppedFile(name, content, dict(properties.metadata or {}), properties.etag, lease)
+        return DroppedFile(name, content, properties.size, dict(properties.metadata or {}), lease)
+
+    def renew_claim(self, dropped: DroppedFile) -> None:
+        """Before each write of a decision: a slow decision must not lose its lease midway."""
+        dropped.lease.renew()
 
     def release_incoming(self, dropped: DroppedFile) -> None:
         with contextlib.suppress(HttpResponseError):  # expired already: nothing to free
@@ -100,9 +108,16 @@ class ModelRegistry:
         return [blob.name[len(INCOMING) :] for blob in self.container.list_blobs(INCOMING)]
 
     def remove_incoming(self, dropped: DroppedFile) -> None:
-        """Deletes the decided file under its lease (a file deleted already is fine)."""
-        with contextlib.suppress(ResourceNotFoundError):
+        """Deletes the decided file under its lease. A file deleted already is fine; one whose
+        lease was lost (412) or taken (409) now belongs to another decision, and stays."""
+        try:
             self.container.delete_blob(INCOMING + dropped.name, lease=dropped.lease)
+        except ResourceNotFoundError:
+            return
+        except HttpResponseError as error:
+            if error.status_code not in (409, 412):
+                raise
+            log.warning("incoming/%s: lease lost before removal; left in place", dropped.name)
 
     # --- accepted versions ------------------------------------------------------------------
 
@@ -211,8 +226,23 @@ class ModelRegistry:
         blob.append_block(line)
 
     def recent_decisions(self, limit: int = 20) -> list[dict]:
+        """The newest decisions first, from the log's tail only: the log only grows."""
+        blob = self.container.get_blob_client(AUDIT)
         try:
-            lines = self.container.download_blob(AUDIT).readall().decode().splitlines()
+            size = blob.get_blob_properties().size
+            start = max(0, size - AUDIT_TAIL_BYTES)
+            tail = (
+                blob.download_blob(offset=start).readall().decode(errors="replace") if size else ""
+            )
         except ResourceNotFoundError:
             return []
-        return [json.loads(line) for line in lines[-limit:]][::-1]
+        lines = tail.splitlines()[1:] if start else tail.splitlines()  # the first may be cut
+        decisions = []
+        for line in reversed(lines):
+            try:
+                decisions.append(json.loads(line))
+            except json.JSONDecodeError:
+                log.warning("skipping an unreadable line in %s", AUDIT)
+            if len(decisions) == limit:
+                break
+        return decisions

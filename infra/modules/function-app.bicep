@@ -1,0 +1,135 @@
+// The function app on the Flex Consumption plan (FC1): Python 3.11, deployed from a blob
+// container with the app's managed identity, every connection identity-based.
+// On Flex Consumption the runtime lives in functionAppConfig, so FUNCTIONS_WORKER_RUNTIME and
+// FUNCTIONS_EXTENSION_VERSION are not app settings (the platform refuses them).
+
+param name string
+param planName string
+param location string
+param tags object = {}
+
+@description('Resource ID of the user-assigned identity the app runs as.')
+param identityId string
+
+@description('Client ID of that identity (the __clientId of every identity-based connection).')
+param identityClientId string
+
+@description('Name of the Functions host storage account (AzureWebJobsStorage).')
+param hostStorageAccountName string
+
+@description('URL of the blob container the plan deploys the package from.')
+param deploymentContainerUrl string
+
+param applicationInsightsConnectionString string
+
+@description('Blob and queue endpoints of the models storage account (connection MODELS_STORAGE).')
+param modelsBlobEndpoint string
+param modelsQueueEndpoint string
+
+@description('docs/contracts.md section 3.')
+param modelsContainerName string
+param modelRefreshSeconds string
+param promotionMinAccuracy string
+param promotionMaxRegression string
+
+@secure()
+param modelSigningKey string
+
+@description('Origins allowed to call the API from a browser (the static site).')
+param allowedOrigins array
+
+@minValue(1)
+@maxValue(1000)
+param maximumInstanceCount int = 40
+
+@allowed([
+  512
+  2048
+  4096
+])
+param instanceMemoryMB int = 2048
+
+resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
+  name: planName
+  location: location
+  tags: tags
+  kind: 'functionapp'
+  sku: {
+    tier: 'FlexConsumption'
+    name: 'FC1'
+  }
+  properties: {
+    reserved: true // Linux
+  }
+}
+
+resource app 'Microsoft.Web/sites@2024-04-01' = {
+  name: name
+  location: location
+  tags: union(tags, { 'azd-service-name': 'api' })
+  kind: 'functionapp,linux'
+  identity: {
+    type: 'UserAssigned'
+    userAssignedIdentities: {
+      '${identityId}': {}
+    }
+  }
+  properties: {
+    serverFarmId: plan.id
+    httpsOnly: true
+    siteConfig: {
+      minTlsVersion: '1.2'
+      cors: {
+        allowedOrigins: allowedOrigins
+        supportCredentials: false
+      }
+      appSettings: [
+        // The host's own storage, identity-based.
+        { name: 'AzureWebJobsStorage__accountName', value: hostStorageAccountName }
+        { name: 'AzureWebJobsStorage__credential', value: 'managedidentity' }
+        { name: 'AzureWebJobsStorage__clientId', value: identityClientId }
+        // Telemetry, authenticated with the identity (the component refuses instrumentation keys).
+        { name: 'APPLICATIONINSIGHTS_CONNECTION_STRING', value: applicationInsightsConnectionString }
+        { name: 'APPLICATIONINSIGHTS_AUTHENTICATION_STRING', value: 'ClientId=${identityClientId};Authorization=AAD' }
+        // MODELS_STORAGE in its identity-based form (contracts.md section 3). The blob trigger also
+        // needs the queue endpoint: it keeps its poison messages in a queue of that account.
+        { name: 'MODELS_STORAGE__blobServiceUri', value: modelsBlobEndpoint }
+        { name: 'MODELS_STORAGE__queueServiceUri', value: modelsQueueEndpoint }
+        { name: 'MODELS_STORAGE__credential', value: 'managedidentity' }
+        { name: 'MODELS_STORAGE__clientId', value: identityClientId }
+        { name: 'MODELS_CONTAINER', value: modelsContainerName }
+        { name: 'MODEL_REFRESH_SECONDS', value: modelRefreshSeconds }
+        { name: 'PROMOTION_MIN_ACCURACY', value: promotionMinAccuracy }
+        { name: 'PROMOTION_MAX_REGRESSION', value: promotionMaxRegression }
+        { name: 'MODEL_SIGNING_KEY', value: modelSigningKey }
+        // For azure-identity's DefaultAzureCredential, should any code fall back to it.
+        { name: 'AZURE_CLIENT_ID', value: identityClientId }
+      ]
+    }
+    functionAppConfig: {
+      deployment: {
+        storage: {
+          type: 'blobContainer'
+          value: deploymentContainerUrl
+          authentication: {
+            type: 'UserAssignedIdentity'
+            userAssignedIdentityResourceId: identityId
+          }
+        }
+      }
+      scaleAndConcurrency: {
+        maximumInstanceCount: maximumInstanceCount
+        instanceMemoryMB: instanceMemoryMB
+      }
+      runtime: {
+        name: 'python'
+        version: '3.11'
+      }
+    }
+  }
+}
+
+output name string = app.name
+output id string = app.id
+output defaultHostName string = app.properties.defaultHostName
+output url string = 'https://${app.properties.defaultHostName}'
