@@ -133,3 +133,29 @@ def blob_app_storage(
         monkeypatch.setenv("TEST_RECORD_FILE", str(tmp_path / "record.jsonl"))
         yield BlobAppStorage(container, tmp_path / "record.jsonl")
         container.delete_container()
+
+
+@pytest.fixture(scope="session")
+def bundled():
+    """The bundled model, loaded as the app loads it."""
+    from functions.serving.model import load_model_file  # noqa: PLC0415 - onnxruntime: here only
+    from functions.serving.provider import BUNDLED_MODEL  # noqa: PLC0415
+
+    return load_model_file(BUNDLED_MODEL, source="bundled")
+
+
+@pytest.fixture
+def container(azurite):
+    """A fresh, empty model container in Azurite for one test."""
+    from azure.storage.blob import ContainerClient  # noqa: PLC0415
+
+    client = ContainerClient.from_connection_string(azurite, f"models-{uuid.uuid4().hex[:12]}")
+    client.create_container()
+    return client
+
+
+@pytest.fixture
+def registry(container):
+    from functions.storage.registry import ModelRegistry  # noqa: PLC0415
+
+    return ModelRegistry(container)

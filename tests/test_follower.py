@@ -5,29 +5,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import uuid
 
 import pytest
 from azure.storage.blob import ContainerClient, LinearRetry
 
 from functions.api import blueprint
 from functions.serving.follower import PointerFollower
-from functions.serving.model import ModelHolder, load_model_file
+from functions.serving.model import ModelHolder
 from functions.serving.provider import BUNDLED_MODEL, ModelProvider
 from functions.storage.registry import ModelRegistry
 from tests.helpers import http_request, onnx_bytes_with_version
-
-
-@pytest.fixture(scope="module")
-def bundled():
-    return load_model_file(BUNDLED_MODEL, source="bundled")
-
-
-@pytest.fixture
-def registry(azurite) -> ModelRegistry:
-    container = ContainerClient.from_connection_string(azurite, f"follow-{uuid.uuid4().hex[:12]}")
-    container.create_container()
-    return ModelRegistry(container)
 
 
 def promote_by_hand(registry: ModelRegistry, version: str, content: bytes) -> str:

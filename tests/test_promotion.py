@@ -7,39 +7,19 @@ import hashlib
 import json
 import os
 import threading
-import uuid
 
 import pytest
-from azure.storage.blob import ContainerClient
 
 from conversion.publish import publish, rollback
 from functions import signing
 from functions.promotion.gate import GatePolicy
 from functions.promotion.gate_set import load_gate_set
 from functions.promotion.promoter import Promoter
-from functions.serving.model import load_model_file
 from functions.serving.provider import BUNDLED_MODEL
 from functions.storage.registry import ModelRegistry
 from tests.helpers import onnx_bytes_with_version, tiny_model
 
 POLICY = GatePolicy(min_accuracy=0.98, max_regression=0.005, signing_key=None)
-
-
-@pytest.fixture(scope="module")
-def bundled():
-    return load_model_file(BUNDLED_MODEL, source="bundled")
-
-
-@pytest.fixture
-def container(azurite) -> ContainerClient:
-    client = ContainerClient.from_connection_string(azurite, f"models-{uuid.uuid4().hex[:12]}")
-    client.create_container()
-    return client
-
-
-@pytest.fixture
-def registry(container) -> ModelRegistry:
-    return ModelRegistry(container)
 
 
 def make_promoter(registry, bundled, policy=POLICY) -> Promoter:
