@@ -55,6 +55,7 @@ def test_unchanged_pointer_is_not_downloaded_again(registry, bundled, tmp_path):
     model = follower.holder.current
     follower.check()
     assert follower.holder.current is model
+    assert follower.state.last_error is None  # "not modified" is no error
 
 
 def test_downloads_come_from_the_cache(registry, bundled, tmp_path):

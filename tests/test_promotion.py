@@ -12,12 +12,13 @@ import pytest
 
 from conversion.publish import publish, rollback
 from functions import signing
+from functions.api import blueprint
 from functions.promotion.gate import GatePolicy
 from functions.promotion.gate_set import load_gate_set
 from functions.promotion.promoter import Promoter
-from functions.serving.provider import BUNDLED_MODEL
+from functions.serving.provider import BUNDLED_MODEL, ModelProvider
 from functions.storage.registry import ModelRegistry
-from tests.helpers import onnx_bytes_with_version, tiny_model
+from tests.helpers import http_request, onnx_bytes_with_version, tiny_model
 
 POLICY = GatePolicy(min_accuracy=0.98, max_regression=0.005, signing_key=None)
 
@@ -296,3 +297,28 @@ def test_the_reconciler_goes_on_past_a_file_it_cannot_decide(container, registry
     decisions = make_promoter(registry, bundled).reconcile()
     assert [(d.version, d.decision) for d in decisions] == [("v2", "accepted")]
     assert incoming(container) == ["incoming/a-first.onnx"]  # left for the next round
+
+
+def test_models_endpoint_shows_versions_figures_and_decisions(
+    container, registry, bundled, monkeypatch
+):
+    promoter = make_promoter(registry, bundled)
+    publish(container, good("v2"), "v2")
+    promoter.handle("v2.onnx")
+    drop(container, "junk", b"junk")
+    promoter.handle("junk.onnx")
+    provider = ModelProvider(storage=lambda: (registry, 60.0))
+    monkeypatch.setattr(blueprint, "provider", provider)
+    try:
+        answer = json.loads(blueprint.models(http_request("GET", "models")).get_body())
+    finally:
+        provider.stop()
+
+    assert answer["current"]["version"] == "v2"
+    assert answer["current"]["source"] == "storage"
+    assert answer["pointer"]["previous_version"] == bundled.version
+    (version,) = answer["versions"]
+    assert version["version"] == "v2"
+    assert version["gate"]["gate_accuracy"] >= 0.98
+    assert [d["decision"] for d in answer["decisions"]] == ["rejected", "accepted"]  # newest first
+    assert answer["decisions"][0]["check"] == "loads"

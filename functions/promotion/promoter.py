@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import time
@@ -222,5 +223,5 @@ def _record_name(verdict: Verdict) -> str:
 
 
 def _as_metadata(verdict: Verdict) -> dict[str, str]:
-    """Blob metadata holds strings only."""
-    return {"sha256": verdict.sha256, **{key: str(value) for key, value in verdict.figures.items()}}
+    """Blob metadata holds strings only: the gate figures travel as one JSON value."""
+    return {"sha256": verdict.sha256, "gate": json.dumps(verdict.figures, separators=(",", ":"))}

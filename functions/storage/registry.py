@@ -147,20 +147,23 @@ class ModelRegistry:
         return self.container.download_blob(VERSIONS + f"{version}.onnx").readall()
 
     def versions(self) -> list[dict]:
+        """The accepted versions with their sha256 and gate figures, oldest first."""
         found = []
         try:
             for blob in self.container.list_blobs(VERSIONS, include=["metadata"]):
+                metadata = blob.metadata or {}
                 found.append(
                     {
                         "version": blob.name[len(VERSIONS) : -len(".onnx")],
+                        "sha256": metadata.get("sha256"),
                         "size_bytes": blob.size,
                         "stored_at": blob.creation_time.isoformat() if blob.creation_time else None,
-                        **dict(blob.metadata or {}),
+                        "gate": _json_or_none(metadata.get("gate")),
                     }
                 )
         except ResourceNotFoundError:  # no container yet: nothing was ever promoted
             return []
-        return found
+        return sorted(found, key=lambda version: version["stored_at"] or "")
 
     # --- the pointer ------------------------------------------------------------------------
 
@@ -182,7 +185,8 @@ class ModelRegistry:
                     POINTER, etag=etag, match_condition=MatchConditions.IfModified
                 )
             return True, Pointer(json.loads(download.readall()), download.properties.etag)
-        except ResourceNotModifiedError:
+        except (ResourceNotModifiedError, ResourceModifiedError):
+            # Unchanged: a 304, or the 412 that Azurite answers to If-None-Match on a GET.
             return False, None
         except ResourceNotFoundError:
             return etag is not None, None
@@ -246,3 +250,10 @@ class ModelRegistry:
             if len(decisions) == limit:
                 break
         return decisions
+
+
+def _json_or_none(value: str | None) -> dict | None:
+    try:
+        return json.loads(value) if value else None
+    except json.JSONDecodeError:
+        return None
