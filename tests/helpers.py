@@ -83,6 +83,7 @@ def tiny_model(
     version: str,
     *,
     channels_first: bool = False,
+    fixed_batch: bool = False,
     softmax: bool = True,
     nan: bool = False,
     seed: int = 0,
@@ -97,6 +98,8 @@ def tiny_model(
     if nan:
         weights[0, 0] = np.nan
     input_shape = ["N", 1, 28, 28] if channels_first else ["N", 28, 28, 1]
+    if fixed_batch:
+        input_shape[0] = 1
     nodes = [
         helper.make_node("Flatten", ["pixels"], ["flat"], axis=1),
         helper.make_node("MatMul", ["flat", "weights"], ["logits" if softmax else "probabilities"]),

@@ -160,3 +160,18 @@ def test_a_missing_storage_setting_is_named(monkeypatch):
             settings()
     finally:
         settings.cache_clear()
+
+
+def test_a_non_finite_test_accuracy_is_no_number_in_json(tmp_path):
+    import onnx  # noqa: PLC0415
+
+    from functions.serving.model import load_model  # noqa: PLC0415
+    from tests.helpers import tiny_model  # noqa: PLC0415
+
+    model = onnx.load_from_string(tiny_model("odd"))
+    for prop in model.metadata_props:
+        if prop.key == "test_accuracy":
+            prop.value = "nan"
+    loaded = load_model(model.SerializeToString(), source="storage")
+    assert loaded.describe()["test_accuracy"] is None
+    json.dumps(loaded.describe(), allow_nan=False)  # raises on NaN

@@ -8,6 +8,7 @@ import json
 import os
 import threading
 
+import onnx
 import pytest
 
 from conversion.publish import publish, rollback
@@ -29,6 +30,14 @@ def make_promoter(registry, bundled, policy=POLICY) -> Promoter:
 
 def good(version: str) -> bytes:
     return onnx_bytes_with_version(BUNDLED_MODEL, version)
+
+
+def good_with(**metadata: str) -> bytes:
+    """The bundled network with other metadata: other bytes, the same quality."""
+    model = onnx.load(BUNDLED_MODEL)
+    for prop in model.metadata_props:
+        prop.value = metadata.get(prop.key, prop.value)
+    return model.SerializeToString()
 
 
 def drop(container, version: str, content: bytes, metadata=None) -> str:
@@ -77,6 +86,7 @@ REFUSED = {
     "random bytes": (lambda: os.urandom(4096), "loads"),
     "truncated model": (lambda: good("cut")[:200_000], "loads"),
     "channels-first input": (lambda: tiny_model("cut", channels_first=True), "contract"),
+    "a fixed batch of one": (lambda: tiny_model("cut", fixed_batch=True), "contract"),
     "logits output": (lambda: tiny_model("cut", softmax=False), "contract"),
     "NaN output": (lambda: tiny_model("cut", nan=True), "contract"),
     "accuracy under the floor": (lambda: tiny_model("cut"), "accuracy"),
@@ -159,7 +169,7 @@ def test_a_version_is_immutable(container, registry, bundled):
     promoter.handle("v2.onnx")
     publish(container, good("v2"), "v2")  # the same bytes again, while v2 is served
     assert promoter.handle("v2.onnx").decision == "unchanged"
-    different = tiny_model("v2")
+    different = good_with(version="v2", source_commit="another build")  # passes every gate
     drop(container, "v2", different)
     decision = promoter.handle("v2.onnx")
     assert decision.decision == "rejected"
@@ -207,6 +217,7 @@ def test_rollback_by_dropping_an_earlier_version_again(container, registry, bund
     assert decision.decision == "rolled_back"
     assert pointer(container)["version"] == "v2"
     assert pointer(container)["previous_version"] == "v3"
+    assert pointer(container)["gate"]["gate_accuracy"] >= 0.98  # its figures from back then
     assert [line["decision"] for line in audit(container)] == [
         "accepted",
         "accepted",
@@ -229,7 +240,7 @@ def test_the_reconciler_decides_what_no_event_reached(container, registry, bundl
 def store_and_point(registry: ModelRegistry, version: str, content: bytes, replace=None) -> None:
     """Leaves storage as if `version` had been promoted."""
     sha256 = hashlib.sha256(content).hexdigest()
-    registry.store_version(version, content, {"sha256": sha256})
+    registry.store_version(version, content, {"sha256": sha256, "promoted": "true"})
     (replace or registry.replace_pointer)(
         {"version": version, "sha256": sha256, "previous_version": None}, registry.read_pointer()
     )
@@ -273,6 +284,11 @@ def test_a_better_version_promoted_meanwhile_is_a_regression_gate(container, reg
     assert decision.record["check"] == "regression"
     assert "strong" in decision.record["reason"]
     assert pointer(container)["version"] == "strong"
+    # Stored before the re-gate refused it, but never served: a second drop is judged in full.
+    assert {v["version"] for v in registry.versions()} == {"weak", "strong"}
+    drop(container, "weak2", tiny_model("weak2", seed=1))
+    again = make_promoter(registry, bundled, lenient).handle("weak2.onnx")
+    assert (again.decision, again.record["check"]) == ("rejected", "regression")
 
 
 def test_a_file_being_decided_elsewhere_is_left_alone(container, registry, bundled):
@@ -322,3 +338,28 @@ def test_models_endpoint_shows_versions_figures_and_decisions(
     assert version["gate"]["gate_accuracy"] >= 0.98
     assert [d["decision"] for d in answer["decisions"]] == ["rejected", "accepted"]  # newest first
     assert answer["decisions"][0]["check"] == "loads"
+
+
+def test_a_decision_broken_off_after_storing_is_judged_in_full_again(container, registry, bundled):
+    publish(container, good("v2"), "v2")
+    real_replace = registry.replace_pointer
+
+    def storage_fails_once(document, expected):
+        registry.replace_pointer = real_replace
+        raise ConnectionError("storage went away mid-decision")
+
+    registry.replace_pointer = storage_fails_once
+    with pytest.raises(ConnectionError):
+        make_promoter(registry, bundled).handle("v2.onnx")
+    assert incoming(container) == ["incoming/v2.onnx"]  # undecided: still there, lease freed
+
+    decision = make_promoter(registry, bundled).handle("v2.onnx")
+    assert decision.decision == "accepted"  # not a "rollback" of a version never served
+    assert decision.record["figures"]["gate_accuracy"] >= 0.98
+
+
+def test_a_version_name_with_a_newline_is_refused():
+    from functions.promotion.gate import Refused, check_name  # noqa: PLC0415
+
+    with pytest.raises(Refused, match="not valid"):
+        check_name("v1\n.onnx")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import azure.functions as func
 from azure.core.exceptions import AzureError
 
@@ -16,6 +18,7 @@ from functions.serving.provider import ModelProvider
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 RECENT_DECISIONS = 20
+log = logging.getLogger(__name__)
 
 bp = func.Blueprint()
 provider = ModelProvider()
@@ -55,8 +58,10 @@ def models(req: func.HttpRequest) -> func.HttpResponse:
         versions = provider.registry.versions()
         decisions = provider.registry.recent_decisions(RECENT_DECISIONS)
     except AzureError as error:
+        log.warning("model storage failed while listing models", exc_info=True)
         raise ServiceUnavailable("model storage cannot be reached right now") from error
     except ValueError as error:  # current.json is not JSON: the promoter never writes that
+        log.warning("current.json is unreadable", exc_info=True)
         raise ServiceUnavailable("model storage holds an unreadable current.json") from error
     return json_response(
         {

@@ -88,7 +88,7 @@ def judge(
 def check_name(name: str) -> None:
     if not name.endswith(".onnx"):
         raise Refused("name", f"{name!r} does not end in .onnx; drop incoming/<version>.onnx")
-    if not VERSION_PATTERN.match(version_of(name)):
+    if not VERSION_PATTERN.fullmatch(version_of(name)):
         raise Refused(
             "name",
             f"version {version_of(name)!r} is not valid: 1-64 letters, digits, '.', '_' or '-', "

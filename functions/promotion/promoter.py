@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import random
 import time
 from dataclasses import dataclass
 
-from azure.core.exceptions import AzureError
+from azure.core.exceptions import AzureError, ResourceNotFoundError
 
 from functions.clock import utc_now
 from functions.promotion.gate import (
@@ -23,15 +24,18 @@ from functions.promotion.gate import (
 from functions.promotion.gate_set import GateSet
 from functions.serving.model import LoadedModel, UnusableModel, load_model
 from functions.storage.registry import (
+    PROMOTED,
     VERSION_PATTERN,
     DroppedFile,
     ModelRegistry,
     Pointer,
     PointerConflict,
     VersionConflict,
+    stored_gate_figures,
 )
 
 POINTER_ATTEMPTS = 8
+AUDIT_ATTEMPTS = 3
 log = logging.getLogger(__name__)
 
 
@@ -89,7 +93,12 @@ class Promoter:
 
     def _decide(self, dropped: DroppedFile) -> Decision:
         version = version_of(dropped.name)
-        known_sha = self.registry.version_sha256(version) if _plausible(version) else None
+        stored = self.registry.stored_version(version) if _plausible(version) else None
+        content_sha = hashlib.sha256(dropped.content).hexdigest()
+        # Served before, with these very bytes: dropping it again is a rollback.
+        accepted_before = bool(
+            stored and stored.get("sha256") == content_sha and stored.get(PROMOTED) == "true"
+        )
         pointer = self.registry.read_pointer()
         current = self._current_model(pointer)
         verdict = judge(
@@ -99,22 +108,25 @@ class Promoter:
             policy=self.policy,
             gate_set=self.gate_set,
             current=current,
-            previously_accepted=known_sha is not None,
+            previously_accepted=accepted_before,
             size=dropped.size,
         )
-        if verdict.accepted and known_sha is not None and known_sha != verdict.sha256:
+        if verdict.accepted and stored and stored.get("sha256") != verdict.sha256:
             verdict.accepted, verdict.failed_check = False, "immutable"
             verdict.reason = (
-                f"version {version} was accepted before with other content (sha256 {known_sha}); "
+                f"version {version} exists with other content (sha256 {stored.get('sha256')}); "
                 "versions are immutable: publish under a new version name"
             )
         if not verdict.accepted:
             return self._reject(dropped, verdict)
+        if accepted_before:  # the figures it was promoted with travel with it again
+            verdict.figures = {**stored_gate_figures(stored), **verdict.figures}
         if pointer and pointer.document.get("sha256") == verdict.sha256:
+            self.registry.mark_promoted(version)
             record = self._audit(verdict, "unchanged", previous_version=pointer.document["version"])
             return Decision(verdict.version, "unchanged", record)  # dropped the served file again
         judged_against = current.sha256 if current else None
-        return self._accept(dropped, verdict, judged_against, rollback=known_sha is not None)
+        return self._accept(dropped, verdict, judged_against, rollback=accepted_before)
 
     def _accept(
         self, dropped: DroppedFile, verdict: Verdict, judged_against: str | None, *, rollback: bool
@@ -131,8 +143,9 @@ class Promoter:
         except Refused as refusal:  # another version was promoted meanwhile, and is better
             verdict.failed_check, verdict.reason = refusal.check, refusal.reason
             return self._reject_verdict(verdict)
+        self.registry.mark_promoted(verdict.version)
         decision = "rolled_back" if rollback else "accepted"
-        record = self._audit(verdict, decision, previous_version=previous)
+        record = self._audit_after_the_fact(verdict, decision, previous)
         log.info("%s %s (previous %s)", decision, verdict.version, previous)
         return Decision(verdict.version, decision, record)
 
@@ -153,7 +166,7 @@ class Promoter:
                 verdict.figures.update(
                     check_quality(verdict.model, now_current, self.gate_set, self.policy)
                 )
-                judged_against = now_sha
+                judged_against = now_current.sha256 if now_current else None
             document = {
                 "version": verdict.version,
                 "sha256": verdict.sha256,
@@ -168,6 +181,19 @@ class Promoter:
                 log.info("current.json changed meanwhile; retrying (attempt %d)", attempt + 1)
                 time.sleep(random.uniform(0.05, 0.3) * (attempt + 1))  # noqa: S311 - jitter only
         raise PointerConflict(f"current.json kept changing; gave up after {POINTER_ATTEMPTS} tries")
+
+    def _audit_after_the_fact(self, verdict: Verdict, decision: str, previous: str | None) -> dict:
+        """The pointer has moved: the decision is made and must not be retried as undecided if
+        the audit write fails. A few tries, then the record goes to the logs."""
+        for attempt in range(AUDIT_ATTEMPTS):
+            try:
+                return self._audit(verdict, decision, previous_version=previous)
+            except AzureError:
+                log.warning("audit write failed (attempt %d)", attempt + 1, exc_info=True)
+                time.sleep(0.2 * (attempt + 1))
+        record = {"decision": decision, "version": verdict.version, "sha256": verdict.sha256}
+        log.error("decision made but not audited: %s", json.dumps(record))
+        return record
 
     def _reject(self, dropped: DroppedFile, verdict: Verdict) -> Decision:
         log.warning("rejected %s: %s: %s", dropped.name, verdict.failed_check, verdict.reason)
@@ -198,11 +224,13 @@ class Promoter:
         when the current version cannot be read (a candidate is then judged against that)."""
         if pointer is None:
             return self.bundled
+        # A current version that is gone or broken cannot be the bar; a storage error, though,
+        # must not lower it: it propagates, and the file is decided on a later try.
         try:
             return load_model(
                 self.registry.read_version(pointer.document["version"]), source="storage"
             )
-        except (UnusableModel, AzureError, KeyError, ValueError):
+        except (UnusableModel, ResourceNotFoundError, KeyError):
             log.exception("the current version cannot be loaded; judging against the bundled")
             return self.bundled
 
@@ -214,7 +242,7 @@ class Promoter:
 
 
 def _plausible(version: str) -> bool:
-    return bool(VERSION_PATTERN.match(version))
+    return bool(VERSION_PATTERN.fullmatch(version))
 
 
 def _record_name(verdict: Verdict) -> str:
@@ -224,4 +252,8 @@ def _record_name(verdict: Verdict) -> str:
 
 def _as_metadata(verdict: Verdict) -> dict[str, str]:
     """Blob metadata holds strings only: the gate figures travel as one JSON value."""
-    return {"sha256": verdict.sha256, "gate": json.dumps(verdict.figures, separators=(",", ":"))}
+    return {
+        "sha256": verdict.sha256,
+        "gate": json.dumps(verdict.figures, separators=(",", ":")),
+        PROMOTED: "pending",
+    }

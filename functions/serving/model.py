@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -92,7 +93,10 @@ def load_model(content: bytes, *, source: str) -> LoadedModel:
         loaded_at=utc_now(),
         metadata=metadata,
     )
-    warm_up(model)
+    try:
+        warm_up(model)
+    except Exception as error:  # e.g. a fixed batch dimension: [1, 28, 28, 1] refuses 8 images
+        raise ModelContractError(f"inference on [N, 28, 28, 1] failed: {error}") from error
     return model
 
 
@@ -149,6 +153,7 @@ class ModelHolder:
 
 def _float_or_none(value: str | None) -> float | None:
     try:
-        return float(value) if value is not None else None
+        number = float(value) if value is not None else None
     except ValueError:
         return None
+    return number if number is not None and math.isfinite(number) else None  # JSON has no NaN

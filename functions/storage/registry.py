@@ -31,7 +31,8 @@ VERSIONS = "versions/"
 REJECTED = "rejected/"
 POINTER = "current.json"
 AUDIT = "audit/promotions.jsonl"
-VERSION_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+VERSION_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # use fullmatch: no "\n"
+PROMOTED = "promoted"  # version metadata: "pending" until current.json points at it, then "true"
 AUDIT_TAIL_BYTES = 256 * 1024
 CLAIM_SECONDS = 60  # the longest a decision may take before another instance may retry it
 JSON_CONTENT = ContentSettings(content_type="application/json")
@@ -134,14 +135,23 @@ class ModelRegistry:
                     "versions are immutable: publish under a new version name"
                 ) from None
 
-    def version_sha256(self, version: str) -> str | None:
+    def stored_version(self, version: str) -> dict[str, str] | None:
+        """The metadata of versions/<version>.onnx (sha256, gate figures, promoted), or None."""
         try:
             properties = self.container.get_blob_client(
                 VERSIONS + f"{version}.onnx"
             ).get_blob_properties()
         except ResourceNotFoundError:
             return None
-        return properties.metadata.get("sha256")
+        return dict(properties.metadata or {})
+
+    def mark_promoted(self, version: str) -> None:
+        """A stored version counts as accepted only once current.json has pointed at it: one that
+        was stored and then refused (or whose decision broke off) is judged in full again."""
+        blob = self.container.get_blob_client(VERSIONS + f"{version}.onnx")
+        metadata = dict(blob.get_blob_properties().metadata or {})
+        if metadata.get(PROMOTED) != "true":
+            blob.set_blob_metadata({**metadata, PROMOTED: "true"})
 
     def read_version(self, version: str) -> bytes:
         return self.container.download_blob(VERSIONS + f"{version}.onnx").readall()
@@ -152,6 +162,8 @@ class ModelRegistry:
         try:
             for blob in self.container.list_blobs(VERSIONS, include=["metadata"]):
                 metadata = blob.metadata or {}
+                if metadata.get(PROMOTED) != "true":
+                    continue  # stored, but never served
                 found.append(
                     {
                         "version": blob.name[len(VERSIONS) : -len(".onnx")],
@@ -250,6 +262,10 @@ class ModelRegistry:
             if len(decisions) == limit:
                 break
         return decisions
+
+
+def stored_gate_figures(metadata: dict[str, str]) -> dict:
+    return _json_or_none(metadata.get("gate")) or {}
 
 
 def _json_or_none(value: str | None) -> dict | None:
