@@ -35,6 +35,9 @@ def train(x_train: np.ndarray, y_train: np.ndarray, settings: TrainingSettings) 
     """Train on MNIST's training images; the validation split is carved from them, so the test
     set stays untouched until the final evaluation."""
     keras.utils.set_random_seed(settings.seed)
+    # Without it, oneDNN's and tf.data's thread scheduling make two runs with one seed differ
+    # (measured: 99.50% and 99.47% test accuracy); with it, the same seed gives the same weights.
+    tf.config.experimental.enable_op_determinism()
     x_fit, y_fit, x_val, y_val = split_validation(x_train, y_train, settings)
 
     model = build_model()
