@@ -11,6 +11,7 @@ import numpy as np
 import onnxruntime as ort
 
 from conversion.verify import onnx_predict, onnx_session
+from functions.serving.model import session_options
 
 LATENCY_RUNS = 2000
 
@@ -47,11 +48,10 @@ def confusion_matrix(labels: np.ndarray, predictions: np.ndarray) -> np.ndarray:
 
 
 def measure_latency(onnx_path: str | os.PathLike, image: np.ndarray) -> dict:
-    """Median and p99 of single-image inference on one thread (how the app runs it)."""
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+    """Median and p99 of single-image inference with the app's own session options."""
+    session = ort.InferenceSession(
+        str(onnx_path), session_options(), providers=["CPUExecutionProvider"]
+    )
     feed = {"pixels": image.astype(np.float32).reshape(1, 28, 28, 1)}
     for _ in range(200):
         session.run(None, feed)
