@@ -67,6 +67,14 @@ param extraAllowedOrigins array = []
 @description('Also deploy the Event Grid subscription from here. Only once the code is deployed (its webhook key exists); azd up does it in the api postdeploy hook instead.')
 param eventSubscriptionEnabled bool = false
 
+@description('The Azure ML training pipeline (conversion/azureml/). none: nothing (azd up stays cheap); identity: only its publisher identity, with Storage Blob Data Contributor on the models container, for an existing workspace; workspace: also a workspace and a CPU cluster that scales to zero, running as that identity.')
+@allowed([
+  'none'
+  'identity'
+  'workspace'
+])
+param azureMl string = 'none'
+
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
 var tags = {
   'azd-env-name': environmentName
@@ -180,6 +188,33 @@ module publisherRoles 'modules/storage-roles.bicep' = if (!empty(principalId)) {
   }
 }
 
+// The Azure ML pipeline's publisher: it may write into the models container and nowhere else.
+module azureml 'modules/azureml.bicep' = if (azureMl != 'none') {
+  name: 'azureml'
+  scope: rg
+  params: {
+    location: location
+    tags: tags
+    identityName: 'id-train-${resourceToken}'
+    createWorkspace: azureMl == 'workspace'
+    workspaceName: 'mlw-${resourceToken}'
+    workspaceStorageName: 'stml${resourceToken}'
+    keyVaultName: 'kv-ml-${resourceToken}'
+    applicationInsightsName: monitoring.outputs.applicationInsightsName
+  }
+}
+
+module trainingPublisherRole 'modules/container-role.bicep' = if (azureMl != 'none') {
+  name: 'training-publisher-role'
+  scope: rg
+  params: {
+    storageAccountName: modelsStorage.outputs.name
+    containerName: modelsStorage.outputs.containerName
+    principalId: azureMl != 'none' ? azureml.outputs.identityPrincipalId : ''
+    roleDefinitionId: storageBlobDataContributor
+  }
+}
+
 module web 'modules/static-web-app.bicep' = {
   name: 'static-web-app'
   scope: rg
@@ -257,3 +292,7 @@ output MODELS_STORAGE_ACCOUNT_URL string = modelsStorage.outputs.blobEndpoint
 output MODELS_CONTAINER string = modelsStorage.outputs.containerName
 output EVENT_GRID_SYSTEM_TOPIC_NAME string = eventGridTopic.outputs.name
 output APPLICATIONINSIGHTS_NAME string = monitoring.outputs.applicationInsightsName
+output AZUREML_WORKSPACE string = azureMl == 'workspace' ? azureml.outputs.workspaceName : ''
+output AZUREML_RESOURCE_GROUP string = rg.name
+output AZUREML_IDENTITY_CLIENT_ID string = azureMl != 'none' ? azureml.outputs.identityClientId : ''
+output AZUREML_IDENTITY_ID string = azureMl != 'none' ? azureml.outputs.identityId : ''

@@ -1,0 +1,219 @@
+"""Step 3, evaluate: the verified ONNX file in; out, the model version as it will be published
+(the contract's metadata stamped in), its report, confusion matrix and model card. The step
+fails when test accuracy is under a floor, so that a broken run stops before publishing.
+
+python -m conversion.steps.evaluate --trained build/steps/trained \
+    --converted build/steps/converted --data mnist.npz --version cnn-2 --out build/model
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+# Before TensorFlow is imported: it reads its log level once, at import.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras
+import numpy as np
+import onnx
+import onnxruntime
+import tensorflow as tf
+import tf2onnx
+
+from conversion.convert import save, set_metadata
+from conversion.data import DatasetError, Mnist
+from conversion.evaluate import evaluate, plot_confusion_matrix
+from conversion.model_card import render_model_card
+from conversion.steps.convert import CONVERSION_FILE, MODEL_FILE
+from conversion.steps.errors import StepInputError, required_file, run_step
+from conversion.steps.train import RECORD_FILE, load_data
+from functions.storage.registry import VERSION_PATTERN
+
+# The floor of the step's command line and of the Azure ML pipeline: the promotion gate's own
+# floor (PROMOTION_MIN_ACCURACY), here on the full test set, so that a run the gate would refuse
+# never gets as far as publishing. A full `make train` run reaches 99.5%.
+DEFAULT_MIN_ACCURACY = 0.98
+log = logging.getLogger("conversion.evaluate")
+
+
+class BelowFloor(Exception):
+    """The model's test accuracy is under the floor; its report and card are still written."""
+
+
+def evaluate_and_document(
+    onnx_model: onnx.ModelProto,
+    evaluated_path: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    mnist: Mnist,
+    training: dict,
+    conversion: dict,
+    version: str,
+    source: str | None = None,
+    min_accuracy: float = 0.0,
+) -> dict:
+    """Measures the ONNX file at `evaluated_path`, then writes into `out` the file with the
+    contract's metadata (model.onnx), report.json, confusion_matrix.png and MODEL_CARD.md.
+    Returns the report; raises BelowFloor after writing them when accuracy < `min_accuracy`."""
+    started = time.perf_counter()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    evaluation = evaluate(evaluated_path, mnist.x_test, mnist.y_test)
+    metadata = {
+        "version": version,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "test_accuracy": f"{evaluation['test_accuracy']:.4f}",
+        "training_data_sha256": training["data"]["sha256"],
+        "framework": framework_versions(),
+        "source_commit": source or source_commit(),
+    }
+    set_metadata(onnx_model, metadata)
+    final_path = out / MODEL_FILE
+    save(onnx_model, final_path)
+    evaluation["file_size_bytes"] = final_path.stat().st_size
+    step_seconds = {
+        "train": training.get("seconds"),
+        "convert": conversion.get("seconds"),
+        "evaluate": round(time.perf_counter() - started, 1),
+    }
+    report = {
+        "metadata": metadata,
+        "data": {"source": training["data"]["source"]},
+        "training": {
+            key: training[key]
+            for key in (
+                "settings",
+                "fit_images",
+                "validation_images",
+                "best_epoch",
+                "best_validation_accuracy",
+                "history",
+            )
+        },
+        "conversion": {"opset": conversion["opset"]},
+        "verification": conversion["verification"],
+        "evaluation": evaluation,
+        "step_seconds": step_seconds,
+        "pipeline_seconds": round(sum(value or 0 for value in step_seconds.values()), 1),
+    }
+    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    plot_confusion_matrix(
+        evaluation["confusion_matrix"],
+        out / "confusion_matrix.png",
+        title=f"{version}: {evaluation['test_accuracy']:.2%} on the MNIST test set",
+    )
+    (out / "MODEL_CARD.md").write_text(render_model_card(report))
+    log.info(
+        "done: accuracy %.4f, %d bytes, median latency %.3f ms -> %s",
+        evaluation["test_accuracy"],
+        evaluation["file_size_bytes"],
+        evaluation["latency"]["median_ms"],
+        out,
+    )
+    if evaluation["test_accuracy"] < min_accuracy:
+        raise BelowFloor(
+            f"test accuracy {evaluation['test_accuracy']:.4f} is under the floor "
+            f"{min_accuracy:.4f}; {version} is not fit to publish (report in {out})"
+        )
+    return report
+
+
+def checked_version(version: str) -> str:
+    """The drop zone's rule for version names (docs/contracts.md section 2), checked before the
+    minutes of evaluation rather than by the gate after publishing."""
+    if not VERSION_PATTERN.fullmatch(version):
+        raise StepInputError(
+            f"version {version!r} does not match ^[A-Za-z0-9][A-Za-z0-9._-]{{0,63}}$"
+        )
+    return version
+
+
+def default_version() -> str:
+    return "cnn-" + datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+def framework_versions() -> str:
+    return (
+        f"tensorflow {tf.__version__}; keras {keras.__version__}; tf2onnx {tf2onnx.__version__}; "
+        f"onnx {onnx.__version__}; onnxruntime {onnxruntime.__version__}; numpy {np.__version__}"
+    )
+
+
+def source_commit() -> str:
+    """The commit the code came from, marked "-dirty" when the work tree had changes; "unknown"
+    outside a git checkout (Azure ML's code snapshot: pass --source-commit there)."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"],  # noqa: S607 - git from PATH, as a developer runs it
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],  # noqa: S607 - as above
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return f"{commit}-dirty" if dirty else commit
+
+
+def read_record(folder: str, name: str, produced_by: str) -> dict:
+    path = required_file(folder, name, produced_by)
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise StepInputError(f"{path}: unreadable ({error})") from error
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--trained", required=True, help="the train step's output folder")
+    parser.add_argument("--converted", required=True, help="the convert step's output folder")
+    parser.add_argument("--data", help="mnist.npz or IDX folder: its test images are measured")
+    parser.add_argument("--out", required=True, help="folder for the model version and its papers")
+    parser.add_argument("--version", help="model version (default: cnn-<UTC timestamp>)")
+    parser.add_argument(
+        "--min-accuracy",
+        type=float,
+        default=DEFAULT_MIN_ACCURACY,
+        help="fail under this test accuracy (default: %(default)s)",
+    )
+    parser.add_argument("--source-commit", help="default: the git checkout's HEAD, if any")
+    args = parser.parse_args(argv)
+
+    def step() -> None:
+        version = checked_version(args.version or default_version())
+        training = read_record(args.trained, RECORD_FILE, "train step")
+        conversion = read_record(args.converted, CONVERSION_FILE, "convert step")
+        converted = required_file(args.converted, MODEL_FILE, "convert step")
+        onnx_model = onnx.load(converted)
+        evaluate_and_document(
+            onnx_model,
+            converted,
+            args.out,
+            mnist=load_data(args.data),
+            training=training,
+            conversion=conversion,
+            version=version,
+            source=args.source_commit,
+            min_accuracy=args.min_accuracy,
+        )
+
+    return run_step("evaluate", step, (DatasetError, BelowFloor))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
