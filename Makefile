@@ -11,7 +11,7 @@ MODEL_OUT ?= build/model
 MNIST_PATH ?= ../shared/data/mnist.npz
 export MNIST_PATH
 
-.PHONY: setup run test lint format train bundle-model benchmark clean
+.PHONY: setup run test lint format train bundle-model benchmark soak clean
 
 setup: $(VENV)/.installed node_modules/.installed
 
@@ -52,16 +52,24 @@ bundle-model:
 	cp $(MODEL_OUT)/model.onnx $(MODEL_OUT)/report.json $(MODEL_OUT)/MODEL_CARD.md \
 	   $(MODEL_OUT)/confusion_matrix.png functions/model/
 
-# The serving benchmark: handler latency vs Keras, batches, cold start, HTTP (about a minute).
+# The serving benchmark: handler latency vs Keras, batches, cold start, HTTP (about a minute),
+# then what the largest accepted pictures cost to decode (docs/benchmarks.md).
 # Cold start is measured with the deployed app's dependencies only (requirements.txt).
 benchmark: setup build/runtime-venv/.installed
 	$(BIN)/python -m benchmarks.serving --json build/benchmark.json \
 	    --runtime-python build/runtime-venv/bin/python
+	$(BIN)/python -m benchmarks.picture_decoding --json build/picture_decoding.json
 
 build/runtime-venv/.installed: requirements.txt
 	test -x build/runtime-venv/bin/python || $(PYTHON) -m venv build/runtime-venv
 	build/runtime-venv/bin/python -m pip install --quiet -r requirements.txt
 	touch $@
+
+# The soak (docs/benchmarks.md, Soak): hostile pictures and bodies, frozen storage and bad model
+# drops against a stack of its own (about five minutes). Not part of `make test`; it exits 1 when
+# a figure misses its target.
+soak: setup
+	$(BIN)/python -m benchmarks.soak --json build/soak.json
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .ruff_cache test-artifacts

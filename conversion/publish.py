@@ -17,9 +17,12 @@ import sys
 from pathlib import Path
 
 import onnx
+from azure.core.exceptions import AzureError, HttpResponseError
 from azure.storage.blob import BlobServiceClient, ContainerClient
+from google.protobuf.message import DecodeError
 
 from functions.signing import signature
+from functions.storage.registry import InvalidName, checked_version
 
 SIGNING_KEY_ENV = "MODEL_SIGNING_KEY"
 
@@ -41,23 +44,45 @@ def container(connection_string: str | None, account_url: str | None, name: str)
 
 
 def version_of(content: bytes) -> str:
-    metadata = {prop.key: prop.value for prop in onnx.load_from_string(content).metadata_props}
+    try:
+        model = onnx.load_from_string(content)
+    except DecodeError as error:
+        raise PublishError(f"not an ONNX model: {error}") from error
+    metadata = {prop.key: prop.value for prop in model.metadata_props}
     if "version" not in metadata:
         raise PublishError("the model's metadata_props carry no version; pass --version")
-    return metadata["version"]
+    return valid_version(metadata["version"])
 
 
 def publish(
     target: ContainerClient, content: bytes, version: str, signing_key: bytes | None = None
 ) -> str:
     """Uploads incoming/<version>.onnx; returns the blob's path."""
+    path = f"incoming/{valid_version(version)}.onnx"  # checked before any storage call
     sha256 = hashlib.sha256(content).hexdigest()
     metadata = {"sha256": sha256}
     if signing_key:
         metadata["signature"] = signature(sha256, signing_key)
-    path = f"incoming/{version}.onnx"
-    target.upload_blob(path, content, overwrite=True, metadata=metadata)
+    try:
+        target.upload_blob(path, content, overwrite=True, metadata=metadata)
+    except HttpResponseError as error:
+        # The promoter leases the file while it decides on it; an upload then gets 412 (or 409).
+        if error.status_code in (409, 412):
+            raise PublishError(
+                f"{path} is being decided right now (its lease is held); try again in a minute, "
+                "after GET /api/models shows the decision"
+            ) from error
+        raise
     return path
+
+
+def valid_version(version: str) -> str:
+    """A version from the command line, the model's metadata or current.json becomes part of a
+    blob path only if it is a valid version (so "../versions/v1" never does)."""
+    try:
+        return checked_version(version)
+    except InvalidName as error:
+        raise PublishError(str(error)) from None
 
 
 def rollback(target: ContainerClient, signing_key: bytes | None = None) -> str:
@@ -68,6 +93,8 @@ def rollback(target: ContainerClient, signing_key: bytes | None = None) -> str:
     except Exception as error:
         raise PublishError(f"cannot read current.json: {error}") from error
     previous = pointer.get("previous_version")
+    if previous is not None:
+        valid_version(previous)
     if not previous or target.get_blob_client(f"versions/{previous}.onnx").exists() is False:
         raise PublishError(
             f"no stored previous version to roll back to (current {pointer.get('version')}, "
@@ -100,6 +127,9 @@ def main(argv: list[str] | None = None) -> int:
             raise PublishError("give a model file, or --rollback")
     except (PublishError, OSError) as error:
         print(f"not published: {error}", file=sys.stderr)
+        return 1
+    except AzureError as error:
+        print(f"not published: storage answered {type(error).__name__}: {error}", file=sys.stderr)
         return 1
     print(f"published {path}{' (signed)' if key else ''}; watch GET /api/models for the decision")
     return 0

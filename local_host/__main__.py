@@ -15,7 +15,7 @@ import azure.functions as func
 from local_host.host_json import read_route_prefix
 from local_host.logs import configure_logging
 from local_host.server import build_web_app, serve
-from local_host.settings import load_local_settings
+from local_host.settings import host_cors_origins, load_local_settings, request_body_limit
 
 # host.json, local.settings.json, function_app.py and the site's folder live at the repository root.
 APP_ROOT = Path(__file__).resolve().parent.parent
@@ -69,7 +69,11 @@ def main(argv: list[str] | None = None) -> None:
     logger.info("App settings from %s", settings_file.name if settings_file else "nowhere")
     function_app = load_function_app(arguments.app)
     web_app = build_web_app(
-        function_app, route_prefix=read_route_prefix(APP_ROOT), site=arguments.site
+        function_app,
+        route_prefix=read_route_prefix(APP_ROOT),
+        max_body_bytes=request_body_limit(),
+        cors_origins=host_cors_origins(settings_file),
+        site=arguments.site,
     )
     asyncio.run(serve(web_app, arguments.host, arguments.port))
 

@@ -1,16 +1,18 @@
 """``POST /admin/functions/<name>``: run a non-HTTP function once now, as Core Tools allows.
 
-The body is ``{"input": "..."}``; what the input means is up to the trigger (a timer ignores
-it, a blob trigger reads it as the blob's path). Unlike Core Tools, which answers 202 at once,
-the answer waits for the run: 202 when it succeeded, 500 when the function raised.
+The body is ``{"input": "..."}``, sent as ``application/json`` (as Core Tools asks, and so that
+no web page can fire it: see ``control_requests``); what the input means is up to the trigger
+(a timer ignores it, a blob trigger reads it as the blob's path). Unlike Core Tools, which
+answers 202 at once, the answer waits for the run: 202 when it succeeded, 500 when it raised.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+
+from local_host.control_requests import read_control_json
 
 ADMIN_PATH = "/admin/functions/{name}"
 
@@ -51,13 +53,9 @@ async def _run_function(request: web.Request) -> web.Response:
 
 
 async def _input_of(request: web.Request) -> str:
-    body = await request.text()
-    if not body.strip():
+    document = await read_control_json(request, shape='{"input": "<string>"}')
+    if document is None:
         return ""
-    try:
-        document = json.loads(body)
-    except json.JSONDecodeError:
-        raise web.HTTPBadRequest(text='The body must be JSON: {"input": "..."}.') from None
     value = document.get("input", "") if isinstance(document, dict) else None
     if not isinstance(value, str):
         raise web.HTTPBadRequest(text='The body must be a JSON object {"input": "<string>"}.')

@@ -10,7 +10,6 @@ source, ``LogsAndContainerScan``) are listed but not served.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -22,6 +21,7 @@ from aiohttp import web
 
 from local_host.admin import AdminInputError, AdminInvoker, admin_invokers
 from local_host.blob_storage import blob_service, check_connection, read_input_stream
+from local_host.control_requests import read_control_json
 from local_host.discovery import DiscoveredFunction, check_takes_only_the_trigger
 from local_host.event_grid import (
     BLOB_CREATED,
@@ -182,10 +182,7 @@ class _WebhookHandler:
 
 async def _events_of(request: web.Request) -> list[dict[str, Any]]:
     """An Event Grid batch (a JSON array), or one CloudEvents 1.0 event (a JSON object)."""
-    try:
-        document = json.loads(await request.text())
-    except json.JSONDecodeError:
-        raise web.HTTPBadRequest(text="The body is not JSON.") from None
+    document = await read_control_json(request, shape="a JSON array of Event Grid events")
     events = document if isinstance(document, list) else [document]
     if not all(isinstance(event, dict) for event in events):
         raise web.HTTPBadRequest(text="Each event must be a JSON object.")

@@ -7,7 +7,9 @@
 4. the Event Grid stand-in (``local_host.blob_events``), posting an event to the blob
    trigger for each file dropped under ``incoming/``.
 
-Ctrl-C or SIGTERM stops all of them. Every app setting that says
+Ctrl-C or SIGTERM stops all of them; so does the local host exiting. Azurite exiting does not:
+the app keeps serving (its health says storage is unreachable) and Azurite is started again,
+with a growing pause between attempts. Every app setting that says
 ``UseDevelopmentStorage=true`` is pointed at this Azurite, so ``--azurite-port`` works too.
 """
 
@@ -49,6 +51,12 @@ DEVELOPMENT_STORAGE = "UseDevelopmentStorage=true"
 HOST_CONTAINER = "azure-webjobs-hosts"
 STARTUP_TIMEOUT_SECONDS = 120
 STOP_TIMEOUT_SECONDS = 15
+AZURITE = "Azurite"
+# Pauses before starting an Azurite that exited again: doubling from the first to the last.
+AZURITE_RESTART_FIRST_PAUSE_SECONDS = 1.0
+AZURITE_RESTART_MAX_PAUSE_SECONDS = 60.0
+# An Azurite that stays up this long is healthy again: the next restart pauses briefly.
+AZURITE_STABLE_SECONDS = 60.0
 
 Children = dict[str, asyncio.subprocess.Process]
 """The child processes by name, in the order they started."""
@@ -131,13 +139,52 @@ async def start_azurite(port: int, data_dir: Path, children: Children) -> bool:
     data_dir.mkdir(parents=True, exist_ok=True)
     process = await start_child(
         children,
-        "Azurite",
+        AZURITE,
         str(AZURITE_BINARY),
         *("--blobHost", AZURITE_HOST, "--blobPort", str(port), "--location", str(data_dir)),
         *("--disableTelemetry", "--skipApiVersionCheck", "--silent"),
     )
-    await wait_until_listening(AZURITE_HOST, port, process, "Azurite")
+    await wait_until_listening(AZURITE_HOST, port, process, AZURITE)
+    logger.info("Azurite started (pid %d) on %s:%d", process.pid, AZURITE_HOST, port)
     return True
+
+
+async def keep_azurite_running(
+    port: int, data_dir: Path, children: Children, containers: list[str]
+) -> None:
+    """Start Azurite again each time it exits, pausing longer after each quick failure.
+
+    Runs until cancelled; the app keeps serving meanwhile, without storage.
+    """
+    pause = AZURITE_RESTART_FIRST_PAUSE_SECONDS
+    loop = asyncio.get_running_loop()
+    while True:
+        started_at = loop.time()
+        status = await children[AZURITE].wait()
+        if loop.time() - started_at >= AZURITE_STABLE_SECONDS:
+            pause = AZURITE_RESTART_FIRST_PAUSE_SECONDS
+        logger.warning(
+            "Azurite exited with status %s; the app keeps serving without storage. "
+            "Starting Azurite again in %.0f s",
+            status,
+            pause,
+        )
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, AZURITE_RESTART_MAX_PAUSE_SECONDS)
+        try:
+            if not await start_azurite(port, data_dir, children):
+                # Someone else's Azurite took the port: use it, and there is nothing to watch.
+                return
+        except StackError as error:
+            logger.error("Azurite did not start again: %s", error)
+            continue
+        except Exception:
+            # Keep trying: storage coming back is worth more than this one attempt.
+            logger.exception("Starting Azurite again failed")
+            continue
+        # A killed Azurite may lose what it had not saved yet, containers included.
+        if await create_containers(azurite_connection_string(port), containers):
+            logger.info("Azurite is back, with the app's containers")
 
 
 async def create_containers(connection_string: str, containers: list[str]) -> bool:
@@ -204,6 +251,7 @@ async def run_stack(arguments: argparse.Namespace) -> int:
         loop.add_signal_handler(stop_signal, stop)
     children: Children = {}
     relay: asyncio.Task[None] | None = None
+    azurite_keeper: asyncio.Task[None] | None = None
     try:
         settings_file = load_local_settings(APP_ROOT)
         logger.info("App settings from %s", settings_file.name if settings_file else "nowhere")
@@ -211,6 +259,15 @@ async def run_stack(arguments: argparse.Namespace) -> int:
         storage = os.environ.get("MODELS_STORAGE", "")
         container = os.environ.get("MODELS_CONTAINER") or "models"
         storage_ready = await create_containers(storage, [container, HOST_CONTAINER])
+        if AZURITE in children:
+            azurite_keeper = asyncio.create_task(
+                keep_azurite_running(
+                    arguments.azurite_port,
+                    arguments.azurite_dir,
+                    children,
+                    [container, HOST_CONTAINER],
+                )
+            )
 
         host = await start_child(
             children,
@@ -237,9 +294,10 @@ async def run_stack(arguments: argparse.Namespace) -> int:
         logger.info("Stopping")
         return 0
     finally:
-        if relay is not None:
-            relay.cancel()
-            await asyncio.gather(relay, return_exceptions=True)
+        for task in (azurite_keeper, relay):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         await stop_children(children)
         for stop_signal in STOP_SIGNALS:
             loop.remove_signal_handler(stop_signal)
@@ -256,7 +314,12 @@ async def _start_storage(arguments: argparse.Namespace, children: Children) -> s
 
 
 async def _wait_for_a_child_to_exit(children: Children) -> int:
-    exits = {asyncio.create_task(child.wait()): name for name, child in children.items()}
+    """Wait for a child other than Azurite (which is started again instead) to exit."""
+    exits = {
+        asyncio.create_task(child.wait()): name
+        for name, child in children.items()
+        if name != AZURITE
+    }
     done, pending = await asyncio.wait(exits, return_when=asyncio.FIRST_COMPLETED)
     for task in pending:
         task.cancel()

@@ -8,6 +8,8 @@ import azure.functions as func
 from aiohttp import web
 from multidict import CIMultiDict
 
+from local_host.request_body import read_body
+
 
 async def to_function_request(request: web.Request) -> func.HttpRequest:
     """The ``func.HttpRequest`` the Functions host would hand to the function."""
@@ -17,8 +19,8 @@ async def to_function_request(request: web.Request) -> func.HttpRequest:
         headers=_join_repeated((name.lower(), value) for name, value in request.headers.items()),
         params=_join_repeated(request.query.items()),
         route_params=dict(request.match_info),
-        # Raises 413 once the body passes the app's client_max_size.
-        body=await request.read(),
+        # Content-Encoding is passed through as sent: the app decides what it accepts.
+        body=await read_body(request),
     )
 
 

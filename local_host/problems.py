@@ -42,7 +42,13 @@ async def problem_details_middleware(request: web.Request, handler: Handler) -> 
             for name, value in error.headers.items()
             if name.lower() not in {"content-type", "content-length"}
         }
-        return problem_response(error.status, error.reason, _detail(error), headers=kept_headers)
+        response = problem_response(
+            error.status, error.reason, _detail(error), headers=kept_headers
+        )
+        if not request.content.at_eof():
+            # The body was refused unread (too big, too slow): close rather than wait for it.
+            response.force_close()
+        return response
     except Exception:
         logger.exception("Unhandled error while serving %s %s", request.method, request.path)
         return problem_response(500, "Internal Server Error", "The local host failed; see its log.")

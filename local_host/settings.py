@@ -10,6 +10,10 @@ from pathlib import Path
 
 SETTINGS_FILES = ("local.settings.json", "local.settings.example.json")
 
+# The Functions host's own limit on request bodies, and its default (100 MB).
+BODY_SIZE_LIMIT_SETTING = "FUNCTIONS_REQUEST_BODY_SIZE_LIMIT"
+DEFAULT_BODY_SIZE_LIMIT = 104_857_600
+
 _SETTING_REFERENCE = re.compile(r"%([^%]+)%")
 
 
@@ -21,9 +25,7 @@ def load_local_settings(
     ``local.settings.json`` is git-ignored, so a fresh checkout falls back to the committed
     example. Variables already set win, so a shell can override any setting for one run.
     """
-    settings_file = next(
-        (app_root / name for name in SETTINGS_FILES if (app_root / name).is_file()), None
-    )
+    settings_file = local_settings_file(app_root)
     if settings_file is None:
         return None
     values = json.loads(settings_file.read_text(encoding="utf-8")).get("Values", {})
@@ -31,6 +33,27 @@ def load_local_settings(
         # Environment variables are strings; keep JSON spelling for numbers and booleans.
         environ.setdefault(name, value if isinstance(value, str) else json.dumps(value))
     return settings_file
+
+
+def local_settings_file(app_root: Path) -> Path | None:
+    """``local.settings.json``, else the committed example, else None."""
+    return next((app_root / name for name in SETTINGS_FILES if (app_root / name).is_file()), None)
+
+
+def host_cors_origins(settings_file: Path | None) -> list[str]:
+    """The origins ``Host.CORS`` allows (``*`` for any), as Core Tools reads them; [] if unset."""
+    if settings_file is None:
+        return []
+    host = json.loads(settings_file.read_text(encoding="utf-8")).get("Host", {})
+    return [origin.strip() for origin in str(host.get("CORS") or "").split(",") if origin.strip()]
+
+
+def request_body_limit(environ: Mapping[str, str] = os.environ) -> int:
+    """The largest request body the host reads, in bytes (app setting, as in Azure)."""
+    value = environ.get(BODY_SIZE_LIMIT_SETTING) or str(DEFAULT_BODY_SIZE_LIMIT)
+    if not value.isdigit() or int(value) <= 0:
+        raise ValueError(f"app setting {BODY_SIZE_LIMIT_SETTING} must be a number of bytes")
+    return int(value)
 
 
 def resolve_setting_references(text: str, environ: Mapping[str, str] = os.environ) -> str:

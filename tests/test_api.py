@@ -3,18 +3,22 @@ and every class of bad input with its status and problem+json body."""
 
 from __future__ import annotations
 
+import gzip
 import importlib
+import io
 import json
 
 import azure.functions as func
 import numpy as np
 import pytest
+from PIL import Image
 
 import function_app
+from functions import preprocessing
 from functions.api import blueprint
 from functions.serving.inputs import MAX_BATCH, MAX_IMAGE_BYTES, MAX_JSON_BYTES
 from functions.serving.provider import ModelProvider
-from tests.helpers import http_request, picture_of_digit, problem_of
+from tests.helpers import call, http_request, picture_of_digit, problem_of
 
 ALL_METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 
@@ -32,10 +36,6 @@ def declared():
     """The functions as the host indexes them. `get_functions()` may be called once per app (a
     second call reports every name as a duplicate), so each module indexes a freshly built one."""
     return importlib.reload(function_app).app.get_functions()
-
-
-def call(function, request: func.HttpRequest) -> func.HttpResponse:
-    return function(request)
 
 
 def body_of(response: func.HttpResponse) -> dict:
@@ -260,6 +260,105 @@ def test_body_over_the_limit_is_a_413(size, content_type):
     response = call(blueprint.predict, request)
     assert response.status_code == 413
     assert "over the limit" in problem_of(response)["detail"]
+
+
+def request_with_headers(body: bytes, **headers: str) -> func.HttpRequest:
+    """A POST to predict with these headers (underscores in the names become dashes)."""
+    named = {name.replace("_", "-"): value for name, value in headers.items()}
+    return func.HttpRequest("POST", "http://localhost:7071/api/predict", headers=named, body=body)
+
+
+def png_of(pixels: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate", "br", "GZIP", "identity, gzip"])
+def test_a_compressed_body_is_a_415_that_says_to_send_it_uncompressed(encoding):
+    body = gzip.compress(json.dumps({"pixels": ONE}).encode())
+    request = request_with_headers(body, Content_Type="application/json", Content_Encoding=encoding)
+    response = call(blueprint.predict, request)
+    assert response.status_code == 415
+    assert "uncompressed" in problem_of(response)["detail"]
+    assert encoding.lower() not in response.get_body().decode().lower()  # no echo
+    assert response.headers["Accept-Encoding"] == "identity"
+
+
+@pytest.mark.parametrize("encoding", ["identity", "", " Identity "])
+def test_an_identity_content_encoding_is_no_compression(digits, encoding):
+    images, labels = digits
+    body = json.dumps({"pixels": images[0].ravel().tolist()}).encode()
+    request = request_with_headers(body, Content_Type="application/json", Content_Encoding=encoding)
+    assert_prediction(call(blueprint.predict, request), int(labels[0]))
+
+
+def test_a_compressed_picture_is_a_415_too(digits):
+    images, _ = digits
+    body = gzip.compress(picture_of_digit(images[0]))
+    request = request_with_headers(body, Content_Type="image/png", Content_Encoding="gzip")
+    assert call(blueprint.predict, request).status_code == 415
+
+
+def test_a_picture_over_the_pixel_limit_is_a_413():
+    width = preprocessing.MAX_SIDE
+    buffer = io.BytesIO()  # 16.4 Mpx of PNG in a few kB: refused from its header
+    Image.new("1", (width, preprocessing.MAX_PIXELS // width + 50)).save(buffer, format="PNG")
+    response = call(
+        blueprint.predict, request_with_headers(buffer.getvalue(), Content_Type="image/png")
+    )
+    assert response.status_code == 413
+    detail = problem_of(response)["detail"]
+    assert "the picture is too large" in detail
+    assert f"at most {preprocessing.MAX_PIXELS}" in detail
+
+
+def test_a_16_bit_grey_png_is_classified(digits):
+    images, labels = digits
+    for image, label in zip(images[::4], labels[::4], strict=True):
+        page = np.full((240, 300), 0xF0, dtype=np.uint16)
+        enlarged = np.kron(image, np.ones((6, 6), dtype=np.uint8)).astype(np.uint16)
+        page[30:198, 100:268] = 0xF0 - enlarged * 0xA0 // 255  # pencil grey, not black, ink
+        request = request_with_headers(png_of(page * 257), Content_Type="image/png")
+        assert_prediction(call(blueprint.predict, request), int(label))
+
+
+def test_an_opaque_one_with_one_pixel_of_alpha_254_reads_as_one(mnist):
+    labels = mnist["y_test"]
+    one = mnist["x_test"][np.flatnonzero(labels == 1)[0]]
+    ink = np.kron(one, np.ones((8, 8), dtype=np.uint8))
+    grey = np.full((300, 300), 255, dtype=np.uint8)
+    grey[40:264, 40:264] = 255 - ink
+    rgba = np.dstack([grey, grey, grey, np.full_like(grey, 255)])
+    opaque_answer = body_of(
+        call(blueprint.predict, request_with_headers(png_of(rgba), Content_Type="image/png"))
+    )
+    row, column = np.argwhere(grey < 128)[0]
+    rgba[row, column, 3] = 254  # one pixel of the stroke, very slightly translucent
+    response = call(blueprint.predict, request_with_headers(png_of(rgba), Content_Type="image/png"))
+    answer = assert_prediction(response, 1)
+    assert answer["probabilities"] == opaque_answer["probabilities"]
+
+
+def test_busy_picture_decoders_are_a_503_with_retry_after(digits, monkeypatch):
+    images, _ = digits
+    monkeypatch.setattr(preprocessing, "DECODE_SLOT_WAIT_SECONDS", 0.2)
+    taken = 0
+    try:
+        while preprocessing._decode_slots.acquire(blocking=False):
+            taken += 1
+        request = request_with_headers(picture_of_digit(images[0]), Content_Type="image/png")
+        response = call(blueprint.predict, request)
+        json_request = http_request("POST", "predict", {"pixels": images[0].ravel().tolist()})
+        json_response = call(blueprint.predict, json_request)
+    finally:
+        for _ in range(taken):
+            preprocessing._decode_slots.release()
+    assert taken == preprocessing.MAX_CONCURRENT_DECODES
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == blueprint.DECODERS_BUSY_RETRY_AFTER
+    assert "retry" in problem_of(response)["detail"]
+    assert json_response.status_code == 200  # JSON pixels need no decoder: still served
 
 
 @pytest.mark.parametrize(

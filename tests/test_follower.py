@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
+import time
 
 import pytest
 from azure.storage.blob import ContainerClient, LinearRetry
 
 from functions.api import blueprint
 from functions.serving.follower import PointerFollower
+from functions.serving.listing import RegistryListing
 from functions.serving.model import ModelHolder
-from functions.serving.provider import BUNDLED_MODEL, ModelProvider
+from functions.serving.provider import BUNDLED_MODEL, FIRST_CHECK_WAIT_SECONDS, ModelProvider
 from functions.storage.registry import ModelRegistry
-from tests.helpers import http_request, onnx_bytes_with_version
+from tests.helpers import call, http_request, onnx_bytes_with_version
 
 
 def promote_by_hand(registry: ModelRegistry, version: str, content: bytes) -> str:
@@ -113,14 +116,114 @@ def test_unreachable_storage_keeps_serving_and_shows_in_health(bundled, monkeypa
         prediction = blueprint.predict(http_request("POST", "predict", [0] * 784))
         assert prediction.status_code == 200
         assert prediction.headers["X-Model-Version"] == bundled.version
-        health = blueprint.health(http_request("GET", "health"))
+        health = call(blueprint.health, http_request("GET", "health"))
         assert health.status_code == 200
         storage = json.loads(health.get_body())["storage"]
         assert storage["following"] is True
         assert storage["reachable"] is False
         assert storage["last_error"]
+        assert storage["last_reached_at"] is None
+        assert storage["seconds_since_reached"] is None
+        # Storage down is a field of the answer, not a failed request.
+        listing = call(blueprint.models, http_request("GET", "models"))
+        assert listing.status_code == 200
+        answer = json.loads(listing.get_body())
+        assert answer["current"]["version"] == bundled.version
+        assert answer["listing"]["loaded"] is False
+        assert answer["listing"]["last_error"]
+        assert (answer["pointer"], answer["versions"], answer["decisions"]) == (None, [], [])
     finally:
         provider.stop()
+
+
+def test_health_shows_when_storage_last_answered(registry, bundled, tmp_path):
+    follower = follower_for(registry, bundled, tmp_path)
+    assert follower.status()["seconds_since_reached"] is None  # never checked
+    follower.check()
+    status = follower.status()
+    assert status["reachable"] is True
+    assert status["last_reached_at"].endswith("Z")
+    assert 0 <= status["seconds_since_reached"] < 60
+    assert status["refresh_seconds"] == follower.refresh_seconds
+
+
+def test_listing_not_read_yet_says_so(registry):
+    answer = RegistryListing(registry, refresh_seconds=60).answer()
+    assert (answer["pointer"], answer["versions"], answer["decisions"]) == (None, [], [])
+    assert answer["listing"] == {
+        "loaded": False,
+        "as_of": None,
+        "age_seconds": None,
+        "refresh_seconds": 60,
+        "last_error": None,
+    }
+
+
+def test_listing_keeps_the_last_read_through_a_failed_refresh(registry):
+    promote_by_hand(registry, "v2", onnx_bytes_with_version(BUNDLED_MODEL, "v2"))
+    registry.mark_promoted("v2")
+    listing = RegistryListing(registry, refresh_seconds=60)
+    listing.refresh()
+    read = listing.answer()
+    assert read["listing"]["loaded"] is True
+    assert read["listing"]["last_error"] is None
+    assert read["pointer"]["version"] == "v2"
+    assert [version["version"] for version in read["versions"]] == ["v2"]
+
+    registry.container.upload_blob("current.json", b"{not json", overwrite=True)
+    listing.refresh()
+    after = listing.answer()
+    assert "JSONDecodeError" in after["listing"]["last_error"]
+    assert after["listing"]["as_of"] == read["listing"]["as_of"]
+    assert after["listing"]["age_seconds"] >= read["listing"]["age_seconds"]
+    assert after["pointer"] == read["pointer"]
+    assert after["versions"] == read["versions"]
+
+
+def test_models_answers_at_once_while_the_first_listing_is_slow(registry, bundled, monkeypatch):
+    """A cold instance waits a bounded time for its first listing, never the request's own
+    read: storage that is slower answers "not loaded yet", and the thread fills it in later."""
+    released = threading.Event()
+    real_versions = registry.versions
+
+    def slow_versions():
+        released.wait(60)
+        return real_versions()
+
+    registry.versions = slow_versions
+    provider = ModelProvider(storage=lambda: (registry, 0.2))
+    monkeypatch.setattr(blueprint, "provider", provider)
+    try:
+        started = time.monotonic()
+        first = json.loads(call(blueprint.models, http_request("GET", "models")).get_body())
+        cold = time.monotonic() - started
+        assert first["listing"]["loaded"] is False
+        started = time.monotonic()
+        again = json.loads(call(blueprint.models, http_request("GET", "models")).get_body())
+        warm = time.monotonic() - started
+        assert again["listing"]["loaded"] is False
+        assert cold < FIRST_CHECK_WAIT_SECONDS + 10  # generous: a loaded 2-core machine
+        assert warm < 2.0  # from memory: no wait on the slow read at all
+        released.set()
+        deadline = time.monotonic() + 30
+        while not first["listing"]["loaded"] and time.monotonic() < deadline:
+            time.sleep(0.1)
+            first = json.loads(call(blueprint.models, http_request("GET", "models")).get_body())
+        assert first["listing"]["loaded"] is True
+        assert first["listing"]["last_error"] is None
+    finally:
+        released.set()
+        provider.stop()
+
+
+def test_models_without_storage_lists_the_bundled_model(bundled, monkeypatch):
+    provider = ModelProvider(storage=lambda: None)
+    monkeypatch.setattr(blueprint, "provider", provider)
+    answer = json.loads(call(blueprint.models, http_request("GET", "models")).get_body())
+    assert answer["current"]["version"] == bundled.version
+    assert [version["version"] for version in answer["versions"]] == [bundled.version]
+    assert answer["pointer"] is None
+    assert answer["listing"]["loaded"] is True
 
 
 def test_storage_that_cannot_be_set_up_still_serves(monkeypatch):
@@ -130,7 +233,7 @@ def test_storage_that_cannot_be_set_up_still_serves(monkeypatch):
     provider = ModelProvider(storage=malformed)
     monkeypatch.setattr(blueprint, "provider", provider)
     assert blueprint.predict(http_request("POST", "predict", [0] * 784)).status_code == 200
-    health = json.loads(blueprint.health(http_request("GET", "health")).get_body())
+    health = json.loads(call(blueprint.health, http_request("GET", "health")).get_body())
     assert health["storage"]["following"] is False
     assert "malformed" in health["storage"]["last_error"]
 

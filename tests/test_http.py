@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
+import socket
 import urllib.error
+import urllib.parse
 import urllib.request
 
 import aiohttp
@@ -107,3 +110,66 @@ def test_200_concurrent_requests_all_answered_correctly(base_url, mnist):
     # The same answers as one at a time: the bundled model gets at most a couple of these wrong.
     assert len(predicted) == 200
     assert np.sum(np.array(predicted) != labels) <= 2
+
+
+def test_head_on_get_routes_answers_without_a_body(base_url):
+    for route in ("health", "models", "openapi.json"):
+        request = urllib.request.Request(f"{base_url}/{route}", method="HEAD")
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.status == 200, route
+            assert response.headers["Content-Type"].startswith("application/json"), route
+            assert response.read() == b"", route
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(
+            urllib.request.Request(f"{base_url}/predict", method="HEAD"), timeout=10
+        )
+    assert refused.value.code == 405
+    assert refused.value.headers["Allow"] == "POST"
+    assert refused.value.read() == b""
+
+
+def test_a_body_over_the_hosts_limit_is_refused_before_it_is_sent(base_url):
+    # local.settings.example.json sets FUNCTIONS_REQUEST_BODY_SIZE_LIMIT to 9 MiB.
+    url = urllib.parse.urlsplit(base_url)
+    with socket.create_connection((url.hostname, url.port), timeout=20) as connection:
+        connection.sendall(
+            b"POST /api/predict HTTP/1.1\r\nHost: localhost\r\nContent-Type: image/png\r\n"
+            b"Content-Length: 104857600\r\n\r\n"
+        )
+        answer = connection.makefile("rb")
+        status_line = answer.readline()
+        headers = {}
+        while (line := answer.readline()) not in (b"\r\n", b""):
+            name, _, value = line.decode().partition(":")
+            headers[name.lower()] = value.strip()
+        problem = json.loads(answer.read(int(headers["content-length"])))
+    assert status_line.split()[1] == b"413"
+    assert headers["content-type"] == "application/problem+json"
+    assert "9437184" in problem["detail"]
+
+
+def test_an_encoded_body_reaches_the_app_as_sent_and_is_refused(base_url):
+    body = gzip.compress(json.dumps([0] * 784).encode())
+    request = urllib.request.Request(f"{base_url}/predict", data=body, method="POST")
+    request.add_header("Content-Type", "application/json")
+    request.add_header("Content-Encoding", "gzip")
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=10)
+    assert refused.value.code == 415
+    assert refused.value.headers["Content-Type"].startswith("application/problem+json")
+
+
+def test_cross_origin_calls_follow_host_cors(base_url):
+    # local.settings.example.json allows any origin ("Host": {"CORS": "*"}), as Core Tools does.
+    request = urllib.request.Request(f"{base_url}/predict", method="OPTIONS")
+    request.add_header("Origin", "http://page.test")
+    request.add_header("Access-Control-Request-Method", "POST")
+    request.add_header("Access-Control-Request-Headers", "content-type")
+    with urllib.request.urlopen(request, timeout=10) as preflight:
+        assert preflight.status == 204
+        assert preflight.headers["Access-Control-Allow-Origin"] == "*"
+        assert preflight.headers["Access-Control-Allow-Methods"] == "POST"
+        assert preflight.headers["Access-Control-Allow-Headers"] == "content-type"
+    request = urllib.request.Request(f"{base_url}/health", headers={"Origin": "http://page.test"})
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        assert answer.headers["Access-Control-Allow-Origin"] == "*"

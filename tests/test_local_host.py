@@ -487,7 +487,8 @@ def start_local_host() -> tuple[subprocess.Popen[str], queue.Queue[str]]:
             *("--host", "127.0.0.1", "--port", "0"),
         ],
         cwd=REPO_ROOT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        # An app setting, read as the Functions host reads it.
+        env={**os.environ, "PYTHONUNBUFFERED": "1", "FUNCTIONS_REQUEST_BODY_SIZE_LIMIT": "1000"},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -506,6 +507,12 @@ def test_command_line_serves_over_http_and_stops_cleanly(stop_signal: signal.Sig
         with pytest.raises(urllib.error.HTTPError) as not_found:
             urllib.request.urlopen(url.replace("/ping", "/nope"), timeout=10)
         assert not_found.value.code == 404
+        with pytest.raises(urllib.error.HTTPError) as too_large:
+            urllib.request.urlopen(
+                urllib.request.Request(url, data=b"x" * 1001, method="GET"), timeout=10
+            )
+        assert too_large.value.code == 413
+        assert "1000" in json.loads(too_large.value.read())["detail"]
         process.send_signal(stop_signal)
         assert process.wait(timeout=30) == 0
     finally:

@@ -9,6 +9,8 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -218,22 +220,48 @@ def test_dev_stack_runs_azurite_host_and_events_then_stops_cleanly(tmp_path: Pat
     )
     try:
         lines = read_lines(stack)
+        azurite_pid = int(wait_for_line(lines, r"Azurite started \(pid (\d+)\)").group(1))
         wait_for_line(
             lines, rf"events +BlobCreated in models/incoming/ -> http://127\.0\.0\.1:{host_port}/"
         )
-        with BlobServiceClient.from_connection_string(
-            azurite_connection_string(azurite_port)
-        ) as service:
-            service.get_blob_client("models", "incoming/e2e.bin").upload_blob(b"end to end")
-        deadline = time.monotonic() + 15
-        while not record_file.exists() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert json.loads(record_file.read_text())["name"] == "models/incoming/e2e.bin"
+        upload_and_wait_for_record(azurite_port, "incoming/e2e.bin", record_file)
+
+        # Azurite dies: the host keeps serving, and Azurite is started again.
+        os.kill(azurite_pid, signal.SIGKILL)
+        wait_for_line(lines, r"Azurite exited with status -9; the app keeps serving")
+        with pytest.raises(urllib.error.HTTPError) as not_found:
+            urllib.request.urlopen(f"http://127.0.0.1:{host_port}/api/nothing", timeout=10)
+        assert not_found.value.code == 404
+        restarted_pid = int(wait_for_line(lines, r"Azurite started \(pid (\d+)\)").group(1))
+        assert restarted_pid != azurite_pid
+        wait_for_line(lines, r"Azurite is back, with the app's containers")
+        # The restarted Azurite keeps its data, and events flow again.
+        upload_and_wait_for_record(azurite_port, "incoming/after-restart.bin", record_file)
         stack.send_signal(signal.SIGINT)
         assert stack.wait(timeout=30) == 0
     finally:
         if stack.poll() is None:
-            stack.kill()
+            # SIGTERM first: the stack then stops its children, which a kill would leave running.
+            stack.terminate()
+            try:
+                stack.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                stack.kill()
     assert not is_listening("127.0.0.1", host_port)
     assert not is_listening("127.0.0.1", azurite_port)
     assert any((tmp_path / "azurite").iterdir())
+
+
+def upload_and_wait_for_record(azurite_port: int, name: str, record_file: Path) -> None:
+    """Upload ``models/<name>`` and wait (generously) until the blob trigger has recorded it."""
+    with BlobServiceClient.from_connection_string(
+        azurite_connection_string(azurite_port)
+    ) as service:
+        service.get_blob_client("models", name).upload_blob(b"end to end")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        records = record_file.read_text().splitlines() if record_file.exists() else []
+        if f"models/{name}" in [json.loads(record)["name"] for record in records]:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"models/{name} was not recorded in 30 s")

@@ -220,10 +220,28 @@ def test_an_unknown_function_name_is_404_problem(query: dict[str, str]) -> None:
 @pytest.mark.parametrize("body", [b"not json", b"[1, 2]"])
 def test_a_body_that_is_not_events_is_400(body: bytes) -> None:
     async def scenario(client: TestClient) -> int:
-        response = await client.post(WEBHOOK, params=RECORD, data=body, headers=NOTIFICATION)
+        headers = {**NOTIFICATION, "Content-Type": "application/json"}
+        response = await client.post(WEBHOOK, params=RECORD, data=body, headers=headers)
         return response.status
 
     assert served_without_storage(scenario) == 400
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", None])
+def test_events_in_a_body_that_is_not_json_typed_are_refused_with_415(
+    content_type: str | None,
+) -> None:
+    # A web page can send these cross-site without a preflight; Event Grid always sends JSON.
+    event = {"eventType": "Microsoft.Storage.BlobCreated", "subject": "x", "data": {}}
+
+    async def scenario(client: TestClient) -> tuple[int, str]:
+        headers = {**NOTIFICATION, **({"Content-Type": content_type} if content_type else {})}
+        response = await client.post(
+            WEBHOOK, params=RECORD, data=json.dumps([event]).encode(), headers=headers
+        )
+        return response.status, response.headers["Content-Type"]
+
+    assert served_without_storage(scenario) == (415, "application/problem+json")
 
 
 def served_without_storage(scenario: Callable[[TestClient], Awaitable[Any]]) -> Any:

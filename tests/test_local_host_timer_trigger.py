@@ -22,6 +22,9 @@ EVERY_SECOND = "*/1 * * * * *"
 NEW_YEAR = "0 0 0 1 1 *"  # never fires during a test
 
 
+JSON = {"Content-Type": "application/json"}
+
+
 def served(function_app: func.FunctionApp, scenario: Callable[[TestClient], Awaitable[Any]]) -> Any:
     async def run() -> Any:
         async with TestClient(TestServer(build_web_app(function_app))) as client:
@@ -75,16 +78,23 @@ def test_run_on_startup_and_the_admin_endpoint() -> None:
         after_startup = len(reasons)
         responses = [
             await client.post("/admin/functions/reconcile", json={"input": ""}),
-            await client.post("/admin/functions/reconcile"),
+            await client.post("/admin/functions/reconcile", headers=JSON),
             await client.post("/admin/functions/nope", json={"input": ""}),
             await client.post("/admin/functions/ping", json={"input": ""}),
-            await client.post("/admin/functions/reconcile", data=b"not json"),
+            await client.post("/admin/functions/reconcile", data=b"not json", headers=JSON),
+            # What a web page can send cross-site without a preflight: refused.
+            await client.post(
+                "/admin/functions/reconcile",
+                data=b'{"input": ""}',
+                headers={"Content-Type": "text/plain"},
+            ),
+            await client.post("/admin/functions/reconcile"),
         ]
         return [("startup", after_startup)] + [(r.reason, r.status) for r in responses]
 
     startup, *answers = served(app, scenario)
     assert startup == ("startup", 1)
-    assert [status for _, status in answers] == [202, 202, 404, 404, 400]
+    assert [status for _, status in answers] == [202, 202, 404, 404, 400, 415, 415]
     assert len(reasons) == 3
 
 
@@ -101,7 +111,7 @@ def test_a_failing_timer_is_logged_and_keeps_its_schedule(
 
     async def scenario(client: TestClient) -> int:
         await asyncio.sleep(2.3)
-        return (await client.post("/admin/functions/fails")).status
+        return (await client.post("/admin/functions/fails", json={"input": ""})).status
 
     with caplog.at_level(logging.INFO, logger="local_host"):
         admin_status = served(app, scenario)

@@ -19,7 +19,7 @@ from functions.promotion.gate_set import load_gate_set
 from functions.promotion.promoter import Promoter
 from functions.serving.provider import BUNDLED_MODEL, ModelProvider
 from functions.storage.registry import ModelRegistry
-from tests.helpers import http_request, onnx_bytes_with_version, tiny_model
+from tests.helpers import call, http_request, onnx_bytes_with_version, tiny_model
 
 POLICY = GatePolicy(min_accuracy=0.98, max_regression=0.005, signing_key=None)
 
@@ -125,12 +125,21 @@ def test_regression_against_the_current_model_is_refused(container, registry, bu
 
 def test_invalid_version_name_is_refused(container, registry, bundled):
     container.upload_blob("incoming/bad name!.onnx", good("bad name!"))
-    decision = make_promoter(registry, bundled).handle("bad name!.onnx")
+    promoter = make_promoter(registry, bundled)
+    decision = promoter.handle("bad name!.onnx")
     assert decision.record["check"] == "name"
-    assert incoming(container) == []
+    # Refused before any storage call under that name: the file is left where it is, unleased.
+    assert incoming(container) == ["incoming/bad name!.onnx"]
+    blob = container.get_blob_client("incoming/bad name!.onnx").get_blob_properties()
+    assert blob.lease.state == "available"
+    name_hash = hashlib.sha256(b"bad name!.onnx").hexdigest()[:12]
     assert [blob.name for blob in container.list_blobs("rejected/")] == [
-        f"rejected/invalid-name-{decision.record['sha256'][:12]}.json"
+        f"rejected/invalid-name-{name_hash}.json"
     ]
+    # Recorded once: neither the reconciler nor a repeated event refuses it again.
+    assert promoter.reconcile() == []
+    assert promoter.handle("bad name!.onnx") is None
+    assert [line["check"] for line in audit(container)] == ["name"]
 
 
 def test_sha256_metadata_must_match_the_content(container, registry, bundled):
@@ -326,7 +335,7 @@ def test_models_endpoint_shows_versions_figures_and_decisions(
     provider = ModelProvider(storage=lambda: (registry, 60.0))
     monkeypatch.setattr(blueprint, "provider", provider)
     try:
-        answer = json.loads(blueprint.models(http_request("GET", "models")).get_body())
+        answer = json.loads(call(blueprint.models, http_request("GET", "models")).get_body())
     finally:
         provider.stop()
 

@@ -5,19 +5,20 @@ from __future__ import annotations
 import logging
 
 import azure.functions as func
-from azure.core.exceptions import AzureError
 
 from functions.api.endpoint import endpoint
 from functions.api.openapi import openapi_document
 from functions.api.responses import json_response
 from functions.errors import ServiceUnavailable
+from functions.preprocessing import DecodersBusy
 from functions.serving.inputs import parse_prediction_input
+from functions.serving.model import ModelOutputError
 from functions.serving.predict import classify
 from functions.serving.provider import ModelProvider
 
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+DECODERS_BUSY_RETRY_AFTER = "2"  # seconds: a picture takes well under one to prepare
 
-RECENT_DECISIONS = 20
 log = logging.getLogger(__name__)
 
 bp = func.Blueprint()
@@ -27,16 +28,34 @@ provider = ModelProvider()
 @bp.route(route="predict", methods=ALL_METHODS, auth_level=func.AuthLevel.ANONYMOUS)
 @endpoint("POST")
 def predict(req: func.HttpRequest) -> func.HttpResponse:
-    request = parse_prediction_input(req.headers.get("Content-Type"), req.get_body())
+    try:
+        request = parse_prediction_input(
+            req.headers.get("Content-Type"), req.get_body(), req.headers.get("Content-Encoding")
+        )
+    except DecodersBusy as error:
+        log.warning("picture refused: %s", error)
+        raise ServiceUnavailable(
+            "too many pictures are being prepared right now; retry shortly",
+            headers={"Retry-After": DECODERS_BUSY_RETRY_AFTER},
+        ) from error
     model = provider.current()
-    return json_response(classify(model, request), headers={"X-Model-Version": model.version})
+    try:
+        answer = classify(model, request)
+    except ModelOutputError as error:  # a model that lies about batches: never a wrong answer
+        log.error("%s", error)
+        raise ServiceUnavailable(
+            "the served model gave an answer of the wrong shape; it has been logged"
+        ) from error
+    return json_response(answer, headers={"X-Model-Version": model.version})
 
 
 @bp.route(route="health", methods=ALL_METHODS, auth_level=func.AuthLevel.ANONYMOUS)
 @endpoint("GET")
-def health(req: func.HttpRequest) -> func.HttpResponse:
+async def health(req: func.HttpRequest) -> func.HttpResponse:
+    """From memory only: what the follower last saw of storage, and how long ago. On the event
+    loop, so it never queues behind predictions in the worker's thread pool."""
     try:
-        model = provider.current()
+        model = await provider.current_async()
     except ServiceUnavailable as error:
         return json_response(
             {"status": "unavailable", "detail": provider.last_error or error.detail}, status=503
@@ -49,31 +68,14 @@ def health(req: func.HttpRequest) -> func.HttpResponse:
 
 @bp.route(route="models", methods=ALL_METHODS, auth_level=func.AuthLevel.ANONYMOUS)
 @endpoint("GET")
-def models(req: func.HttpRequest) -> func.HttpResponse:
-    current = provider.current().describe()
-    if provider.registry is None:  # no storage: the bundled model is all there is
-        return json_response({"current": current, "versions": [current], "decisions": []})
-    try:
-        pointer = provider.registry.read_pointer()
-        versions = provider.registry.versions()
-        decisions = provider.registry.recent_decisions(RECENT_DECISIONS)
-    except AzureError as error:
-        log.warning("model storage failed while listing models", exc_info=True)
-        raise ServiceUnavailable("model storage cannot be reached right now") from error
-    except ValueError as error:  # current.json is not JSON: the promoter never writes that
-        log.warning("current.json is unreadable", exc_info=True)
-        raise ServiceUnavailable("model storage holds an unreadable current.json") from error
-    return json_response(
-        {
-            "current": current,
-            "pointer": pointer.document if pointer else None,
-            "versions": versions,
-            "decisions": decisions,
-        }
-    )
+async def models(req: func.HttpRequest) -> func.HttpResponse:
+    """From memory only, on the event loop: the listing a background thread keeps fresh, with
+    its age. Storage being down shows in `listing.last_error`; the only 503 is for no model."""
+    model = await provider.current_async()
+    return json_response({"current": model.describe(), **provider.registry_listing(model)})
 
 
 @bp.route(route="openapi.json", methods=ALL_METHODS, auth_level=func.AuthLevel.ANONYMOUS)
 @endpoint("GET")
-def openapi(req: func.HttpRequest) -> func.HttpResponse:
+async def openapi(req: func.HttpRequest) -> func.HttpResponse:
     return json_response(openapi_document(), headers={"Cache-Control": "public, max-age=300"})

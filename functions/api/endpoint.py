@@ -1,8 +1,10 @@
-"""One wrapper for every HTTP function: method check, errors to problem+json, bugs logged."""
+"""One wrapper for every HTTP function: method check, errors to problem+json, bugs logged.
+It wraps plain and `async def` handlers alike (the worker runs the latter on its event loop)."""
 
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
 from collections.abc import Callable
 
@@ -19,20 +21,44 @@ def endpoint(*allowed_methods: str) -> Callable[[Handler], Handler]:
     """The function is declared for every method, so that a wrong one gets a 405 problem+json
     from here rather than the host's bare 404."""
 
+    # HEAD is GET without the body (RFC 9110); the host drops the body, as the Functions
+    # host does for any function declared for HEAD.
+    accepted_methods = (*allowed_methods, "HEAD") if "GET" in allowed_methods else allowed_methods
+
+    def check_method(req: func.HttpRequest) -> None:
+        if req.method.upper() not in accepted_methods:
+            raise MethodNotAllowed(req.method.upper(), allowed_methods)
+
     def wrap(handler: Handler) -> Handler:
+        if inspect.iscoroutinefunction(handler):
+
+            @functools.wraps(handler)
+            async def run_async(req: func.HttpRequest) -> func.HttpResponse:
+                try:
+                    check_method(req)
+                    return await handler(req)
+                except Exception as error:  # answered, and logged, in _failure
+                    return _failure(req, error)
+
+            return run_async
+
         @functools.wraps(handler)
         def run(req: func.HttpRequest) -> func.HttpResponse:
             try:
-                if req.method.upper() not in allowed_methods:
-                    raise MethodNotAllowed(req.method.upper(), allowed_methods)
+                check_method(req)
                 return handler(req)
-            except ApiError as error:
-                log.info("%s %s -> %d: %s", req.method, req.url, error.status, error.detail)
-                return problem_response(error)
-            except Exception:
-                log.exception("%s %s failed", req.method, req.url)
-                return problem_response(ApiError("an internal error occurred; it has been logged"))
+            except Exception as error:  # answered, and logged, in _failure
+                return _failure(req, error)
 
         return run
 
     return wrap
+
+
+def _failure(req: func.HttpRequest, error: Exception) -> func.HttpResponse:
+    """An ApiError is the client's answer; anything else is a bug: logged whole, answered 500."""
+    if isinstance(error, ApiError):
+        log.info("%s %s -> %d: %s", req.method, req.url, error.status, error.detail)
+        return problem_response(error)
+    log.error("%s %s failed", req.method, req.url, exc_info=error)
+    return problem_response(ApiError("an internal error occurred; it has been logged"))

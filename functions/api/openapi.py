@@ -105,16 +105,52 @@ SCHEMAS = {
         "properties": {
             "status": {"enum": ["ok", "unavailable"]},
             "model": _ref("Model"),
+            "storage": _ref("StorageStatus"),
             "detail": {"type": "string"},
+        },
+    },
+    "StorageStatus": {
+        "type": "object",
+        "description": "What this instance last saw of model storage, from memory: a timeout "
+        "or any other transport failure counts as unreachable",
+        "required": ["following"],
+        "properties": {
+            "following": {"type": "boolean"},
+            "reachable": {"type": ["boolean", "null"]},
+            "last_check_at": {"type": ["string", "null"]},
+            "last_reached_at": {"type": ["string", "null"]},
+            "seconds_since_reached": {"type": ["number", "null"], "minimum": 0},
+            "refresh_seconds": {"type": "number"},
+            "pointer_version": {"type": ["string", "null"]},
+            "last_error": {"type": ["string", "null"]},
         },
     },
     "Models": {
         "type": "object",
-        "required": ["current", "versions", "decisions"],
+        "required": ["current", "pointer", "versions", "decisions", "listing"],
         "properties": {
             "current": _ref("Model"),
+            "pointer": {"type": ["object", "null"]},
             "versions": {"type": "array", "items": {"type": "object"}},
             "decisions": {"type": "array", "items": {"type": "object"}},
+            "listing": _ref("Listing"),
+        },
+    },
+    "Listing": {
+        "type": "object",
+        "description": "When pointer, versions and decisions were read from storage (they are "
+        "kept in memory and refreshed in the background); while `loaded` is false they are "
+        "not known yet and shown empty",
+        "required": ["loaded", "as_of", "age_seconds", "last_error"],
+        "properties": {
+            "loaded": {"type": "boolean"},
+            "as_of": {"type": ["string", "null"]},
+            "age_seconds": {"type": ["number", "null"], "minimum": 0},
+            "refresh_seconds": {"type": ["number", "null"]},
+            "last_error": {
+                "type": ["string", "null"],
+                "description": "Why the latest refresh failed; the listing shown is older",
+            },
         },
     },
     "Problem": {
@@ -178,8 +214,13 @@ def openapi_document() -> dict[str, object]:
                         "400": _problem("Invalid JSON, shape, values, batch size or picture"),
                         "405": WRONG_METHOD,
                         "413": _problem("The body is over the size limit"),
-                        "415": _problem("Unsupported content type"),
-                        "503": _problem("No model can be served"),
+                        "415": _problem(
+                            "Unsupported content type, or a compressed body (Content-Encoding)"
+                        ),
+                        "503": _problem(
+                            "No model can be served, the served model gave a malformed answer, "
+                            "or every picture decoder stayed busy (see Retry-After)"
+                        ),
                     },
                 }
             },
@@ -199,7 +240,7 @@ def openapi_document() -> dict[str, object]:
                     "operationId": "models",
                     "summary": "The current version, the accepted versions and recent decisions",
                     "responses": {
-                        "200": _json("The model registry", _ref("Models")),
+                        "200": _json("The model registry, as last read", _ref("Models")),
                         "405": WRONG_METHOD,
                         "503": _problem("No model can be served"),
                     },

@@ -46,10 +46,24 @@ def promoter() -> Promoter:
 )
 def promote_model(blob: func.InputStream) -> None:
     # The promoter reads the blob itself, under a lease, with its metadata and ETag.
-    name = blob.name.split(f"/{INCOMING}", 1)[1]
-    decision = promoter().handle(name)
+    name = incoming_name(blob.name, settings().container)
+    if name is None:
+        log.error(
+            "a blob event outside %s/%s was ignored: %r", settings().container, INCOMING, blob.name
+        )
+        return
+    decision = promoter().handle(name)  # which checks the name before any storage call
     if decision:
-        log.info("incoming/%s: %s", name, decision.decision, extra={"decision": decision.record})
+        log.info("incoming/%r: %s", name, decision.decision, extra={"decision": decision.record})
+
+
+def incoming_name(blob_path: str, container: str) -> str | None:
+    """<container>/incoming/<name> -> <name>, unchecked (the promoter records an invalid name as
+    a rejection); None for a path that is not in this container's drop zone at all."""
+    prefix = f"{container}/{INCOMING}"
+    if not blob_path.startswith(prefix) or blob_path == prefix:
+        return None
+    return blob_path[len(prefix) :]
 
 
 @bp.timer_trigger(arg_name="timer", schedule=RECONCILE_SCHEDULE, run_on_startup=False)

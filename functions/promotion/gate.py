@@ -3,26 +3,42 @@
 from __future__ import annotations
 
 import hashlib
-import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from functions.promotion.gate_set import GateSet
-from functions.serving.model import (
-    REQUIRED_METADATA,
-    LoadedModel,
-    ModelContractError,
-    ModelLoadError,
-    load_model,
-)
+from functions.promotion.sandbox import TrialFailure, TrialLimits, TrialReport, run_trial
+from functions.serving.inputs import MAX_BATCH
+from functions.serving.model import LoadedModel
 from functions.signing import is_valid
 from functions.storage.registry import VERSION_PATTERN
 
 MAX_MODEL_BYTES = 16 * 1024 * 1024
 MAX_MEDIAN_LATENCY_MS = 25.0  # a sanity bound: the served model takes about 0.15 ms
+# One run this long refuses at once (40x the median bound): a model that takes seconds per
+# inference is refused in seconds, not after LATENCY_RUNS of them.
+MAX_SINGLE_RUN_SECONDS = 1.0
 LATENCY_RUNS = 30
 ROW_SUM_TOLERANCE = 1e-3
+# Batch sizes that serving treats like any other (odd ones, and the largest the API allows):
+# a model must not be right only for the sizes that warm-up and the gate set happen to use.
+TRIED_BATCH_SIZES = (1, 2, 3, 7, MAX_BATCH)
+# An image's row in a batch against its row alone: the bundled network's are bit-identical.
+BATCH_ROW_TOLERANCE = 1e-4
+# Peak memory a full batch adds, per image. The bundled network: about 180 KiB. Serving runs
+# several batches at once on an instance of 2 GB, so a model may cost at most about 5x that.
+MAX_MEMORY_PER_IMAGE_BYTES = 1024 * 1024
+# The whole trial in its child process: the bundled network's takes about 4 s on a busy 2-core
+# machine (interpreter start, imports, checker, every run); a model that never ends is killed.
+TRIAL_TIMEOUT_SECONDS = 30.0
+# The child's address space: the interpreter with numpy, onnx and onnxruntime maps about
+# 230 MB, a full batch within the per-image bound adds at most 256 MiB; a larger allocation
+# fails in the child, never in the host.
+TRIAL_ADDRESS_SPACE_BYTES = 1024 * 1024 * 1024
+DEFAULT_TRIAL_LIMITS = TrialLimits(
+    timeout_seconds=TRIAL_TIMEOUT_SECONDS, address_space_bytes=TRIAL_ADDRESS_SPACE_BYTES
+)
 
 
 @dataclass(frozen=True)
@@ -40,7 +56,9 @@ class Verdict:
     failed_check: str | None = None
     reason: str | None = None
     figures: dict[str, object] = field(default_factory=dict)
-    model: LoadedModel | None = None
+    # The candidate's answer (argmax) for each gate-set image, from its trial: what the
+    # regression gate compares when it is run again against a newer current model.
+    gate_predictions: np.ndarray | None = None
 
 
 class Refused(Exception):
@@ -64,24 +82,28 @@ def judge(
     current: LoadedModel | None,
     previously_accepted: bool = False,
     size: int | None = None,
+    limits: TrialLimits = DEFAULT_TRIAL_LIMITS,
 ) -> Verdict:
-    """Every check in order. A version accepted before (same bytes) skips the quality gates:
-    dropping it again is how a rollback is done, and it was judged when first promoted."""
+    """Every check in order. The candidate itself only ever runs in its trial's child process.
+    A version accepted before (same bytes) skips the quality gates (dropping it again is how a
+    rollback is done, and it was judged when first promoted), never the trial's safety checks."""
     verdict = Verdict(version=version_of(name), sha256=hashlib.sha256(content).hexdigest())
     verdict.figures["size_bytes"] = size = len(content) if size is None else size
     try:
         check_name(name)
         check_size(size)
         check_integrity(verdict.sha256, blob_metadata, policy.signing_key)
-        model = check_loads(content)
-        check_contract(model, verdict.version, gate_set)
+        report = check_trial(content, verdict.version, gate_set, limits)
+        verdict.gate_predictions = report.gate_probabilities.argmax(axis=1)
         if not previously_accepted:
-            verdict.figures.update(check_quality(model, current, gate_set, policy))
-            verdict.figures["median_latency_ms"] = check_latency(model)
+            verdict.figures.update(
+                check_quality(verdict.gate_predictions, current, gate_set, policy)
+            )
+            verdict.figures.update(report.figures, trial_seconds=report.seconds)
     except Refused as refusal:
         verdict.failed_check, verdict.reason = refusal.check, refusal.reason
         return verdict
-    verdict.accepted, verdict.model = True, model
+    verdict.accepted = True
     return verdict
 
 
@@ -120,45 +142,33 @@ def check_integrity(sha256: str, blob_metadata: dict[str, str], signing_key: byt
         raise Refused("integrity", "the signature does not match the content and signing key")
 
 
-def check_loads(content: bytes) -> LoadedModel:
+def check_trial(
+    content: bytes, version: str, gate_set: GateSet, limits: TrialLimits
+) -> TrialReport:
+    """Everything that touches the candidate's bytes, in a child process (trial.py): external
+    data, the ONNX checker, loading, the contract, latency, batch sizes, memory, and its answers
+    on the gate set. Its refusal, timeout or crash is a refusal here."""
+    settings = {
+        "version": version,
+        "batch_sizes": list(TRIED_BATCH_SIZES),
+        "batch_row_tolerance": BATCH_ROW_TOLERANCE,
+        "row_sum_tolerance": ROW_SUM_TOLERANCE,
+        "latency_runs": LATENCY_RUNS,
+        "max_median_latency_ms": MAX_MEDIAN_LATENCY_MS,
+        "max_single_run_seconds": MAX_SINGLE_RUN_SECONDS,
+        "max_memory_per_image_bytes": MAX_MEMORY_PER_IMAGE_BYTES,
+    }
     try:
-        return load_model(content, source="storage")
-    except ModelLoadError as error:
-        raise Refused("loads", str(error)) from error
-    except ModelContractError as error:
-        raise Refused("contract", str(error)) from error
-
-
-def check_contract(model: LoadedModel, version: str, gate_set: GateSet) -> None:
-    missing = [key for key in REQUIRED_METADATA if key not in model.metadata]
-    if missing:
-        raise Refused("contract", f"metadata_props lack {', '.join(missing)}")
-    if model.metadata["version"] != version:
-        raise Refused(
-            "contract",
-            f"the file's metadata says version {model.metadata['version']!r}, its name {version!r}",
-        )
-    try:
-        probabilities = model.predict(gate_set.images)
-    except Exception as error:  # onnxruntime raises its own types for shape and type errors
-        raise Refused("contract", f"inference on [N, 28, 28, 1] failed: {error}") from error
-    if probabilities.shape != (len(gate_set.labels), 10):
-        raise Refused("contract", f"output shape {probabilities.shape}; expected (N, 10)")
-    if not np.all(np.isfinite(probabilities)):
-        raise Refused("contract", "the output holds NaN or infinite values")
-    sums = probabilities.sum(axis=1)
-    if np.any(probabilities < 0) or np.any(np.abs(sums - 1) > ROW_SUM_TOLERANCE):
-        raise Refused(
-            "contract",
-            "the output rows are not probabilities (each must be >= 0 and sum to 1; found sums "
-            f"from {sums.min():.3f} to {sums.max():.3f}): logits need a softmax in the graph",
-        )
+        return run_trial(content, gate_set.images, settings, limits)
+    except TrialFailure as failure:
+        raise Refused(failure.check, failure.reason) from failure
 
 
 def check_quality(
-    model: LoadedModel, current: LoadedModel | None, gate_set: GateSet, policy: GatePolicy
+    predicted: np.ndarray, current: LoadedModel | None, gate_set: GateSet, policy: GatePolicy
 ) -> dict[str, object]:
-    predicted = model.predict(gate_set.images).argmax(axis=1)
+    """`predicted`: the candidate's answer for each gate-set image (from its trial). The current
+    model is trusted (it passed this gate) and runs here."""
     accuracy = float(np.mean(predicted == gate_set.labels))
     figures: dict[str, object] = {"gate_images": len(gate_set.labels), "gate_accuracy": accuracy}
     if accuracy < policy.min_accuracy:
@@ -167,7 +177,12 @@ def check_quality(
             f"{accuracy:.4f} on the gate set is under the floor of {policy.min_accuracy:.4f}",
         )
     if current is not None:
-        current_predicted = current.predict(gate_set.images).argmax(axis=1)
+        current_predicted = np.concatenate(  # in serving-sized batches: bounded memory here
+            [
+                current.predict(gate_set.images[start : start + MAX_BATCH]).argmax(axis=1)
+                for start in range(0, len(gate_set.images), MAX_BATCH)
+            ]
+        )
         current_accuracy = float(np.mean(current_predicted == gate_set.labels))
         figures.update(
             current_version=current.version,
@@ -182,19 +197,3 @@ def check_quality(
                 f"{policy.max_regression:.4f} is allowed",
             )
     return figures
-
-
-def check_latency(model: LoadedModel) -> float:
-    image = np.zeros((1, 28, 28, 1), dtype=np.float32)
-    timings = []
-    for _ in range(LATENCY_RUNS):
-        started = time.perf_counter()
-        model.predict(image)
-        timings.append(time.perf_counter() - started)
-    median_ms = float(np.median(timings) * 1e3)
-    if median_ms > MAX_MEDIAN_LATENCY_MS:
-        raise Refused(
-            "latency",
-            f"median single-image inference {median_ms:.1f} ms is over {MAX_MEDIAN_LATENCY_MS} ms",
-        )
-    return median_ms

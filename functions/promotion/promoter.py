@@ -27,15 +27,25 @@ from functions.storage.registry import (
     PROMOTED,
     VERSION_PATTERN,
     DroppedFile,
+    InvalidName,
     ModelRegistry,
     Pointer,
     PointerConflict,
     VersionConflict,
+    incoming_version,
+    sha256_of,
     stored_gate_figures,
 )
 
 POINTER_ATTEMPTS = 8
 AUDIT_ATTEMPTS = 3
+# A file whose decision broke off this many times (a crash, a hang past the limit, storage
+# errors) is not judged again: the next claim records it as rejected and removes it.
+MAX_DECISION_ATTEMPTS = 3
+# The longest one decision keeps its claim; past it, the file is free for the next attempt.
+DECISION_LIMIT_SECONDS = 300
+# A reconciler run starts no new decision after this long (its timer fires every 300 s).
+RECONCILE_LIMIT_SECONDS = 240
 log = logging.getLogger(__name__)
 
 
@@ -63,33 +73,80 @@ class Promoter:
 
     def handle(self, name: str) -> Decision | None:
         """Decide on incoming/<name>. None when there is nothing to decide: the file is gone
-        (a repeated event) or another instance holds its lease (is deciding right now)."""
+        (a repeated event), another instance holds its lease (is deciding right now), or its
+        invalid name was refused before."""
+        try:
+            incoming_version(name)
+        except InvalidName as refusal:  # before any storage call that uses the name
+            return self._refuse_name(name, refusal)
         dropped = self.registry.claim_incoming(name, MAX_MODEL_BYTES)
         if dropped is None:
             log.info("incoming/%s: nothing to do (handled already or being handled)", name)
             return None
         try:
-            decision = self._decide(dropped)
-        except Exception:
-            # Undecided: free the file for the event's retry or the reconciler.
-            self.registry.release_incoming(dropped)
+            with self.registry.keep_claim(dropped, DECISION_LIMIT_SECONDS):
+                if dropped.attempt > MAX_DECISION_ATTEMPTS:
+                    decision = self._give_up(dropped)  # instead of judging it yet again
+                else:
+                    decision = self._decide(dropped)
+        except Exception as error:
+            # Undecided: free the file for the event's retry or the reconciler, noting why.
+            self.registry.release_incoming(dropped, f"attempt {dropped.attempt}: {error!r}")
             raise
         self.registry.remove_incoming(dropped)
         return decision
 
-    def reconcile(self) -> list[Decision]:
+    def reconcile(self, limit_seconds: float = RECONCILE_LIMIT_SECONDS) -> list[Decision]:
         """Decide on every file left in incoming/ (one whose event never arrived). One file that
-        cannot be decided now does not hold up the others; it stays for the next round."""
+        cannot be decided now does not hold up the others; it stays for the next round, as do
+        the files not reached within `limit_seconds`."""
+        deadline = time.monotonic() + limit_seconds
         decisions = []
-        for name in self.registry.incoming_names():
+        names = self.registry.incoming_names()
+        for position, name in enumerate(names):
+            if time.monotonic() >= deadline:
+                log.warning("reconciler: %d file(s) left for the next round", len(names) - position)
+                break
             try:
                 decision = self.handle(name)
             except Exception:
-                log.exception("incoming/%s could not be decided; it stays for the next round", name)
+                log.exception("incoming/%r could not be decided; it stays for the next round", name)
                 continue
             if decision is not None:
                 decisions.append(decision)
         return decisions
+
+    def _refuse_name(self, name: str, refusal: InvalidName) -> Decision | None:
+        """A name that is no `<version>.onnx` is refused without leasing, reading or deleting
+        anything under it: such a name may be crafted to reach outside incoming/. The file, if
+        there is one, stays; its rejection is recorded once, under the name's hash."""
+        record_name = "invalid-name-" + sha256_of(name.encode("utf-8", "surrogatepass"))[:12]
+        if self.registry.has_rejection(record_name):
+            log.info("incoming/%r: its invalid name was refused before", name)
+            return None
+        log.warning("refused incoming/%r: %s", name, refusal)
+        version = version_of(name)
+        verdict = Verdict(version=version[:128], sha256=None, failed_check="name")
+        verdict.reason = f"{refusal}; nothing under this name was read or changed"
+        record = self._audit(verdict, "rejected")
+        self.registry.write_rejection(record_name, record)
+        return Decision(verdict.version, "rejected", record)
+
+    def _give_up(self, dropped: DroppedFile) -> Decision:
+        """The file's decision broke off MAX_DECISION_ATTEMPTS times: judging it again would
+        most likely hang or fail again, so it is refused with what is known of why."""
+        verdict = Verdict(
+            version=version_of(dropped.name),
+            sha256=sha256_of(dropped.content) if dropped.content else None,
+            failed_check="undecided",
+            reason=(
+                f"{MAX_DECISION_ATTEMPTS} attempts to decide on it broke off (a crash, a hang or "
+                "a storage error each time); it is not judged again: publish it again once fixed"
+            ),
+        )
+        log.warning("rejected %s: %s", dropped.name, verdict.reason)
+        errors = list(dropped.earlier_errors) or ["none recorded why: each stopped or hung midway"]
+        return self._reject_verdict(verdict, earlier_errors=errors)
 
     def _decide(self, dropped: DroppedFile) -> Decision:
         version = version_of(dropped.name)
@@ -164,7 +221,7 @@ class Promoter:
             if not rollback and now_sha != judged_against:
                 now_current = self._current_model(pointer)
                 verdict.figures.update(
-                    check_quality(verdict.model, now_current, self.gate_set, self.policy)
+                    check_quality(verdict.gate_predictions, now_current, self.gate_set, self.policy)
                 )
                 judged_against = now_current.sha256 if now_current else None
             document = {
@@ -199,12 +256,18 @@ class Promoter:
         log.warning("rejected %s: %s: %s", dropped.name, verdict.failed_check, verdict.reason)
         return self._reject_verdict(verdict)
 
-    def _reject_verdict(self, verdict: Verdict) -> Decision:
-        record = self._audit(verdict, "rejected")
+    def _reject_verdict(self, verdict: Verdict, **details: object) -> Decision:
+        record = self._audit(verdict, "rejected", **details)
         self.registry.write_rejection(_record_name(verdict), record)
         return Decision(verdict.version, "rejected", record)
 
-    def _audit(self, verdict: Verdict, decision: str, previous_version: str | None = None) -> dict:
+    def _audit(
+        self,
+        verdict: Verdict,
+        decision: str,
+        previous_version: str | None = None,
+        **details: object,
+    ) -> dict:
         record = {
             "at": utc_now("milliseconds"),
             "decision": decision,
@@ -216,6 +279,7 @@ class Promoter:
             record.update(check=verdict.failed_check, reason=verdict.reason)
         else:
             record["previous_version"] = previous_version
+        record.update(details)
         self.registry.append_audit(record)
         return record
 

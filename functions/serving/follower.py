@@ -4,30 +4,36 @@ warm. Requests in flight finish on the model they started with."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import os
 import tempfile
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from functions.clock import utc_now
 from functions.serving.model import LoadedModel, ModelHolder, load_model
+from functions.storage.clients import is_unreachable
 from functions.storage.registry import ModelRegistry, Pointer
 
 CACHE_DIR = Path(tempfile.gettempdir()) / "digit-models"
 log = logging.getLogger(__name__)
 
 
-@dataclass
+@dataclass(frozen=True)
 class FollowerState:
-    """What /api/health shows about storage."""
+    """What /api/health shows about storage. Replaced whole, never changed in place, so that a
+    reader on another thread always sees one check's outcome."""
 
-    reachable: bool | None = None
+    reachable: bool | None = None  # None: no check has finished yet
     last_check_at: str | None = None
+    last_reached_at: str | None = None  # when storage last answered (whatever it said)
     last_error: str | None = None
     pointer_version: str | None = None
+    reached_monotonic: float | None = None  # for the age; not shown
 
 
 class PointerFollower:
@@ -65,35 +71,55 @@ class PointerFollower:
             self.first_check_done.set()
             self._stop.wait(self.refresh_seconds)
 
+    def status(self) -> dict[str, object]:
+        """The state for /api/health, with the age of the last answer from storage."""
+        state = self.state
+        shown = dataclasses.asdict(state)
+        reached = shown.pop("reached_monotonic")
+        age = None if reached is None else round(time.monotonic() - reached, 3)
+        return {**shown, "seconds_since_reached": age, "refresh_seconds": self.refresh_seconds}
+
     def check(self) -> None:
         """One look at current.json. Never raises: a failure keeps the current model serving and
-        is logged and shown in /api/health; the next check tries again."""
-        self.state.last_check_at = utc_now()
+        is logged and shown in /api/health; the next check tries again. A timeout or any other
+        transport failure counts as storage being unreachable."""
+        state = dataclasses.replace(self.state, last_check_at=utc_now())
         try:
             changed, pointer = self.registry.read_pointer_if_changed(self._etag)
-            self.state.reachable, self.state.last_error = True, None
+            state = dataclasses.replace(
+                state,
+                reachable=True,
+                last_error=None,
+                last_reached_at=utc_now(),
+                reached_monotonic=time.monotonic(),
+            )
             if changed:
+                version = pointer.document.get("version") if pointer else None
+                state = dataclasses.replace(state, pointer_version=version)
                 self._follow(pointer)
         except Exception as error:  # storage down, a bad file: keep serving what we have
-            self.state.last_error = f"{type(error).__name__}: {error}"
-            self.state.reachable = not _is_connection_error(error)
-            if self.state.reachable:
-                log.exception("following current.json failed; the current model keeps serving")
-            else:  # expected while storage is down: one line a check, not a traceback
+            unreachable = is_unreachable(error)
+            state = dataclasses.replace(
+                state,
+                reachable=not unreachable,
+                last_error=f"{type(error).__name__}: {error}",
+            )
+            if unreachable:  # expected while storage is down: one line a check, not a traceback
                 log.warning(
                     "model storage unreachable (%s); the current model keeps serving", error
                 )
+            else:
+                log.exception("following current.json failed; the current model keeps serving")
+        self.state = state
 
     def _follow(self, pointer: Pointer | None) -> None:
         if pointer is None:
-            self.state.pointer_version = None
             if self.holder.current is not self.bundled:
                 log.info("current.json is gone: back to the bundled model %s", self.bundled.version)
                 self.holder.swap(self.bundled)
             self._etag = None
             return
         version, sha256 = pointer.document["version"], pointer.document["sha256"]
-        self.state.pointer_version = version
         current = self.holder.current
         if current is None or current.sha256 != sha256:
             model = load_model(self._content(version, sha256), source="storage")
@@ -138,9 +164,3 @@ def _write_cache(path: Path, content: bytes) -> None:
         os.replace(partial, path)
     except OSError:
         log.warning("could not cache %s", path.name, exc_info=True)
-
-
-def _is_connection_error(error: Exception) -> bool:
-    from azure.core.exceptions import ServiceRequestError  # noqa: PLC0415
-
-    return isinstance(error, ServiceRequestError | ConnectionError)

@@ -10,7 +10,7 @@ from itertools import chain
 import numpy as np
 
 from functions.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
-from functions.preprocessing import UndecodableImage, preprocess_image_bytes
+from functions.preprocessing import PictureTooLarge, UndecodableImage, preprocess_image_bytes
 
 MAX_BATCH = 256
 MAX_JSON_BYTES = 4 * 1024 * 1024  # a full batch of 256 images as JSON is about 1.5 MB
@@ -20,6 +20,7 @@ JSON_TYPES = ("application/json",)
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/jpg")
 SHAPE_HINT = "784 numbers or 28 arrays of 28 numbers"
 NUMBER_TYPES = {int, float}
+IDENTITY_ENCODINGS = ("", "identity")
 
 
 @dataclass(frozen=True)
@@ -28,7 +29,18 @@ class PredictionInput:
     batch: bool  # answer with a list, even of one
 
 
-def parse_prediction_input(content_type: str | None, body: bytes) -> PredictionInput:
+def parse_prediction_input(
+    content_type: str | None, body: bytes, content_encoding: str | None = None
+) -> PredictionInput:
+    """Raises an ApiError that says what to fix, or preprocessing.DecodersBusy when every picture
+    decoder stayed taken (the caller's to answer: it is no fault of the request)."""
+    if (content_encoding or "").strip().lower() not in IDENTITY_ENCODINGS:
+        # Inflating is where a small body becomes a large one: it is never done here.
+        raise UnsupportedMediaType(
+            "compressed bodies are not accepted; send the body uncompressed, without "
+            "Content-Encoding",
+            headers={"Accept-Encoding": "identity"},
+        )
     media_type = (content_type or "").split(";", 1)[0].strip().lower()
     if media_type in IMAGE_TYPES:
         return _from_image(body)
@@ -46,6 +58,8 @@ def _from_image(body: bytes) -> PredictionInput:
         raise BadRequest("the body is empty; send the bytes of a PNG or JPEG picture")
     try:
         image = preprocess_image_bytes(body)
+    except PictureTooLarge as error:
+        raise PayloadTooLarge(f"the picture is too large: {error}") from error
     except UndecodableImage as error:
         raise BadRequest(f"the picture cannot be decoded: {error}") from error
     if image is None:

@@ -39,6 +39,11 @@ class ModelContractError(UnusableModel):
     """The file loads but breaks the model contract (names, dtypes, shapes)."""
 
 
+class ModelOutputError(UnusableModel):
+    """A loaded model answered a batch with another shape than one row of 10 per image: its
+    answer is not used, whatever the gate saw."""
+
+
 @dataclass(frozen=True)
 class LoadedModel:
     session: ort.InferenceSession
@@ -50,8 +55,16 @@ class LoadedModel:
 
     def predict(self, images: np.ndarray) -> np.ndarray:
         """(n, 28, 28, 1) float32 raw ink -> (n, 10) probabilities. Thread-safe: onnxruntime
-        sessions may run concurrently."""
-        return self.session.run([OUTPUT_NAME], {INPUT_NAME: images})[0]
+        sessions may run concurrently. Checked on every call: a model that is right only for the
+        batch sizes it was tried on must not answer 2 images with 1 prediction."""
+        probabilities = self.session.run([OUTPUT_NAME], {INPUT_NAME: images})[0]
+        expected = (len(images), NUM_CLASSES)
+        if probabilities.shape != expected:
+            raise ModelOutputError(
+                f"model {self.version} answered {len(images)} image(s) with an output of shape "
+                f"{list(probabilities.shape)}; expected {list(expected)}"
+            )
+        return probabilities
 
     def describe(self) -> dict[str, object]:
         return {

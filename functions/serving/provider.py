@@ -2,25 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
+import time
 from collections.abc import Callable
-from dataclasses import asdict
 from pathlib import Path
 
+from functions.clock import utc_now
 from functions.errors import ServiceUnavailable
 from functions.serving.follower import PointerFollower
+from functions.serving.listing import RegistryListing
 from functions.serving.model import LoadedModel, ModelHolder, UnusableModel, load_model_file
 from functions.settings import MissingSetting, settings
-from functions.storage.clients import bounded_retries, container_client
+from functions.storage.clients import container_client, serving_options
 from functions.storage.registry import ModelRegistry
 
 BUNDLED_MODEL = Path(__file__).resolve().parent.parent / "model" / "model.onnx"
-# A cold instance waits this long for its first look at current.json, so its first answers
-# already come from the promoted version; storage that is slower than this is caught up later.
+# A cold instance waits this long for its first look at current.json and the registry, so its
+# first answers already come from the promoted version; storage slower than this is caught up
+# later, by threads of their own.
 FIRST_CHECK_WAIT_SECONDS = 3.0
-# Fail fast: the follower retries on its own schedule, a request must not wait on storage.
-STORAGE_CLIENT_OPTIONS = bounded_retries(attempts=1)
 log = logging.getLogger(__name__)
 
 
@@ -31,13 +33,14 @@ def registry_from_settings() -> tuple[ModelRegistry, float] | None:
     except MissingSetting as error:
         log.error("%s; serving the bundled model only", error)
         return None
-    registry = ModelRegistry(container_client(configured, **STORAGE_CLIENT_OPTIONS))
+    registry = ModelRegistry(container_client(configured, **serving_options()))
     return registry, configured.refresh_seconds
 
 
 class ModelProvider:
-    """Loads the bundled model once, on first use, starts following storage, and hands out
-    the model being served."""
+    """Loads the bundled model once, on first use, starts following storage and listing the
+    registry, and hands out the model being served. Only the first use waits (on loading the
+    bundled model and the first look at storage); everything after answers from memory."""
 
     def __init__(
         self,
@@ -49,6 +52,7 @@ class ModelProvider:
         self.last_error: str | None = None
         self.registry: ModelRegistry | None = None
         self.follower: PointerFollower | None = None
+        self.listing: RegistryListing | None = None
         self._storage = storage
         self._start_lock = threading.Lock()
 
@@ -58,14 +62,39 @@ class ModelProvider:
             model = self._start()
         return model
 
+    async def current_async(self) -> LoadedModel:
+        """`current` for handlers on the event loop: only a cold start (loading the bundled
+        model, the first look at storage) runs in a thread."""
+        model = self.holder.current
+        return model if model is not None else await asyncio.to_thread(self.current)
+
     def storage_status(self) -> dict[str, object]:
         if self.follower is None:
             return {"following": False, "last_error": self.last_error}
-        return {"following": True, **asdict(self.follower.state)}
+        return {"following": True, **self.follower.status()}
+
+    def registry_listing(self, served: LoadedModel) -> dict[str, object]:
+        """The pointer, versions and decisions for /api/models, from memory. Without storage
+        the bundled model is all there is, and that is known at once."""
+        if self.listing is not None:
+            return self.listing.answer()
+        return {
+            "pointer": None,
+            "versions": [served.describe()],
+            "decisions": [],
+            "listing": {
+                "loaded": True,
+                "as_of": utc_now(),
+                "age_seconds": 0.0,
+                "refresh_seconds": None,
+                "last_error": self.last_error,
+            },
+        }
 
     def stop(self) -> None:
-        if self.follower:
-            self.follower.stop()
+        for worker in (self.follower, self.listing):
+            if worker:
+                worker.stop()
 
     def _start(self) -> LoadedModel:
         with self._start_lock:  # one start, however many requests arrive at once
@@ -95,5 +124,9 @@ class ModelProvider:
             return
         self.registry, refresh_seconds = storage
         self.follower = PointerFollower(self.registry, self.holder, bundled, refresh_seconds)
+        self.listing = RegistryListing(self.registry, refresh_seconds)
         self.follower.start()
+        self.listing.start()
+        deadline = time.monotonic() + FIRST_CHECK_WAIT_SECONDS
         self.follower.first_check_done.wait(FIRST_CHECK_WAIT_SECONDS)
+        self.listing.first_refresh_done.wait(max(0.0, deadline - time.monotonic()))

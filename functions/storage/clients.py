@@ -1,10 +1,18 @@
-"""The blob container client, from a connection string or a managed identity."""
+"""The blob container client, from a connection string or a managed identity, and the client
+options (timeouts, retries) that every caller picks from here."""
 
 from __future__ import annotations
 
+from azure.core.exceptions import ServiceRequestError, ServiceResponseError
 from azure.storage.blob import BlobServiceClient, ContainerClient, LinearRetry
 
 from functions.settings import Settings
+
+# Serving (following current.json, the registry listing) runs beside the predictions: a storage
+# call that hangs must end in seconds and be counted as storage being unreachable. The follower
+# and the listing try again on their own schedule, so a retry here would only double the wait.
+SERVING_CONNECTION_TIMEOUT_SECONDS = 3
+SERVING_READ_TIMEOUT_SECONDS = 5
 
 
 def bounded_retries(attempts: int = 2) -> dict[str, object]:
@@ -17,8 +25,18 @@ def bounded_retries(attempts: int = 2) -> dict[str, object]:
     }
 
 
+def serving_options() -> dict[str, object]:
+    """Client options for the serving side: short timeouts and no retry. The read timeout
+    bounds each socket read, not a whole download, so a large model still downloads."""
+    return {
+        "retry_policy": LinearRetry(backoff=0, random_jitter_range=0, retry_total=0),
+        "connection_timeout": SERVING_CONNECTION_TIMEOUT_SECONDS,
+        "read_timeout": SERVING_READ_TIMEOUT_SECONDS,
+    }
+
+
 def container_client(settings: Settings, **options) -> ContainerClient:
-    """`options` go to the SDK client (see `bounded_retries`)."""
+    """`options` go to the SDK client (see `bounded_retries` and `serving_options`)."""
     connection = settings.storage
     if connection.connection_string:
         service = BlobServiceClient.from_connection_string(connection.connection_string, **options)
@@ -33,3 +51,11 @@ def container_client(settings: Settings, **options) -> ContainerClient:
         )
         service = BlobServiceClient(connection.blob_service_uri, credential=credential, **options)
     return service.get_container_client(settings.container)
+
+
+def is_unreachable(error: BaseException) -> bool:
+    """A transport failure: no answer from storage (refused, reset, or a connection or read
+    timeout), as opposed to an answer that says no (an HTTP error status)."""
+    return isinstance(
+        error, ServiceRequestError | ServiceResponseError | ConnectionError | TimeoutError
+    )

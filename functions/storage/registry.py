@@ -14,10 +14,13 @@ import hashlib
 import json
 import logging
 import re
+import threading
+import time
 from dataclasses import dataclass
 
 from azure.core import MatchConditions
 from azure.core.exceptions import (
+    AzureError,
     HttpResponseError,
     ResourceExistsError,
     ResourceModifiedError,
@@ -34,7 +37,11 @@ AUDIT = "audit/promotions.jsonl"
 VERSION_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # use fullmatch: no "\n"
 PROMOTED = "promoted"  # version metadata: "pending" until current.json points at it, then "true"
 AUDIT_TAIL_BYTES = 256 * 1024
-CLAIM_SECONDS = 60  # the longest a decision may take before another instance may retry it
+CLAIM_SECONDS = 60  # a claim's lease; renewed while the decision runs (see ClaimKeeper)
+ATTEMPTS = "attempts"  # incoming metadata: how often a decision on this file was started
+UNDECIDED_ERRORS = "undecided_errors"  # incoming metadata: why earlier attempts broke off
+MAX_KEPT_ERRORS = 5
+MAX_ERROR_CHARS = 300
 JSON_CONTENT = ContentSettings(content_type="application/json")
 log = logging.getLogger(__name__)
 
@@ -47,13 +54,43 @@ class VersionConflict(Exception):
     """versions/<version>.onnx exists with different content; versions are immutable."""
 
 
+class InvalidName(Exception):
+    """A name that is no valid version (or `<version>.onnx` in the drop zone): it never becomes
+    part of a blob path, so a crafted name cannot reach outside its folder."""
+
+
+def checked_version(version: str) -> str:
+    """The version itself, if VERSION_PATTERN allows it; InvalidName otherwise."""
+    if not isinstance(version, str) or not VERSION_PATTERN.fullmatch(version):
+        raise InvalidName(
+            f"version {_shown(version)} is not valid: 1-64 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
+        )
+    return version
+
+
+def incoming_version(name: str) -> str:
+    """incoming/<version>.onnx -> <version>; InvalidName for any other name."""
+    if not isinstance(name, str) or not name.endswith(".onnx"):
+        raise InvalidName(f"{_shown(name)} does not end in .onnx; drop incoming/<version>.onnx")
+    return checked_version(name.removesuffix(".onnx"))
+
+
+def _shown(value: object) -> str:
+    """A name quoted for a message or log: escaped, and cut short (it may come from anyone)."""
+    text = repr(value)
+    return text if len(text) <= 100 else text[:97] + "..."
+
+
 @dataclass(frozen=True)
 class DroppedFile:
     name: str  # the path under incoming/, e.g. "v2.onnx"
     content: bytes  # empty when the file is over the size cap: it is never read
     size: int
-    metadata: dict[str, str]
+    metadata: dict[str, str]  # as uploaded (sha256, signature), without the attempt records
     lease: BlobLeaseClient
+    attempt: int = 1  # 1 for the first decision started on this file, 2 for the next, ...
+    earlier_errors: tuple[str, ...] = ()  # why attempts before this one broke off, if known
 
 
 @dataclass(frozen=True)
@@ -79,7 +116,11 @@ class ModelRegistry:
     def claim_incoming(self, name: str, max_bytes: int) -> DroppedFile | None:
         """Leases and reads the dropped file, so one instance decides on it however many events
         arrive. None when it is gone (a repeated event) or leased (being decided elsewhere).
-        A file over `max_bytes` is not read at all: its content comes back empty."""
+        A file over `max_bytes` is not read at all: its content comes back empty.
+
+        Each claim counts one attempt in the file's metadata before anything else is done with
+        it, so a decision that never ends (the process killed or hung) still counts."""
+        incoming_version(name)  # before any storage call: no crafted path is ever leased
         blob = self.container.get_blob_client(INCOMING + name)
         try:
             lease = blob.acquire_lease(lease_duration=CLAIM_SECONDS)
@@ -91,26 +132,60 @@ class ModelRegistry:
             raise
         try:
             properties = blob.get_blob_properties(lease=lease)
+            stored = dict(properties.metadata or {})
+            attempt = _int_or_zero(stored.get(ATTEMPTS)) + 1
+            blob.set_blob_metadata({**stored, ATTEMPTS: str(attempt)}, lease=lease)
             too_large = properties.size > max_bytes
             content = b"" if too_large else blob.download_blob(lease=lease).readall()
         except ResourceNotFoundError:
             return None
-        return DroppedFile(name, content, properties.size, dict(properties.metadata or {}), lease)
+        except Exception:
+            # Not claimed after all: free the file now rather than when the lease runs out.
+            with contextlib.suppress(AzureError):  # the error that matters is the one raised
+                lease.release()
+            raise
+        earlier_errors = tuple(_json_list(stored.pop(UNDECIDED_ERRORS, None)))
+        stored.pop(ATTEMPTS, None)
+        return DroppedFile(name, content, properties.size, stored, lease, attempt, earlier_errors)
 
     def renew_claim(self, dropped: DroppedFile) -> None:
         """Before each write of a decision: a slow decision must not lose its lease midway."""
         dropped.lease.renew()
 
-    def release_incoming(self, dropped: DroppedFile) -> None:
+    def keep_claim(self, dropped: DroppedFile, limit_seconds: float) -> ClaimKeeper:
+        """Renews the claim in the background for as long as the decision runs, at most
+        `limit_seconds`: use as `with registry.keep_claim(dropped, limit):`."""
+        return ClaimKeeper(dropped.lease, CLAIM_SECONDS / 3, limit_seconds)
+
+    def release_incoming(self, dropped: DroppedFile, error: str | None = None) -> None:
+        """Frees an undecided file for the next try, first noting `error` on it (the reason a
+        rejection for too many attempts gives). Either step may find the lease gone already."""
+        if error is not None:
+            errors = [*dropped.earlier_errors, error[:MAX_ERROR_CHARS]][-MAX_KEPT_ERRORS:]
+            metadata = {
+                **dropped.metadata,
+                ATTEMPTS: str(dropped.attempt),
+                UNDECIDED_ERRORS: json.dumps(errors),  # ASCII: a header value
+            }
+            try:
+                self.container.get_blob_client(INCOMING + dropped.name).set_blob_metadata(
+                    metadata, lease=dropped.lease
+                )
+            except AzureError:
+                log.warning(
+                    "incoming/%s: could not note why it is undecided", dropped.name, exc_info=True
+                )
         with contextlib.suppress(HttpResponseError):  # expired already: nothing to free
             dropped.lease.release()
 
     def incoming_names(self) -> list[str]:
+        """Every name under incoming/, valid or not: the caller checks each before using it."""
         return [blob.name[len(INCOMING) :] for blob in self.container.list_blobs(INCOMING)]
 
     def remove_incoming(self, dropped: DroppedFile) -> None:
         """Deletes the decided file under its lease. A file deleted already is fine; one whose
         lease was lost (412) or taken (409) now belongs to another decision, and stays."""
+        incoming_version(dropped.name)
         try:
             self.container.delete_blob(INCOMING + dropped.name, lease=dropped.lease)
         except ResourceNotFoundError:
@@ -124,7 +199,7 @@ class ModelRegistry:
 
     def store_version(self, version: str, content: bytes, metadata: dict[str, str]) -> None:
         """Writes versions/<version>.onnx once; the same bytes again are fine, others refused."""
-        blob = self.container.get_blob_client(VERSIONS + f"{version}.onnx")
+        blob = self.container.get_blob_client(VERSIONS + f"{checked_version(version)}.onnx")
         try:
             blob.upload_blob(content, overwrite=False, metadata=metadata)
         except ResourceExistsError:
@@ -139,7 +214,7 @@ class ModelRegistry:
         """The metadata of versions/<version>.onnx (sha256, gate figures, promoted), or None."""
         try:
             properties = self.container.get_blob_client(
-                VERSIONS + f"{version}.onnx"
+                VERSIONS + f"{checked_version(version)}.onnx"
             ).get_blob_properties()
         except ResourceNotFoundError:
             return None
@@ -148,13 +223,13 @@ class ModelRegistry:
     def mark_promoted(self, version: str) -> None:
         """A stored version counts as accepted only once current.json has pointed at it: one that
         was stored and then refused (or whose decision broke off) is judged in full again."""
-        blob = self.container.get_blob_client(VERSIONS + f"{version}.onnx")
+        blob = self.container.get_blob_client(VERSIONS + f"{checked_version(version)}.onnx")
         metadata = dict(blob.get_blob_properties().metadata or {})
         if metadata.get(PROMOTED) != "true":
             blob.set_blob_metadata({**metadata, PROMOTED: "true"})
 
     def read_version(self, version: str) -> bytes:
-        return self.container.download_blob(VERSIONS + f"{version}.onnx").readall()
+        return self.container.download_blob(VERSIONS + f"{checked_version(version)}.onnx").readall()
 
     def versions(self) -> list[dict]:
         """The accepted versions with their sha256 and gate figures, oldest first."""
@@ -227,12 +302,17 @@ class ModelRegistry:
     # --- decisions --------------------------------------------------------------------------
 
     def write_rejection(self, version: str, record: dict) -> None:
+        """rejected/<version>.json; `version` may also be "invalid-name-<hash>"."""
         self.container.upload_blob(
-            REJECTED + f"{version}.json",
+            REJECTED + f"{checked_version(version)}.json",
             json.dumps(record, indent=2).encode(),
             overwrite=True,
             content_settings=JSON_CONTENT,
         )
+
+    def has_rejection(self, version: str) -> bool:
+        blob = self.container.get_blob_client(REJECTED + f"{checked_version(version)}.json")
+        return blob.exists()
 
     def append_audit(self, record: dict) -> None:
         blob = self.container.get_blob_client(AUDIT)
@@ -264,8 +344,59 @@ class ModelRegistry:
         return decisions
 
 
+class ClaimKeeper:
+    """Renews a lease every `every` seconds in a background thread until the `with` block ends
+    or `limit_seconds` have passed. The limit is hard: a decision that outlives it loses its
+    file to the next claim, which counts it as one more attempt."""
+
+    def __init__(self, lease: BlobLeaseClient, every: float, limit_seconds: float) -> None:
+        self.lease, self.every, self.limit_seconds = lease, every, limit_seconds
+        self.renewals = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._renew, name="claim-keeper", daemon=True)
+
+    def __enter__(self) -> ClaimKeeper:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=self.every)  # a renewal in flight is bounded by its client
+
+    def _renew(self) -> None:
+        deadline = time.monotonic() + self.limit_seconds
+        while not self._stop.wait(min(self.every, max(0.0, deadline - time.monotonic()))):
+            if time.monotonic() >= deadline:
+                log.warning("a decision ran past %.0f s; its claim is let go", self.limit_seconds)
+                return
+            try:
+                self.lease.renew()
+            except AzureError:
+                log.warning(
+                    "the claim could not be renewed; the decision may lose it", exc_info=True
+                )
+                return
+            self.renewals += 1
+
+
 def stored_gate_figures(metadata: dict[str, str]) -> dict:
     return _json_or_none(metadata.get("gate")) or {}
+
+
+def _int_or_zero(value: str | None) -> int:
+    try:
+        return max(0, int(value or 0))
+    except ValueError:
+        return 0
+
+
+def _json_list(value: str | None) -> list[str]:
+    """The error notes kept on an incoming file; anything unreadable is dropped."""
+    try:
+        found = json.loads(value) if value else []
+    except json.JSONDecodeError:
+        return []
+    return [str(item) for item in found] if isinstance(found, list) else []
 
 
 def _json_or_none(value: str | None) -> dict | None:

@@ -102,6 +102,9 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
         { name: 'PROMOTION_MIN_ACCURACY', value: promotionMinAccuracy }
         { name: 'PROMOTION_MAX_REGRESSION', value: promotionMaxRegression }
         { name: 'MODEL_SIGNING_KEY', value: modelSigningKey }
+        // The host refuses bodies over 9 MiB before the app reads them (the app's own largest
+        // limit is 8 MiB, for pictures); the host's default is 100 MB.
+        { name: 'FUNCTIONS_REQUEST_BODY_SIZE_LIMIT', value: '9437184' }
         // For azure-identity's DefaultAzureCredential, should any code fall back to it.
         { name: 'AZURE_CLIENT_ID', value: identityClientId }
       ]

@@ -5,9 +5,12 @@
  * order, checked against the golden files in tests/golden/preprocessing. No DOM access, so it
  * runs in the browser and in node alike. The steps:
  *
- * 1. Ink as 0..1 (inkFromRGBA): with any transparency the alpha channel is the ink; without,
- *    the luminance, inverted when the picture's border is light, with the border's level
- *    mapped to 0 (grey paper is background). A CSS background never enters: only pixels do.
+ * 1. Ink as 0..1 (inkFromRGBA): when the picture's background is transparent (the median
+ *    alpha of its border under one half: the pad's transparent canvas) the alpha channel is the
+ *    ink, with the border's level mapped to 0; otherwise the luminance, inverted when the
+ *    picture's border is light, with the border's level mapped to 0 (grey paper is background).
+ *    A stray translucent pixel in an opaque picture changes nothing. A CSS background never
+ *    enters: only pixels do.
  * 2. Nothing above EMPTY_THRESHOLD -> null (empty: send no request).
  * 3. Crop to the bounding box of the ink above EMPTY_THRESHOLD.
  * 4. Scale the longer side to 20 px, keeping the aspect ratio, by exact area averaging
@@ -26,6 +29,7 @@ export const BOX_SIZE = 20; // MNIST fits each digit into a 20x20 box inside the
 export const CENTRE = 14; // where the centre of mass goes, in pixel-index coordinates
 export const EMPTY_THRESHOLD = 0.05; // ink at or below this is paper: "empty" and the bounding box
 export const LIGHT_BACKGROUND = 0.5; // border luminance at or above this: dark ink on light paper
+export const TRANSPARENT_BACKGROUND = 0.5; // border opacity (median alpha / 255) below this: alpha
 const LUMA_WEIGHTS = [0.299, 0.587, 0.114]; // Rec. 601
 
 /**
@@ -37,16 +41,21 @@ const LUMA_WEIGHTS = [0.299, 0.587, 0.114]; // Rec. 601
  */
 export function inkFromRGBA(data, width, height) {
   checkSize(data.length, width * height * 4, "RGBA bytes");
-  const pixels = width * height;
-  for (let i = 0; i < pixels; i += 1) {
-    if (data[i * 4 + 3] !== 255) return inkFromAlpha(data, pixels);
+  const opacity = new Float64Array(width * height);
+  for (let i = 0; i < opacity.length; i += 1) opacity[i] = data[i * 4 + 3] / 255;
+  if (median(border(opacity, width, height)) < TRANSPARENT_BACKGROUND) {
+    return inkFromAlpha(opacity, width, height);
   }
   return inkFromLuminance(data, width, height);
 }
 
-function inkFromAlpha(data, pixels) {
-  const ink = new Float32Array(pixels);
-  for (let i = 0; i < pixels; i += 1) ink[i] = data[i * 4 + 3] / 255;
+/** Opacity is the ink, whatever the colour; the background's own opacity counts as none. */
+function inkFromAlpha(opacity, width, height) {
+  const background = median(border(opacity, width, height));
+  const ink = new Float32Array(opacity.length);
+  for (let i = 0; i < ink.length; i += 1) {
+    ink[i] = clip01((opacity[i] - background) / (1 - background));
+  }
   return ink;
 }
 

@@ -107,6 +107,21 @@ def single_dot(_digit: np.ndarray) -> np.ndarray:
     return opaque(grey)
 
 
+def opaque_with_stray_alpha(digit: np.ndarray) -> np.ndarray:
+    """Black on white, opaque but for one ink pixel of alpha 254: still read by luminance."""
+    rgba = black_on_white(digit).copy()
+    row, column = DIGIT_TOP_LEFT[0] + 10, DIGIT_TOP_LEFT[1] + 40
+    rgba[row, column, 3] = 254
+    return rgba
+
+
+def translucent_background(digit: np.ndarray) -> np.ndarray:
+    """Alpha carries the ink over a faint (alpha 40) background, which counts as no ink."""
+    ink = digit_ink_layer(digit)
+    alpha = np.maximum(ink, 40).astype(np.uint8)
+    return np.dstack([np.zeros_like(ink)] * 3 + [alpha])
+
+
 def blank(_digit: np.ndarray) -> np.ndarray:
     return opaque(np.full((48, 64), 255, dtype=np.uint8))
 
@@ -120,6 +135,14 @@ CASES: dict[str, tuple[str, Callable[[np.ndarray], np.ndarray]]] = {
     "wide_short_stroke": ("a wide short stroke, like a dash", wide_short_stroke),
     "single_dot": ("one 3x3 dot, fills the 20x20 box", single_dot),
     "blank": ("a white canvas: empty", blank),
+    "opaque_with_stray_alpha": (
+        "the black-on-white digit with one pixel of alpha 254: luminance, not alpha",
+        opaque_with_stray_alpha,
+    ),
+    "translucent_background": (
+        "alpha carries the digit over a background of alpha 40: the background is no ink",
+        translucent_background,
+    ),
 }
 
 

@@ -88,9 +88,30 @@ test("ink at the threshold is still empty", () => {
   assert.equal(toMnist(ink, 20, 20), null);
 });
 
-test("transparency makes alpha the ink whatever the colour", () => {
-  const data = new Uint8ClampedArray([255, 255, 255, 255, 255, 255, 255, 51]);
-  assert.deepEqual(Array.from(inkFromRGBA(data, 2, 1)), [1, Math.fround(0.2)]);
+test("a transparent background makes alpha the ink whatever the colour", () => {
+  const data = new Uint8ClampedArray(3 * 3 * 4).fill(255); // white ink: colour must not matter
+  for (let i = 3; i < data.length; i += 4) data[i] = 0;
+  data[3] = 255; // a corner
+  data[4 * 4 + 3] = 51; // the centre
+  const ink = Array.from(inkFromRGBA(data, 3, 3));
+  assert.deepEqual(ink, [1, 0, 0, 0, Math.fround(0.2), 0, 0, 0, 0]);
+});
+
+test("a stray translucent pixel leaves an opaque picture read by its luminance", () => {
+  const data = new Uint8ClampedArray(5 * 5 * 4).fill(255); // opaque white paper
+  data.set([0, 0, 0, 254], 12 * 4); // one black pixel, alpha 254, in the middle
+  const ink = inkFromRGBA(data, 5, 5);
+  assert.equal(ink[12], 1);
+  assert.equal(ink[0], 0);
+});
+
+test("a translucent background counts as no ink", () => {
+  const data = new Uint8ClampedArray(5 * 5 * 4); // black, alpha 51 everywhere ...
+  for (let i = 3; i < data.length; i += 4) data[i] = 51;
+  data[12 * 4 + 3] = 255; // ... but an opaque centre
+  const ink = inkFromRGBA(data, 5, 5);
+  assert.equal(ink[12], 1);
+  assert.equal(ink[0], 0);
 });
 
 test("opaque grey paper maps to no ink", () => {

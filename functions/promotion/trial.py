@@ -1,0 +1,312 @@
+"""A candidate model's trial, in a child process of its own (started by sandbox.py): everything
+that touches the candidate's bytes (the protobuf parser, the ONNX checker, onnxruntime, every
+inference) happens here, under the limits the parent chose. A model that never ends, allocates
+without bound or crashes the runtime takes down this process only.
+
+Run as `python -m functions.promotion.trial` in a private, otherwise empty working directory that
+holds the candidate, the gate set's images and the settings; it writes its report there.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import resource
+import signal
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+
+from functions.promotion.sandbox import (
+    CANDIDATE_FILE,
+    GATE_IMAGES_FILE,
+    PROBABILITIES_FILE,
+    REPORT_FILE,
+    SETTINGS_FILE,
+)
+from functions.serving.model import (
+    INPUT_NAME,
+    INPUT_SHAPE,
+    NUM_CLASSES,
+    OUTPUT_NAME,
+    REQUIRED_METADATA,
+    ModelContractError,
+    check_interface,
+    session_options,
+)
+
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+
+
+class TrialRefusal(Exception):
+    def __init__(self, check: str, reason: str) -> None:
+        super().__init__(f"{check}: {reason}")
+        self.check, self.reason = check, reason
+
+
+def main() -> int:
+    workdir = Path.cwd()
+    settings = json.loads((workdir / SETTINGS_FILE).read_text())
+    die_with_parent(settings["parent_pid"])
+    limit_resources(settings["address_space_bytes"], settings["cpu_seconds"])
+    try:
+        report = run_trial(workdir, settings)
+    except TrialRefusal as refusal:
+        report = {"accepted": False, "check": refusal.check, "reason": refusal.reason}
+    # Written under another name and renamed: the parent never reads half a report.
+    (workdir / f"{REPORT_FILE}.part").write_text(json.dumps(report))
+    (workdir / f"{REPORT_FILE}.part").rename(workdir / REPORT_FILE)
+    return 0
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """If the app's process dies mid-trial (killed, recycled), the trial ends with it at once,
+    instead of spinning on until its CPU cap."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent_pid:  # the parent was gone before the line above
+        os._exit(1)
+
+
+def limit_resources(address_space_bytes: int, cpu_seconds: int) -> None:
+    """The memory cap makes an oversized allocation fail here, in the child, instead of
+    growing the host; the CPU cap ends a spinning child even if its parent is gone."""
+    resource.setrlimit(resource.RLIMIT_AS, (address_space_bytes, address_space_bytes))
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
+def run_trial(workdir: Path, settings: dict) -> dict:
+    content = (workdir / CANDIDATE_FILE).read_bytes()
+    check_self_contained(content)
+    session = open_session(content)
+    metadata = dict(session.get_modelmeta().custom_metadata_map)
+    check_metadata(metadata, settings["version"])
+    figures: dict[str, object] = {}
+    figures["median_latency_ms"] = check_latency(session, settings)
+    gate_images = np.load(workdir / GATE_IMAGES_FILE, allow_pickle=False)
+    figures["memory_per_image_kib"] = check_batches(session, gate_images, settings)
+    probabilities = gate_set_probabilities(session, gate_images, settings)
+    np.save(workdir / PROBABILITIES_FILE, probabilities, allow_pickle=False)
+    figures["trial_peak_mib"] = round(peak_memory_bytes() / 2**20, 1)
+    return {"accepted": True, "figures": figures}
+
+
+def check_self_contained(content: bytes) -> None:
+    """One self-describing file (contracts.md section 1): no tensor anywhere may keep its data
+    outside it. Checked before onnxruntime sees the bytes, which would read such data relative
+    to the working directory."""
+    try:
+        model = onnx.load_from_string(content)
+    except Exception as error:  # protobuf raises DecodeError and others for garbage
+        raise TrialRefusal("loads", f"the file is not an ONNX model: {error}") from error
+    for where, tensor in tensors_of(model):
+        if tensor.data_location == onnx.TensorProto.EXTERNAL or len(tensor.external_data):
+            location = next(
+                (entry.value for entry in tensor.external_data if entry.key == "location"), "?"
+            )
+            raise TrialRefusal(
+                "external_data",
+                f"tensor {tensor.name!r} in {where} keeps its data in another file "
+                f"({location!r}); a model is one self-describing file",
+            )
+    try:
+        onnx.checker.check_model(model)
+    except Exception as error:  # onnx.checker.ValidationError and its C++ relatives
+        raise TrialRefusal("checker", f"the ONNX checker refuses the file: {error}") from error
+
+
+def tensors_of(model: onnx.ModelProto):
+    """(where, tensor) for every tensor the file holds: initializers, sparse initializers and
+    node attributes of the main graph, every subgraph (Loop, If, Scan bodies; GRAPH and GRAPHS
+    attributes), local functions and training graphs."""
+    graphs = [("the main graph", model.graph)]
+    graphs += [
+        (f"training graph {info_index}", graph)
+        for info_index, info in enumerate(model.training_info)
+        for graph in (info.initialization, info.algorithm)
+    ]
+    for where, graph in graphs:
+        yield from graph_tensors(graph, where)
+    for function in model.functions:
+        for node in function.node:
+            yield from node_tensors(node, f"function {function.name!r}")
+
+
+def graph_tensors(graph: onnx.GraphProto, where: str):
+    for tensor in graph.initializer:
+        yield where, tensor
+    for sparse in graph.sparse_initializer:
+        yield where, sparse.values
+        yield where, sparse.indices
+    for node in graph.node:
+        yield from node_tensors(node, where)
+
+
+def node_tensors(node: onnx.NodeProto, where: str):
+    here = f"node {node.name or node.op_type!r} of {where}"
+    for attribute in node.attribute:
+        yield from ((here, tensor) for tensor in (attribute.t, *attribute.tensors))
+        for sparse in (attribute.sparse_tensor, *attribute.sparse_tensors):
+            yield here, sparse.values
+            yield here, sparse.indices
+        for graph in (attribute.g, *attribute.graphs):
+            yield from graph_tensors(graph, f"a subgraph of {here}")
+
+
+def open_session(content: bytes) -> ort.InferenceSession:
+    try:
+        session = ort.InferenceSession(
+            content, session_options(), providers=["CPUExecutionProvider"]
+        )
+    except Exception as error:  # onnxruntime raises several unrelated types for bad files
+        raise refusal_for("loads", "onnxruntime cannot load the file", error) from error
+    try:
+        check_interface(session)
+    except ModelContractError as error:
+        raise TrialRefusal("contract", str(error)) from error
+    return session
+
+
+def check_metadata(metadata: dict[str, str], version: str) -> None:
+    missing = [key for key in REQUIRED_METADATA if key not in metadata]
+    if missing:
+        raise TrialRefusal("contract", f"metadata_props lack {', '.join(missing)}")
+    if metadata["version"] != version:
+        raise TrialRefusal(
+            "contract",
+            f"the file's metadata says version {metadata['version']!r}, its name {version!r}",
+        )
+
+
+def check_latency(session: ort.InferenceSession, settings: dict) -> float:
+    """Median single-image time. Comes first of the runs, and gives up as soon as the answer is
+    known, so that a slow model is refused in seconds rather than after every run."""
+    image = np.zeros((1, *INPUT_SHAPE), dtype=np.float32)
+    bound_ms, runs = settings["max_median_latency_ms"], settings["latency_runs"]
+    longest_run = settings["max_single_run_seconds"]
+    timings_ms = []
+    for run in range(runs + 1):  # the first run allocates buffers: not counted
+        started = time.perf_counter()
+        infer(session, image, "contract")
+        elapsed = time.perf_counter() - started
+        if elapsed > longest_run:
+            raise TrialRefusal(
+                "latency",
+                f"one single-image inference took {elapsed:.1f} s (at most {longest_run} s for "
+                f"one run; the median must be under {bound_ms} ms)",
+            )
+        if run:
+            timings_ms.append(elapsed * 1e3)
+        if sum(timing > bound_ms for timing in timings_ms) > runs // 2:
+            break  # more than half the runs are over the bound: so is the median
+    median_ms = float(np.median(timings_ms))
+    if median_ms > bound_ms:
+        raise TrialRefusal(
+            "latency", f"median single-image inference {median_ms:.1f} ms is over {bound_ms} ms"
+        )
+    return round(median_ms, 3)
+
+
+def check_batches(session: ort.InferenceSession, images: np.ndarray, settings: dict) -> float:
+    """Batch sizes the serving path treats like any other (odd ones, and the largest the API
+    allows): each must answer one row of 10 per image, and each image's row must be the row it
+    gets alone. Also the memory a full batch costs per image. Returns that, in KiB."""
+    sizes, tolerance = settings["batch_sizes"], settings["batch_row_tolerance"]
+    largest = max(sizes)
+    sample = images[:largest]
+    if len(sample) < largest:  # a small gate set: repeat it up to the largest batch
+        sample = np.resize(images, (largest, *INPUT_SHAPE)).astype(np.float32)
+    compared = max(size for size in sizes if size < largest)  # these images also run alone
+    alone = np.concatenate([infer(session, sample[i : i + 1], "contract") for i in range(compared)])
+    per_image_kib = 0.0
+    for size in sorted(sizes):
+        before = peak_memory_bytes()
+        rows = infer(session, sample[:size], "contract")
+        if size == largest:
+            per_image_kib = (peak_memory_bytes() - before) / size / 1024
+        if rows.shape != (size, NUM_CLASSES):
+            raise TrialRefusal(
+                "batch",
+                f"a batch of {size} image(s) was answered with shape {list(rows.shape)}; "
+                f"expected [{size}, {NUM_CLASSES}]",
+            )
+        if not np.all(np.isfinite(rows)):
+            raise TrialRefusal("contract", "the output holds NaN or infinite values")
+        shared = min(size, compared)
+        difference = float(np.max(np.abs(rows[:shared] - alone[:shared])))
+        if difference > tolerance:
+            raise TrialRefusal(
+                "batch",
+                f"in a batch of {size}, an image's probabilities differ by {difference:.4g} from "
+                f"its answer alone (at most {tolerance}): rows must not depend on the batch",
+            )
+    bound_kib = settings["max_memory_per_image_bytes"] / 1024
+    if per_image_kib > bound_kib:
+        raise TrialRefusal(
+            "memory",
+            f"a batch of {largest} images raised peak memory by {per_image_kib:.0f} KiB per "
+            f"image; at most {bound_kib:.0f} KiB is allowed",
+        )
+    return round(per_image_kib, 1)
+
+
+def gate_set_probabilities(
+    session: ort.InferenceSession, images: np.ndarray, settings: dict
+) -> np.ndarray:
+    """The gate set in batches no larger than serving's, checked as an answer must be."""
+    chunk = max(settings["batch_sizes"])
+    probabilities = np.concatenate(
+        [
+            infer(session, images[start : start + chunk], "contract")
+            for start in range(0, len(images), chunk)
+        ]
+    )
+    if probabilities.shape != (len(images), NUM_CLASSES):
+        raise TrialRefusal(
+            "contract", f"output shape {list(probabilities.shape)}; expected [N, {NUM_CLASSES}]"
+        )
+    if not np.all(np.isfinite(probabilities)):
+        raise TrialRefusal("contract", "the output holds NaN or infinite values")
+    sums = probabilities.sum(axis=1)
+    if np.any(probabilities < 0) or np.any(np.abs(sums - 1) > settings["row_sum_tolerance"]):
+        raise TrialRefusal(
+            "contract",
+            "the output rows are not probabilities (each must be >= 0 and sum to 1; found sums "
+            f"from {sums.min():.3f} to {sums.max():.3f}): logits need a softmax in the graph",
+        )
+    return probabilities.astype(np.float32)
+
+
+def infer(session: ort.InferenceSession, images: np.ndarray, check: str) -> np.ndarray:
+    try:
+        return session.run([OUTPUT_NAME], {INPUT_NAME: images})[0]
+    except Exception as error:  # onnxruntime raises its own types for shape and type errors
+        raise refusal_for(
+            check, f"inference on a batch of {len(images)} image(s) failed", error
+        ) from error
+
+
+def refusal_for(check: str, what: str, error: BaseException) -> TrialRefusal:
+    """An allocation that the memory cap refused is a memory refusal, whatever step it hit."""
+    if isinstance(error, MemoryError) or "allocat" in str(error).lower():
+        return TrialRefusal("memory", f"{what}: it needs more memory than the trial allows")
+    return TrialRefusal(check, f"{what}: {error}")
+
+
+def peak_memory_bytes() -> int:
+    """This process's peak resident memory so far (VmHWM)."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # no /proc: Linux's KiB
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,390 @@
+"""Every drop is decided once, in bounded time, and no name reaches outside the drop zone:
+claims kept alive while a decision runs, attempts counted across crashes, crafted names refused
+before any storage call, and the publisher's own checks. Against a real Azurite container."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from types import SimpleNamespace
+
+import pytest
+from azure.functions.blob import InputStream
+from azure.storage.blob import BlobLeaseClient
+
+from conversion import publish as publisher
+from functions.promotion import blueprint
+from functions.promotion.gate import MAX_MODEL_BYTES
+from functions.promotion.promoter import MAX_DECISION_ATTEMPTS
+from functions.storage import registry as registry_module
+from functions.storage.registry import AUDIT, ClaimKeeper, InvalidName, ModelRegistry
+from tests.bad_models import good_model_bytes, never_ending_model_bytes
+from tests.conftest import REPO_ROOT
+from tests.helpers import read_lines, wait_for_line
+from tests.test_promotion import audit, drop, incoming, make_promoter, pointer, store_and_point
+
+
+def blob_state(container) -> dict[str, tuple[str, str]]:
+    """Every blob's ETag and lease state, to show what a step did not touch."""
+    return {
+        blob.name: (blob.etag, blob.lease.state)
+        for blob in container.list_blobs(include=["metadata"])
+    }
+
+
+def served_v1(registry) -> None:
+    store_and_point(registry, "v1", good_model_bytes("v1"))
+
+
+# --- the claim is kept while the decision runs, within a hard limit -----------------------------
+
+
+def test_a_slow_decision_keeps_its_claim_past_the_lease(container, registry, bundled, monkeypatch):
+    monkeypatch.setattr(registry_module, "CLAIM_SECONDS", 15)  # the shortest lease storage gives
+    drop(container, "v2", good_model_bytes("v2"))
+    real_read_pointer = registry.read_pointer
+    probe = {}
+
+    def a_slow_step_mid_decision():
+        time.sleep(18)  # past the 15 s lease; the keeper renews it every 5 s
+        return real_read_pointer()
+
+    def another_instance_tries_at_16_s():
+        time.sleep(16)
+        probe["claim"] = ModelRegistry(container).claim_incoming("v2.onnx", MAX_MODEL_BYTES)
+
+    registry.read_pointer = a_slow_step_mid_decision
+    other = threading.Thread(target=another_instance_tries_at_16_s)
+    other.start()
+    decision = make_promoter(registry, bundled).handle("v2.onnx")
+    other.join()
+
+    assert probe["claim"] is None  # still leased: not decided twice
+    assert decision.decision == "accepted"
+    assert incoming(container) == []
+    assert [line["decision"] for line in audit(container)] == ["accepted"]
+
+
+def test_the_claim_keeper_stops_at_its_hard_limit(container):
+    blob = container.upload_blob("incoming/v2.onnx", b"x")
+    lease = blob.acquire_lease(lease_duration=15)
+    with ClaimKeeper(lease, every=0.2, limit_seconds=1.0) as keeper:
+        time.sleep(3.0)  # well past the limit
+        renewals = keeper.renewals
+        time.sleep(1.0)
+        assert keeper.renewals == renewals  # it let go, although the block still runs
+    assert 1 <= renewals <= 5
+    lease.release()
+
+
+# --- attempts are counted durably; the Nth broken-off decision is the last ----------------------
+
+CHILD = """
+import sys, time
+from azure.storage.blob import ContainerClient
+from functions.promotion.gate import GatePolicy
+from functions.promotion.gate_set import load_gate_set
+from functions.promotion.promoter import Promoter
+from functions.storage.registry import ModelRegistry
+
+registry = ModelRegistry(ContainerClient.from_connection_string(sys.argv[1], sys.argv[2]))
+def hang_after_the_claim():
+    print("claimed", flush=True)
+    while True:
+        time.sleep(60)  # as a never-ending model or a hung storage call would
+registry.read_pointer = hang_after_the_claim
+policy = GatePolicy(min_accuracy=0.98, max_regression=0.005, signing_key=None)
+Promoter(registry, policy, load_gate_set(), None).handle(sys.argv[3])
+"""
+
+
+def decide_in_a_process_that_dies(azurite: str, container, name: str) -> None:
+    """Starts a decision in another process, kills it once the file is claimed, and lets the
+    lease go as its expiry would (breaking it saves the 60 s wait)."""
+    child = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(CHILD), azurite, container.container_name, name],
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        wait_for_line(read_lines(child), r"^claimed$", timeout=120)
+    finally:
+        child.kill()
+        child.wait(timeout=30)
+    BlobLeaseClient(container.get_blob_client(f"incoming/{name}")).break_lease(lease_break_period=0)
+
+
+def test_a_decision_killed_every_time_is_rejected_and_never_run_again(
+    azurite, container, registry, bundled
+):
+    served_v1(registry)
+    before = blob_state(container)
+    drop(container, "hang", never_ending_model_bytes("hang"))
+    for attempt in range(1, MAX_DECISION_ATTEMPTS + 1):
+        decide_in_a_process_that_dies(azurite, container, "hang.onnx")
+        metadata = container.get_blob_client("incoming/hang.onnx").get_blob_properties().metadata
+        assert metadata["attempts"] == str(attempt)  # counted although nothing finished
+
+    def the_gate_must_not_run_again():
+        raise AssertionError("a file past its attempts was judged again")
+
+    registry.read_pointer = the_gate_must_not_run_again
+    decision = make_promoter(registry, bundled).handle("hang.onnx")
+
+    assert (decision.decision, decision.record["check"]) == ("rejected", "undecided")
+    assert str(MAX_DECISION_ATTEMPTS) in decision.record["reason"]
+    assert decision.record["sha256"] == hashlib.sha256(never_ending_model_bytes("hang")).hexdigest()
+    rejection = json.loads(container.download_blob("rejected/hang.json").readall())
+    assert rejection["check"] == "undecided"
+    assert rejection["earlier_errors"]
+    assert incoming(container) == []
+    assert [line["check"] for line in audit(container)] == ["undecided"]
+    after = blob_state(container)
+    assert {name: after[name] for name in before} == before  # current.json, versions/ untouched
+    assert make_promoter(registry, bundled).reconcile() == []  # nothing comes back
+
+
+def test_failed_attempts_are_noted_and_the_reconciler_goes_on_past_them(
+    container, registry, bundled
+):
+    publisher.publish(container, good_model_bytes("stuck"), "stuck")  # with its sha256
+    drop(container, "v2", good_model_bytes("v2"))
+    real_stored_version = registry.stored_version
+
+    def storage_fails_for_stuck(version):
+        if version == "stuck":
+            raise ConnectionError(f"storage hiccup deciding {version}")
+        return real_stored_version(version)
+
+    registry.stored_version = storage_fails_for_stuck
+    promoter = make_promoter(registry, bundled)
+    rounds = [promoter.reconcile() for _ in range(MAX_DECISION_ATTEMPTS)]
+
+    assert [(d.version, d.decision) for d in rounds[0]] == [("v2", "accepted")]
+    assert rounds[1:] == [[]] * (MAX_DECISION_ATTEMPTS - 1)
+    assert incoming(container) == ["incoming/stuck.onnx"]
+    metadata = container.get_blob_client("incoming/stuck.onnx").get_blob_properties().metadata
+    assert metadata["attempts"] == str(MAX_DECISION_ATTEMPTS)
+    assert (
+        metadata["sha256"] == hashlib.sha256(good_model_bytes("stuck")).hexdigest()
+    )  # as published
+
+    (decision,) = promoter.reconcile()
+    assert (decision.version, decision.record["check"]) == ("stuck", "undecided")
+    errors = decision.record["earlier_errors"]
+    assert len(errors) == MAX_DECISION_ATTEMPTS
+    assert all("storage hiccup deciding stuck" in error for error in errors)
+    assert incoming(container) == []
+    assert pointer(container)["version"] == "v2"
+
+
+def test_a_new_upload_of_the_file_starts_counting_again(container, registry, bundled):
+    drop(container, "v2", good_model_bytes("v2"))
+    for _ in range(2):
+        dropped = registry.claim_incoming("v2.onnx", MAX_MODEL_BYTES)
+        registry.release_incoming(dropped, "broke off")
+    drop(container, "v2", good_model_bytes("v2"))  # published again: a new file
+    dropped = registry.claim_incoming("v2.onnx", MAX_MODEL_BYTES)
+    assert (dropped.attempt, dropped.earlier_errors) == (1, ())
+    assert "attempts" not in dropped.metadata  # the gate sees the metadata as uploaded
+    registry.release_incoming(dropped)
+
+
+def test_a_reconciler_run_is_bounded_in_time(container, registry, bundled):
+    for version in ("a", "b", "c"):
+        drop(container, version, b"not a model")
+    real_claim = registry.claim_incoming
+
+    def slow_claim(name, max_bytes):
+        time.sleep(1.0)
+        return real_claim(name, max_bytes)
+
+    registry.claim_incoming = slow_claim
+    decisions = make_promoter(registry, bundled).reconcile(limit_seconds=0.5)
+    assert [(d.version, d.decision) for d in decisions] == [("a", "rejected")]
+    assert incoming(container) == ["incoming/b.onnx", "incoming/c.onnx"]  # for the next round
+
+
+# --- crafted names never reach a storage call ---------------------------------------------------
+
+CRAFTED_NAMES = [
+    "../current.json",
+    "a/../../current.json",
+    "..%2Fcurrent.json",
+    "%2e%2e/current.json",
+    "x/../v.onnx",
+    "../versions/v1.onnx",
+    "../current.onnx",
+    "..\\current.json",
+    "v1\\..\\..\\current.onnx",
+    "v1\x00.onnx",
+    "v1.onnx\n",
+    "a" * 65 + ".onnx",
+    "/v1.onnx",
+    "sub/v1.onnx",
+    ".onnx",
+    "",
+]
+
+
+class StorageSpy:
+    """Records the blob names that the registry's container client is asked about."""
+
+    def __init__(self, container, monkeypatch) -> None:
+        self.names: list[str] = []
+        for method in ("get_blob_client", "download_blob", "upload_blob", "delete_blob"):
+            real = getattr(container, method)
+            monkeypatch.setattr(container, method, self._recording(real))
+
+    def _recording(self, real):
+        def call(blob, *args, **kwargs):
+            self.names.append(blob)
+            return real(blob, *args, **kwargs)
+
+        return call
+
+
+@pytest.mark.parametrize("name", CRAFTED_NAMES, ids=[repr(name)[:40] for name in CRAFTED_NAMES])
+def test_a_crafted_name_is_refused_before_any_storage_call(
+    container, registry, bundled, monkeypatch, name
+):
+    served_v1(registry)
+    container.upload_blob("incoming/v.onnx", good_model_bytes("v"))
+    container.upload_blob("v.onnx", b"outside the drop zone")
+    before = blob_state(container)
+    spy = StorageSpy(container, monkeypatch)
+
+    decision = make_promoter(registry, bundled).handle(name)
+
+    assert (decision.decision, decision.record["check"]) == ("rejected", "name")
+    record_name = "invalid-name-" + hashlib.sha256(name.encode()).hexdigest()[:12]
+    assert set(spy.names) <= {AUDIT, f"rejected/{record_name}.json"}
+    after = blob_state(container)
+    assert {blob: after[blob] for blob in before} == before  # nothing leased, changed or deleted
+    assert set(after) - set(before) == {AUDIT, f"rejected/{record_name}.json"}
+
+
+def test_the_registry_refuses_crafted_names_itself(container, registry):
+    store_and_point(registry, "v1", good_model_bytes("v1"))
+    before = blob_state(container)
+    for name in ("../current.json", "x/../v.onnx", "../versions/v1.onnx"):
+        with pytest.raises(InvalidName):
+            registry.claim_incoming(name, MAX_MODEL_BYTES)
+    for version in ("../versions/v1", "../current", "a/b"):
+        with pytest.raises(InvalidName):
+            registry.store_version(version, b"x", {})
+        with pytest.raises(InvalidName):
+            registry.write_rejection(version, {})
+    assert blob_state(container) == before
+
+
+def test_the_reconciler_refuses_listed_invalid_names_once_and_leaves_them(
+    container, registry, bundled
+):
+    container.upload_blob("incoming/sub/v2.onnx", good_model_bytes("v2"))
+    container.upload_blob("incoming/notes.txt", b"hello")
+    drop(container, "v3", good_model_bytes("v3"))
+    promoter = make_promoter(registry, bundled)
+
+    first = promoter.reconcile()
+    assert sorted((d.version, d.record.get("check")) for d in first) == [
+        ("notes.txt", "name"),
+        ("sub/v2", "name"),
+        ("v3", None),
+    ]
+    assert promoter.reconcile() == []  # refused once, not every round
+    assert incoming(container) == ["incoming/notes.txt", "incoming/sub/v2.onnx"]
+    assert pointer(container)["version"] == "v3"
+
+
+def test_the_blob_trigger_only_takes_names_from_its_own_drop_zone():
+    assert blueprint.incoming_name("models/incoming/v2.onnx", "models") == "v2.onnx"
+    assert blueprint.incoming_name("models/incoming/../current.json", "models") == (
+        "../current.json"  # passed on: the promoter refuses and records it
+    )
+    assert blueprint.incoming_name("models/incoming/", "models") is None
+    assert blueprint.incoming_name("other/incoming/v2.onnx", "models") is None
+    assert blueprint.incoming_name("models/versions/v2.onnx", "models") is None
+    assert blueprint.incoming_name("models/x/incoming/v2.onnx", "models") is None
+
+
+def test_a_crafted_blob_event_is_recorded_and_touches_nothing(
+    container, registry, bundled, monkeypatch
+):
+    served_v1(registry)
+    before = blob_state(container)
+    monkeypatch.setattr(
+        blueprint, "settings", lambda: SimpleNamespace(container=container.container_name)
+    )
+    monkeypatch.setattr(blueprint, "promoter", lambda: make_promoter(registry, bundled))
+
+    for path in ("incoming/../current.json", "versions/v1.onnx", "incoming/a/../../current.json"):
+        blueprint.promote_model(InputStream(data=b"", name=f"{container.container_name}/{path}"))
+
+    assert [line["check"] for line in audit(container)] == ["name", "name"]  # not versions/
+    after = blob_state(container)
+    assert {blob: after[blob] for blob in before} == before
+
+
+# --- the publisher ------------------------------------------------------------------------------
+
+
+def test_the_publisher_refuses_a_crafted_version_in_the_models_metadata(
+    azurite, container, registry, tmp_path, capsys
+):
+    served_v1(registry)
+    before = blob_state(container)
+    model = tmp_path / "model.onnx"
+    model.write_bytes(good_model_bytes("../versions/v1"))
+
+    status = publisher.main(
+        [str(model), "--connection-string", azurite, "--container", container.container_name]
+    )
+
+    assert status == 1
+    assert "'../versions/v1' is not valid" in capsys.readouterr().err
+    assert blob_state(container) == before
+    with pytest.raises(publisher.PublishError, match="not valid"):
+        publisher.publish(container, good_model_bytes("v2"), "../versions/v1")
+    assert blob_state(container) == before
+
+
+def test_a_rollback_refuses_a_crafted_previous_version(container, registry):
+    registry.replace_pointer({"version": "v1", "previous_version": "../current"}, None)
+    before = blob_state(container)
+    with pytest.raises(publisher.PublishError, match="not valid"):
+        publisher.rollback(container)
+    assert blob_state(container) == before
+
+
+def test_publishing_a_version_while_it_is_decided_says_so(
+    azurite, container, registry, tmp_path, capsys
+):
+    first = good_model_bytes("v2")
+    publisher.publish(container, first, "v2")
+    claim = registry.claim_incoming("v2.onnx", MAX_MODEL_BYTES)  # the promoter is deciding
+    model = tmp_path / "v2.onnx"
+    model.write_bytes(first)  # published again meanwhile
+    arguments = [
+        str(model),
+        "--connection-string",
+        azurite,
+        "--container",
+        container.container_name,
+    ]
+
+    assert publisher.main(arguments) == 1
+    error = capsys.readouterr().err
+    assert "incoming/v2.onnx is being decided right now" in error
+    assert "try again" in error
+    assert container.download_blob("incoming/v2.onnx").readall() == first
+
+    registry.release_incoming(claim)
+    assert publisher.main(arguments) == 0  # once decided (here: let go), it goes through

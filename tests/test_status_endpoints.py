@@ -1,0 +1,368 @@
+"""/api/models and /api/health never block predictions: they answer from memory while model
+storage hangs (a real Azurite stopped with SIGSTOP), health says storage is unreachable within a
+few refresh periods, and predictions keep flowing while /api/models is hammered."""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+from azure.core.exceptions import ServiceResponseError
+from azure.storage.blob import ContainerClient
+
+from functions.serving.follower import PointerFollower
+from functions.serving.listing import RegistryListing
+from functions.serving.model import ModelHolder
+from functions.serving.provider import BUNDLED_MODEL
+from functions.storage.clients import SERVING_READ_TIMEOUT_SECONDS, is_unreachable, serving_options
+from functions.storage.registry import ModelRegistry
+from tests.conftest import AZURITE_ACCOUNT_KEY, REPO_ROOT, free_port
+from tests.helpers import onnx_bytes_with_version, wait_for_health
+
+pytestmark = pytest.mark.slow
+
+REFRESH_SECONDS = 0.5
+# Storage that hangs is noticed within one read timeout of the next check; the rest is slack
+# for a loaded 2-core machine.
+NOTICED_WITHIN_SECONDS = SERVING_READ_TIMEOUT_SECONDS + 10 * REFRESH_SECONDS + 15
+ANSWER_BOUND_SECONDS = 2.0  # an answer from memory; the old code waited 20 s and more
+PROMOTED = "status-v2"
+ONE_IMAGE = json.dumps({"pixels": [0] * 300 + [255] * 100 + [0] * 384}).encode()
+
+
+@dataclass
+class FreezableAzurite:
+    """An Azurite of this module's own, so that stopping it disturbs no other test."""
+
+    process: subprocess.Popen
+    connection_string: str
+
+    def freeze(self) -> None:
+        os.kill(self.process.pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        os.kill(self.process.pid, signal.SIGCONT)
+
+    @contextmanager
+    def frozen(self) -> Iterator[None]:
+        self.freeze()
+        try:
+            yield
+        finally:
+            self.thaw()
+
+
+@pytest.fixture(scope="module")
+def storage(tmp_path_factory) -> Iterator[FreezableAzurite]:
+    binary = REPO_ROOT / "node_modules" / ".bin" / "azurite-blob"
+    if not binary.exists():
+        pytest.fail(f"{binary} is missing; `make setup` (npm ci) installs Azurite")
+    port = free_port()
+    location = tmp_path_factory.mktemp("frozen-azurite")
+    command = [str(binary), "--blobHost", "127.0.0.1", "--blobPort", str(port)]
+    command += ["--location", str(location), "--silent", "--disableTelemetry"]
+    process = subprocess.Popen(
+        [*command, "--skipApiVersionCheck"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    azurite = FreezableAzurite(
+        process,
+        "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
+        f"AccountKey={AZURITE_ACCOUNT_KEY};"
+        f"BlobEndpoint=http://127.0.0.1:{port}/devstoreaccount1;",
+    )
+    try:
+        wait_for_port(port, process)
+        yield azurite
+    finally:
+        azurite.thaw()  # a stopped process ignores SIGTERM until it runs again
+        process.terminate()
+        process.wait(timeout=15)
+
+
+def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"Azurite did not start (exit status {process.poll()})")
+            time.sleep(0.2)
+
+
+@pytest.fixture(scope="module")
+def registry(storage) -> ModelRegistry:
+    """The models container with a promoted version in it, as the promoter leaves it."""
+    container = ContainerClient.from_connection_string(storage.connection_string, "models")
+    container.create_container()
+    registry = ModelRegistry(container)
+    content = onnx_bytes_with_version(BUNDLED_MODEL, PROMOTED)
+    sha256 = hashlib.sha256(content).hexdigest()
+    registry.store_version(PROMOTED, content, {"sha256": sha256})
+    registry.mark_promoted(PROMOTED)
+    registry.replace_pointer({"version": PROMOTED, "sha256": sha256}, None)
+    registry.append_audit({"version": PROMOTED, "decision": "accepted"})
+    return registry
+
+
+@pytest.fixture(scope="module")
+def api(storage, registry, tmp_path_factory) -> Iterator[str]:
+    """The app served by `python -m local_host` over that Azurite, checking it twice a second."""
+    port = free_port()
+    log_path = tmp_path_factory.mktemp("status-host") / "host.log"
+    environment = {
+        **os.environ,
+        "MODELS_STORAGE": storage.connection_string,
+        "MODELS_CONTAINER": "models",
+        "MODEL_REFRESH_SECONDS": str(REFRESH_SECONDS),
+    }
+    command = [sys.executable, "-m", "local_host", "--host", "127.0.0.1", "--port", str(port)]
+    with open(log_path, "w") as log:
+        host = subprocess.Popen(
+            [*command, "--no-site"],
+            cwd=REPO_ROOT,
+            env=environment,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}/api"
+    try:
+        wait_for_health(url, host, log_path)
+        yield url
+    finally:
+        host.terminate()
+        host.wait(timeout=15)
+
+
+def get(url: str, *, body: bytes | None = None, timeout: float = 60) -> tuple[int, dict, float]:
+    """(status, JSON body, seconds) of one request over real HTTP, on a connection of its own."""
+    request = urllib.request.Request(url, data=body, method="POST" if body else "GET")
+    if body:
+        request.add_header("Content-Type", "application/json")
+    started = time.monotonic()
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            status, content = response.status, response.read()
+    except urllib.error.HTTPError as error:
+        status, content = error.code, error.read()
+    return status, json.loads(content), time.monotonic() - started
+
+
+class KeptAliveClient:
+    """One keep-alive connection, as a busy client holds it: a flood of requests, not of
+    connections (the host caps those, and that is not what this measures)."""
+
+    def __init__(self, api: str) -> None:
+        parts = urllib.parse.urlsplit(api)
+        self.prefix = parts.path
+        self.connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
+
+    def send(self, route: str, body: bytes | None = None) -> tuple[int, bytes, float]:
+        headers = {"Content-Type": "application/json"} if body else {}
+        started = time.monotonic()
+        self.connection.request("POST" if body else "GET", f"{self.prefix}/{route}", body, headers)
+        response = self.connection.getresponse()
+        return response.status, response.read(), time.monotonic() - started
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+def wait_until(condition, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := condition():
+            return value
+        time.sleep(REFRESH_SECONDS / 2)
+    pytest.fail(f"not within {timeout:g} s: {what}")
+
+
+def storage_status(api: str) -> dict:
+    status, health, seconds = get(f"{api}/health")
+    assert status == 200
+    assert seconds < ANSWER_BOUND_SECONDS, f"/api/health took {seconds:.2f} s"
+    return health["storage"]
+
+
+def listing_of(api: str) -> dict:
+    status, answer, seconds = get(f"{api}/models")
+    assert status == 200
+    assert seconds < ANSWER_BOUND_SECONDS, f"/api/models took {seconds:.2f} s"
+    return answer
+
+
+def percentile_ms(latencies: list[float], q: float) -> float:
+    return round(float(np.percentile(latencies, q)) * 1000, 1)
+
+
+# --- over HTTP, through the local host --------------------------------------------------------
+
+
+def test_models_and_health_answer_from_memory_while_storage_is_frozen(api, storage):
+    wait_until(
+        lambda: listing_of(api)["listing"]["loaded"] and storage_status(api)["reachable"],
+        NOTICED_WITHIN_SECONDS,
+        "the listing loaded and storage reachable",
+    )
+    before = listing_of(api)
+    assert before["pointer"]["version"] == PROMOTED
+    assert [version["version"] for version in before["versions"]] == [PROMOTED]
+    assert before["current"]["version"] == PROMOTED
+
+    with storage.frozen():
+        frozen_at = time.monotonic()
+        unreachable = wait_until(
+            lambda: (status := storage_status(api))["reachable"] is False and status,
+            NOTICED_WITHIN_SECONDS,
+            "/api/health says storage is unreachable",
+        )
+        noticed_after = time.monotonic() - frozen_at
+        assert "timed out" in unreachable["last_error"]  # a read timeout counts
+        assert unreachable["seconds_since_reached"] >= SERVING_READ_TIMEOUT_SECONDS / 2
+
+        failed = wait_until(
+            lambda: (answer := listing_of(api))["listing"]["last_error"] and answer,
+            NOTICED_WITHIN_SECONDS,
+            "/api/models shows that its refresh failed",
+        )
+        # What was read before is still shown, with its age.
+        assert failed["listing"]["loaded"] is True
+        assert failed["listing"]["age_seconds"] >= SERVING_READ_TIMEOUT_SECONDS / 2
+        assert [version["version"] for version in failed["versions"]] == [PROMOTED]
+        assert failed["current"]["version"] == PROMOTED
+
+        status, prediction, _ = get(f"{api}/predict", body=ONE_IMAGE)
+        assert status == 200
+        assert prediction["model_version"] == PROMOTED
+
+    wait_until(
+        lambda: storage_status(api)["reachable"] is True,
+        NOTICED_WITHIN_SECONDS,
+        "/api/health says storage is reachable again",
+    )
+    wait_until(
+        lambda: listing_of(api)["listing"]["last_error"] is None,
+        NOTICED_WITHIN_SECONDS,
+        "/api/models refreshed again",
+    )
+    print(f"\nstorage frozen: /api/health said unreachable after {noticed_after:.1f} s")
+
+
+def test_predictions_keep_flowing_while_models_is_flooded_and_storage_frozen(api, storage):
+    quiet = [get(f"{api}/predict", body=ONE_IMAGE)[2] for _ in range(100)]
+    with storage.frozen():
+        frozen_only = [get(f"{api}/predict", body=ONE_IMAGE)[2] for _ in range(100)]
+
+    latencies: list[float] = []
+    failures: list[str] = []
+    listings = 0
+    stop = threading.Event()
+
+    def flood() -> None:
+        nonlocal listings
+        client = KeptAliveClient(api)
+        try:
+            while not stop.is_set():
+                status, content, _ = client.send("models")
+                listings += 1
+                if status != 200:
+                    failures.append(f"/api/models {status}: {content[:300]!r}")
+        finally:
+            client.close()
+
+    def predict_until_stopped() -> None:
+        client = KeptAliveClient(api)
+        try:
+            while not stop.is_set():
+                status, content, seconds = client.send("predict", ONE_IMAGE)
+                latencies.append(seconds)
+                if status != 200:
+                    failures.append(f"/api/predict {status}: {content[:300]!r}")
+        finally:
+            client.close()
+
+    with storage.frozen(), ThreadPoolExecutor(max_workers=18) as pool:
+        running = [pool.submit(flood) for _ in range(16)]
+        running += [pool.submit(predict_until_stopped) for _ in range(2)]
+        time.sleep(2 * SERVING_READ_TIMEOUT_SECONDS)  # over a storage read timeout, twice
+        stop.set()
+        for future in running:
+            future.result(timeout=120)
+
+    assert not failures, failures[:5]
+    assert len(latencies) > 20, "predictions stalled while /api/models was flooded"
+    assert max(latencies) < 10.0, f"a prediction waited {max(latencies):.1f} s"
+    print(
+        f"\npredict quiet p50 {percentile_ms(quiet, 50)} ms p99 {percentile_ms(quiet, 99)} ms; "
+        f"storage frozen: p50 {percentile_ms(frozen_only, 50)} ms "
+        f"p99 {percentile_ms(frozen_only, 99)} ms; "
+        f"storage frozen + 16 clients on /api/models ({listings} answers): "
+        f"{len(latencies)} predictions, p50 {percentile_ms(latencies, 50)} ms "
+        f"p99 {percentile_ms(latencies, 99)} ms"
+    )
+
+
+# --- the serving side's storage calls, directly ------------------------------------------------
+
+
+def test_a_hung_storage_call_from_serving_ends_within_its_read_timeout(storage, registry):
+    client = ContainerClient.from_connection_string(
+        storage.connection_string, "models", **serving_options()
+    )
+    with storage.frozen():
+        started = time.monotonic()
+        with pytest.raises(ServiceResponseError) as raised:
+            ModelRegistry(client).read_pointer()
+        waited = time.monotonic() - started
+    assert is_unreachable(raised.value)
+    # No retry: one read timeout, not two or more, plus slack for a loaded machine.
+    assert waited < 2 * SERVING_READ_TIMEOUT_SECONDS, f"waited {waited:.1f} s"
+
+
+def test_follower_and_listing_count_a_timeout_as_unreachable(storage, registry, bundled, tmp_path):
+    served = ModelRegistry(
+        ContainerClient.from_connection_string(
+            storage.connection_string, "models", **serving_options()
+        )
+    )
+    holder = ModelHolder()
+    holder.swap(bundled)
+    follower = PointerFollower(served, holder, bundled, REFRESH_SECONDS, cache_dir=tmp_path)
+    listing = RegistryListing(served, REFRESH_SECONDS)
+    follower.check()
+    listing.refresh()
+    assert follower.state.reachable is True
+    assert holder.current.version == PROMOTED
+    read_at = listing.answer()["listing"]["as_of"]
+
+    with storage.frozen():
+        follower.check()
+        listing.refresh()
+
+    status = follower.status()
+    assert status["reachable"] is False
+    assert "timed out" in status["last_error"]
+    assert status["seconds_since_reached"] >= SERVING_READ_TIMEOUT_SECONDS / 2
+    assert holder.current.version == PROMOTED  # the served model stays
+    answer = listing.answer()
+    assert answer["listing"]["as_of"] == read_at  # the last good listing stays, with its age
+    assert "timed out" in answer["listing"]["last_error"]
+    assert [version["version"] for version in answer["versions"]] == [PROMOTED]
