@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,10 +11,8 @@ import numpy as np
 import pytest
 from azure.storage.blob import BlobServiceClient
 
-from tests.helpers import wait_for_health
 from tests.local_host_storage import BlobAppStorage
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from tests.stack import REPO_ROOT, Azurite, running_azurite, running_local_host
 
 
 def mnist_path() -> Path:
@@ -35,83 +29,27 @@ def mnist() -> dict[str, np.ndarray]:
         return {key: archive[key] for key in archive.files}
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+@pytest.fixture(scope="session")
+def azurite_process(tmp_path_factory) -> Iterator[Azurite]:
+    """A real Azurite blob service on a free loopback port, for the whole session."""
+    with running_azurite(tmp_path_factory.mktemp("azurite")) as azurite:
+        yield azurite
+
+
+@pytest.fixture(scope="session")
+def azurite(azurite_process: Azurite) -> str:
+    """That Azurite's connection string."""
+    return azurite_process.connection_string
 
 
 @pytest.fixture(scope="session")
 def base_url(azurite, tmp_path_factory):
     """The function app served by `python -m local_host`, as `make run` serves it, with its
     model storage in Azurite."""
-    port = free_port()
-    log_path = tmp_path_factory.mktemp("local-host") / "host.log"
     environment = {**os.environ, "MODELS_STORAGE": azurite, "MODELS_CONTAINER": "models"}
-    with open(log_path, "w") as log:  # a file, not a pipe: a full pipe would stall the host
-        host = subprocess.Popen(
-            [sys.executable, "-m", "local_host", "--host", "127.0.0.1", "--port", str(port)],
-            cwd=REPO_ROOT,
-            env=environment,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}/api"
-    try:
-        wait_for_health(url, host, log_path)
+    log_path = tmp_path_factory.mktemp("local-host") / "host.log"
+    with running_local_host(environment, log_path) as url:
         yield url
-    finally:
-        host.terminate()
-        status = host.wait(timeout=15)
-    assert status == 0
-
-
-AZURITE_ACCOUNT_KEY = (
-    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
-)
-
-
-@pytest.fixture(scope="session")
-def azurite(tmp_path_factory) -> str:
-    """A real Azurite blob service on a free loopback port; yields its connection string."""
-    binary = REPO_ROOT / "node_modules" / ".bin" / "azurite-blob"
-    if not binary.exists():
-        pytest.fail(f"{binary} is missing; `make setup` (npm ci) installs Azurite")
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            str(binary),
-            "--blobHost",
-            "127.0.0.1",
-            "--blobPort",
-            str(port),
-            "--location",
-            str(tmp_path_factory.mktemp("azurite")),
-            "--silent",
-            "--disableTelemetry",
-            "--skipApiVersionCheck",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                break
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                pytest.fail(f"Azurite did not start:\n{process.stdout.read()}")
-            time.sleep(0.2)
-    yield (
-        "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
-        f"AccountKey={AZURITE_ACCOUNT_KEY};"
-        f"BlobEndpoint=http://127.0.0.1:{port}/devstoreaccount1;"
-    )
-    process.terminate()
-    process.wait(timeout=10)
 
 
 @pytest.fixture(scope="session")

@@ -30,8 +30,8 @@ import yaml
 from azure.storage.blob import ContainerClient
 from marshmallow.warnings import Marshmallow4Warning
 
-from tests.conftest import REPO_ROOT, free_port, mnist_path
-from tests.helpers import wait_for_health
+from tests.conftest import mnist_path
+from tests.stack import REPO_ROOT, running_local_host
 
 # azure-ai-ml's schemas use marshmallow features that marshmallow 4 changes or drops.
 with warnings.catch_warnings():
@@ -361,7 +361,6 @@ def promoter(azurite, tmp_path_factory):
     Grid stand-in posting BlobCreated events for incoming/ to its blob trigger."""
     container = ContainerClient.from_connection_string(azurite, f"aml-{uuid.uuid4().hex[:12]}")
     container.create_container()  # infra/ creates it in Azure
-    port = free_port()
     logs = tmp_path_factory.mktemp("promoter")
     environment = {
         **os.environ,
@@ -372,31 +371,21 @@ def promoter(azurite, tmp_path_factory):
         "PROMOTION_MAX_REGRESSION": "0.1",
         "MODEL_SIGNING_KEY": SIGNING_KEY,
     }
-    webhook = (
-        f"http://127.0.0.1:{port}/runtime/webhooks/blobs?functionName=Host.Functions.promote_model"
-    )
-    commands = {
-        "host": [sys.executable, "-m", "local_host", "--host", "127.0.0.1", "--port", str(port)],
-        "events": [sys.executable, "-m", "local_host.blob_events", "--webhook", webhook],
-    }
-    processes = {}
     try:
-        for name, command in commands.items():
-            with open(logs / f"{name}.log", "w") as log:
-                processes[name] = subprocess.Popen(
-                    [*command, "--interval", "0.5"] if name == "events" else command,
-                    cwd=REPO_ROOT,
-                    env=environment,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
+        with running_local_host(environment, logs / "host.log") as api:
+            webhook = api.removesuffix("/api") + "/runtime/webhooks/blobs"
+            command = [sys.executable, "-m", "local_host.blob_events", "--interval", "0.5"]
+            command += ["--webhook", f"{webhook}?functionName=Host.Functions.promote_model"]
+            with open(logs / "events.log", "w") as log:
+                events = subprocess.Popen(
+                    command, cwd=REPO_ROOT, env=environment, stdout=log, stderr=subprocess.STDOUT
                 )
-            if name == "host":
-                wait_for_health(f"http://127.0.0.1:{port}/api", processes[name], logs / "host.log")
-        yield RunningPromoter(f"http://127.0.0.1:{port}/api", container)
+            try:
+                yield RunningPromoter(api, container)
+            finally:
+                events.terminate()
+                events.wait(timeout=15)
     finally:
-        for process in reversed(processes.values()):
-            process.terminate()
-            process.wait(timeout=15)
         container.delete_container()
 
 

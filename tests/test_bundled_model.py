@@ -10,7 +10,7 @@ import onnxruntime as ort
 import pytest
 
 from functions.serving.model import REQUIRED_METADATA
-from tests.conftest import REPO_ROOT
+from tests.stack import REPO_ROOT
 
 BUNDLED = REPO_ROOT / "functions" / "model"
 MODEL = BUNDLED / "model.onnx"

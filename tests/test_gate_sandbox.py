@@ -31,7 +31,7 @@ from functions.promotion.gate_set import load_gate_set
 from functions.serving.inputs import MAX_BATCH
 from functions.serving.model import ModelOutputError, UnusableModel, load_model
 from tests import bad_models
-from tests.conftest import REPO_ROOT
+from tests.stack import REPO_ROOT
 
 POLICY = GatePolicy(min_accuracy=0.98, max_regression=0.005, signing_key=None)
 # Generous on a loaded two-core machine: an honest trial takes a few seconds.

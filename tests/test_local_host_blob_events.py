@@ -24,10 +24,10 @@ from local_host import build_web_app
 from local_host.blob_events import SubscriptionRefused, open_relay
 from local_host.blob_trigger import webhook_url
 from local_host.dev import azurite_connection_string, is_listening
-from tests.conftest import REPO_ROOT, free_port
 from tests.helpers import read_lines, wait_for_line
 from tests.local_host_blob_app import app as blob_app
 from tests.local_host_storage import BlobAppStorage
+from tests.stack import REPO_ROOT, free_port
 
 
 async def eventually(condition: Callable[[], bool], timeout: float = 10) -> float:

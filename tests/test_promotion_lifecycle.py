@@ -24,8 +24,8 @@ from functions.promotion.promoter import MAX_DECISION_ATTEMPTS
 from functions.storage import registry as registry_module
 from functions.storage.registry import AUDIT, ClaimKeeper, InvalidName, ModelRegistry
 from tests.bad_models import good_model_bytes, never_ending_model_bytes
-from tests.conftest import REPO_ROOT
 from tests.helpers import read_lines, wait_for_line
+from tests.stack import REPO_ROOT
 from tests.test_promotion import audit, drop, incoming, make_promoter, pointer, store_and_point
 
 

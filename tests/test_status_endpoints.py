@@ -8,10 +8,6 @@ import hashlib
 import http.client
 import json
 import os
-import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -19,8 +15,6 @@ import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
-from dataclasses import dataclass
 
 import numpy as np
 import pytest
@@ -33,8 +27,8 @@ from functions.serving.model import ModelHolder
 from functions.serving.provider import BUNDLED_MODEL
 from functions.storage.clients import SERVING_READ_TIMEOUT_SECONDS, is_unreachable, serving_options
 from functions.storage.registry import ModelRegistry
-from tests.conftest import AZURITE_ACCOUNT_KEY, REPO_ROOT, free_port
-from tests.helpers import onnx_bytes_with_version, wait_for_health
+from tests.helpers import onnx_bytes_with_version
+from tests.stack import Azurite, running_azurite, running_local_host
 
 pytestmark = pytest.mark.slow
 
@@ -47,65 +41,11 @@ PROMOTED = "status-v2"
 ONE_IMAGE = json.dumps({"pixels": [0] * 300 + [255] * 100 + [0] * 384}).encode()
 
 
-@dataclass
-class FreezableAzurite:
-    """An Azurite of this module's own, so that stopping it disturbs no other test."""
-
-    process: subprocess.Popen
-    connection_string: str
-
-    def freeze(self) -> None:
-        os.kill(self.process.pid, signal.SIGSTOP)
-
-    def thaw(self) -> None:
-        os.kill(self.process.pid, signal.SIGCONT)
-
-    @contextmanager
-    def frozen(self) -> Iterator[None]:
-        self.freeze()
-        try:
-            yield
-        finally:
-            self.thaw()
-
-
 @pytest.fixture(scope="module")
-def storage(tmp_path_factory) -> Iterator[FreezableAzurite]:
-    binary = REPO_ROOT / "node_modules" / ".bin" / "azurite-blob"
-    if not binary.exists():
-        pytest.fail(f"{binary} is missing; `make setup` (npm ci) installs Azurite")
-    port = free_port()
-    location = tmp_path_factory.mktemp("frozen-azurite")
-    command = [str(binary), "--blobHost", "127.0.0.1", "--blobPort", str(port)]
-    command += ["--location", str(location), "--silent", "--disableTelemetry"]
-    process = subprocess.Popen(
-        [*command, "--skipApiVersionCheck"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    azurite = FreezableAzurite(
-        process,
-        "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
-        f"AccountKey={AZURITE_ACCOUNT_KEY};"
-        f"BlobEndpoint=http://127.0.0.1:{port}/devstoreaccount1;",
-    )
-    try:
-        wait_for_port(port, process)
+def storage(tmp_path_factory) -> Iterator[Azurite]:
+    """An Azurite of this module's own, so that freezing it disturbs no other test."""
+    with running_azurite(tmp_path_factory.mktemp("frozen-azurite")) as azurite:
         yield azurite
-    finally:
-        azurite.thaw()  # a stopped process ignores SIGTERM until it runs again
-        process.terminate()
-        process.wait(timeout=15)
-
-
-def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"Azurite did not start (exit status {process.poll()})")
-            time.sleep(0.2)
 
 
 @pytest.fixture(scope="module")
@@ -126,30 +66,15 @@ def registry(storage) -> ModelRegistry:
 @pytest.fixture(scope="module")
 def api(storage, registry, tmp_path_factory) -> Iterator[str]:
     """The app served by `python -m local_host` over that Azurite, checking it twice a second."""
-    port = free_port()
-    log_path = tmp_path_factory.mktemp("status-host") / "host.log"
     environment = {
         **os.environ,
         "MODELS_STORAGE": storage.connection_string,
         "MODELS_CONTAINER": "models",
         "MODEL_REFRESH_SECONDS": str(REFRESH_SECONDS),
     }
-    command = [sys.executable, "-m", "local_host", "--host", "127.0.0.1", "--port", str(port)]
-    with open(log_path, "w") as log:
-        host = subprocess.Popen(
-            [*command, "--no-site"],
-            cwd=REPO_ROOT,
-            env=environment,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}/api"
-    try:
-        wait_for_health(url, host, log_path)
+    log_path = tmp_path_factory.mktemp("status-host") / "host.log"
+    with running_local_host(environment, log_path, "--no-site") as url:
         yield url
-    finally:
-        host.terminate()
-        host.wait(timeout=15)
 
 
 def get(url: str, *, body: bytes | None = None, timeout: float = 60) -> tuple[int, dict, float]:

@@ -17,8 +17,8 @@ from azure.storage.blob import ContainerClient
 
 from conversion.publish import publish
 from functions.serving.provider import BUNDLED_MODEL
-from tests.conftest import REPO_ROOT, free_port
 from tests.helpers import onnx_bytes_with_version, wait_for_health
+from tests.stack import REPO_ROOT, free_port
 
 pytestmark = pytest.mark.slow
 

@@ -8,6 +8,7 @@ import azure.functions as func
 
 from functions.api.endpoint import endpoint
 from functions.api.openapi import openapi_document
+from functions.api.pacing import Pacer
 from functions.api.responses import json_response
 from functions.errors import ServiceUnavailable
 from functions.preprocessing import DecodersBusy
@@ -18,11 +19,14 @@ from functions.serving.provider import ModelProvider
 
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 DECODERS_BUSY_RETRY_AFTER = "2"  # seconds: a picture takes well under one to prepare
+MODELS_PER_SECOND = 50  # per instance: the listing changes at most every MODEL_REFRESH_SECONDS
+MODELS_MAX_WAIT_SECONDS = 2.0
 
 log = logging.getLogger(__name__)
 
 bp = func.Blueprint()
 provider = ModelProvider()
+models_pace = Pacer(MODELS_PER_SECOND, MODELS_MAX_WAIT_SECONDS)
 
 
 @bp.route(route="predict", methods=ALL_METHODS, auth_level=func.AuthLevel.ANONYMOUS)
@@ -70,7 +74,9 @@ async def health(req: func.HttpRequest) -> func.HttpResponse:
 @endpoint("GET")
 async def models(req: func.HttpRequest) -> func.HttpResponse:
     """From memory only, on the event loop: the listing a background thread keeps fresh, with
-    its age. Storage being down shows in `listing.last_error`; the only 503 is for no model."""
+    its age. Storage being down shows in `listing.last_error`; the only 503 is for no model.
+    Paced: a flood waits its turn instead of taking the CPU that predictions need."""
+    await models_pace.wait_turn()
     model = await provider.current_async()
     return json_response({"current": model.describe(), **provider.registry_listing(model)})
 

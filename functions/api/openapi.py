@@ -242,6 +242,7 @@ def openapi_document() -> dict[str, object]:
                     "responses": {
                         "200": _json("The model registry, as last read", _ref("Models")),
                         "405": WRONG_METHOD,
+                        "429": _problem("Asked too often; retry after Retry-After seconds"),
                         "503": _problem("No model can be served"),
                     },
                 }

@@ -9,13 +9,13 @@ import hashlib
 import logging
 import os
 import tempfile
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from functions.clock import utc_now
 from functions.serving.model import LoadedModel, ModelHolder, load_model
+from functions.serving.repeating import Repeating
 from functions.storage.clients import is_unreachable
 from functions.storage.registry import ModelRegistry, Pointer
 
@@ -51,25 +51,15 @@ class PointerFollower:
         self.refresh_seconds = refresh_seconds
         self.cache_dir = cache_dir
         self.state = FollowerState()
-        self.first_check_done = threading.Event()
         self._etag: str | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self.thread = Repeating("model-follower", self.check, refresh_seconds)
+        self.first_check_done = self.thread.first_done
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="model-follower", daemon=True)
-        self._thread.start()
+        self.thread.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread:
-            self._thread.join(timeout=5)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.check()
-            self.first_check_done.set()
-            self._stop.wait(self.refresh_seconds)
+        self.thread.stop()
 
     def status(self) -> dict[str, object]:
         """The state for /api/health, with the age of the last answer from storage."""

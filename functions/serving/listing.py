@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import threading
 import time
 from dataclasses import dataclass, field
 
 from functions.clock import utc_now
+from functions.serving.repeating import Repeating
 from functions.storage.clients import is_unreachable
 from functions.storage.registry import ModelRegistry
 
@@ -35,24 +35,14 @@ class RegistryListing:
         self.registry = registry
         self.refresh_seconds = refresh_seconds
         self.listing = Listing()
-        self.first_refresh_done = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self.thread = Repeating("registry-listing", self.refresh, refresh_seconds)
+        self.first_refresh_done = self.thread.first_done
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="registry-listing", daemon=True)
-        self._thread.start()
+        self.thread.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread:
-            self._thread.join(timeout=5)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.refresh()
-            self.first_refresh_done.set()
-            self._stop.wait(self.refresh_seconds)
+        self.thread.stop()
 
     def refresh(self) -> None:
         """One read of the registry. Never raises: a failure keeps the last listing, and is

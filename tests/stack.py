@@ -1,0 +1,122 @@
+"""The real parts the tests run against, started on free loopback ports and always stopped:
+Azurite (which a test may freeze, as hung storage) and the local host serving the app."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import wait_for_health
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+AZURITE_BINARY = REPO_ROOT / "node_modules" / ".bin" / "azurite-blob"
+AZURITE_ACCOUNT_KEY = (
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@dataclass
+class Azurite:
+    process: subprocess.Popen
+    connection_string: str
+
+    def freeze(self) -> None:
+        os.kill(self.process.pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        os.kill(self.process.pid, signal.SIGCONT)
+
+    @contextmanager
+    def frozen(self) -> Iterator[None]:
+        """Storage that hangs: connections are accepted and never answered."""
+        self.freeze()
+        try:
+            yield
+        finally:
+            self.thaw()
+
+
+@contextmanager
+def running_azurite(location: Path) -> Iterator[Azurite]:
+    """A real Azurite blob service keeping its data in `location`."""
+    if not AZURITE_BINARY.exists():
+        pytest.fail(f"{AZURITE_BINARY} is missing; `make setup` (npm ci) installs Azurite")
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            str(AZURITE_BINARY),
+            *("--blobHost", "127.0.0.1", "--blobPort", str(port), "--location", str(location)),
+            *("--silent", "--disableTelemetry", "--skipApiVersionCheck"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    azurite = Azurite(
+        process,
+        "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
+        f"AccountKey={AZURITE_ACCOUNT_KEY};"
+        f"BlobEndpoint=http://127.0.0.1:{port}/devstoreaccount1;",
+    )
+    try:
+        _wait_for_port(port, process)
+        yield azurite
+    finally:
+        azurite.thaw()  # a stopped process ignores SIGTERM until it runs again
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@contextmanager
+def running_local_host(
+    environment: dict[str, str], log_path: Path, *arguments: str
+) -> Iterator[str]:
+    """`python -m local_host` as `make run` serves the app; yields the API's base URL. It must
+    stop cleanly (exit status 0) on SIGTERM."""
+    port = free_port()
+    command = [sys.executable, "-m", "local_host", "--host", "127.0.0.1", "--port", str(port)]
+    with open(log_path, "w") as log:  # a file, not a pipe: a full pipe would stall the host
+        host = subprocess.Popen(
+            [*command, *arguments],
+            cwd=REPO_ROOT,
+            env=environment,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}/api"
+    try:
+        wait_for_health(url, host, log_path)
+        yield url
+    finally:
+        host.terminate()
+        status = host.wait(timeout=15)
+    assert status == 0, log_path.read_text()[-3000:]
+
+
+def _wait_for_port(port: int, process: subprocess.Popen, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                pytest.fail(f"Azurite did not start:\n{process.stdout.read()}")
+            time.sleep(0.2)
