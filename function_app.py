@@ -1,10 +1,13 @@
-"""The Azure Functions app: it only composes the blueprints of `functions/`."""
+"""The Azure Functions app: one `Services` (built lazily, on first use) handed to the blueprints
+of `functions/`."""
 
 import azure.functions as func
 
-from functions.api.blueprint import bp as api
-from functions.promotion.blueprint import bp as promotion
+from functions.api.blueprint import api_blueprint
+from functions.composition import Services
+from functions.promotion.blueprint import promotion_blueprint
 
+services = Services()
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
-app.register_functions(api)
-app.register_functions(promotion)
+app.register_functions(api_blueprint(services))
+app.register_functions(promotion_blueprint(services))

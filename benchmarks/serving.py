@@ -44,8 +44,10 @@ def digits(count: int) -> np.ndarray:
 def handler_latency(images: np.ndarray, runs: int) -> dict[str, float]:
     import azure.functions as func  # noqa: PLC0415 - imported where measured
 
-    from functions.api.blueprint import predict  # noqa: PLC0415
+    import function_app  # noqa: PLC0415
+    from functions.api.blueprint import api_functions  # noqa: PLC0415
 
+    predict = api_functions(function_app.services).predict
     bodies = [json.dumps({"pixels": image.ravel().tolist()}).encode() for image in images]
     headers = {"Content-Type": "application/json"}
 
@@ -67,7 +69,7 @@ def handler_latency(images: np.ndarray, runs: int) -> dict[str, float]:
 def keras_baseline(images: np.ndarray, runs: int) -> dict[str, float]:
     """The earlier system's request path: JSON body -> numpy -> Keras `model.predict`."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    from conversion.model import build_model  # noqa: PLC0415 - TensorFlow only here
+    from conversion.network import build_model  # noqa: PLC0415 - TensorFlow only here
 
     model = build_model()
     bodies = [json.dumps(image.ravel().tolist()) for image in images]
@@ -85,8 +87,11 @@ def keras_baseline(images: np.ndarray, runs: int) -> dict[str, float]:
 def batch_throughput(images: np.ndarray, seconds: float) -> dict[str, float]:
     import azure.functions as func  # noqa: PLC0415
 
-    from functions.api.blueprint import predict, provider  # noqa: PLC0415
+    import function_app  # noqa: PLC0415
+    from functions.api.blueprint import api_functions  # noqa: PLC0415
 
+    predict = api_functions(function_app.services).predict
+    provider = function_app.services.provider
     batch = np.resize(images, (256, 28, 28))
     body = json.dumps({"images": [image.ravel().tolist() for image in batch]}).encode()
     request = func.HttpRequest(
@@ -115,7 +120,8 @@ COLD_APP = """
 import json, time
 import azure.functions as func
 import function_app
-from functions.api.blueprint import predict
+from functions.api.blueprint import api_functions
+predict = api_functions(function_app.services).predict
 request = func.HttpRequest("POST", "http://localhost/api/predict",
     headers={"Content-Type": "application/json"}, body=json.dumps([0] * 784).encode())
 assert predict(request).status_code == 200
@@ -154,7 +160,7 @@ def cold_start(code: str, *args: str, python: str = sys.executable) -> dict[str,
 
 def keras_model_file(folder: str) -> str:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    from conversion.model import build_model  # noqa: PLC0415
+    from conversion.network import build_model  # noqa: PLC0415
 
     path = str(Path(folder) / "baseline.keras")
     build_model().save(path)

@@ -10,18 +10,21 @@ import onnx
 import tensorflow as tf
 import tf2onnx
 
-from functions.serving.model import REQUIRED_METADATA
+from functions.model_contract import (
+    BATCH_DIM,
+    INPUT_NAME,
+    INPUT_SHAPE,
+    OUTPUT_NAME,
+    missing_metadata,
+)
 
 OPSET = 17
-INPUT_NAME = "pixels"
-OUTPUT_NAME = "probabilities"
-BATCH_DIM = "N"
 
 
 def convert_to_onnx(model: keras.Model, path: str | os.PathLike) -> onnx.ModelProto:
     """Convert through a tf.function with an input signature (tf2onnx's `from_keras` fails on
     Keras 3), then give the graph the contract's input and output names and a named batch dim."""
-    signature = [tf.TensorSpec([None, 28, 28, 1], tf.float32, name=INPUT_NAME)]
+    signature = [tf.TensorSpec([None, *INPUT_SHAPE], tf.float32, name=INPUT_NAME)]
 
     @tf.function(input_signature=signature)
     def serve(pixels):
@@ -35,7 +38,7 @@ def convert_to_onnx(model: keras.Model, path: str | os.PathLike) -> onnx.ModelPr
 
 
 def set_metadata(onnx_model: onnx.ModelProto, metadata: dict[str, str]) -> None:
-    missing = [key for key in REQUIRED_METADATA if key not in metadata]
+    missing = missing_metadata(metadata)
     if missing:
         raise ValueError(f"model metadata lacks {', '.join(missing)}")
     del onnx_model.metadata_props[:]

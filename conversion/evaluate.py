@@ -11,7 +11,7 @@ import numpy as np
 import onnxruntime as ort
 
 from conversion.verify import onnx_predict, onnx_session
-from functions.serving.model import session_options
+from functions.model_contract import INPUT_NAME, INPUT_SHAPE, session_options
 
 LATENCY_RUNS = 2000
 
@@ -52,7 +52,7 @@ def measure_latency(onnx_path: str | os.PathLike, image: np.ndarray) -> dict:
     session = ort.InferenceSession(
         str(onnx_path), session_options(), providers=["CPUExecutionProvider"]
     )
-    feed = {"pixels": image.astype(np.float32).reshape(1, 28, 28, 1)}
+    feed = {INPUT_NAME: image.astype(np.float32).reshape(1, *INPUT_SHAPE)}
     for _ in range(200):
         session.run(None, feed)
     timings = np.empty(LATENCY_RUNS)

@@ -18,7 +18,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from conversion.data import DatasetError
-from conversion.publish import SIGNING_KEY_ENV, container, publish
+from conversion.publish import container, publish
 from conversion.steps.convert import MODEL_FILE, convert_and_verify
 from conversion.steps.errors import run_step
 from conversion.steps.evaluate import (
@@ -35,6 +35,7 @@ from conversion.steps.train import (
 )
 from conversion.train import TrainingSettings
 from conversion.verify import VerificationError
+from functions.settings import DEFAULT_CONTAINER, signing_key
 
 log = logging.getLogger("conversion")
 
@@ -90,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         "--publish-connection-string", help="upload to incoming/ of this storage"
     )
     publishing.add_argument("--publish-account-url", help="... or of this account (Azure identity)")
-    publishing.add_argument("--publish-container", default="models")
+    publishing.add_argument("--publish-container", default=DEFAULT_CONTAINER)
     args = parser.parse_args(argv)
 
     def all_steps() -> None:
@@ -105,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
             target = container(
                 args.publish_connection_string, args.publish_account_url, args.publish_container
             )
-            key = (os.environ.get(SIGNING_KEY_ENV) or "").encode() or None
+            key = signing_key()
             content = (Path(args.out) / MODEL_FILE).read_bytes()
             path = publish(target, content, report["metadata"]["version"], key)
             log.info("published %s; the function app gates and promotes it", path)

@@ -10,21 +10,31 @@ if it passes, promotes it.
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
-import os
 import sys
 from pathlib import Path
 
 import onnx
-from azure.core.exceptions import AzureError, HttpResponseError
-from azure.storage.blob import BlobServiceClient, ContainerClient
+from azure.core.exceptions import AzureError
+from azure.storage.blob import ContainerClient
 from google.protobuf.message import DecodeError
 
-from functions.signing import signature
-from functions.storage.registry import InvalidName, checked_version
-
-SIGNING_KEY_ENV = "MODEL_SIGNING_KEY"
+from functions.model_contract import VERSION_KEY
+from functions.settings import (
+    STORAGE_SETTING,
+    MissingSetting,
+    StorageConnection,
+    models_container,
+    signing_key,
+    storage_connection,
+)
+from functions.signing import drop_metadata
+from functions.storage.clients import blob_service_client
+from functions.storage.registry import (
+    IncomingBeingDecided,
+    InvalidName,
+    ModelRegistry,
+    checked_version,
+)
 
 
 class PublishError(Exception):
@@ -32,15 +42,18 @@ class PublishError(Exception):
 
 
 def container(connection_string: str | None, account_url: str | None, name: str) -> ContainerClient:
+    """The models container from the command line's flags; with neither flag, from the app's own
+    storage setting (a connection string, or the identity-based form)."""
     if connection_string:
-        service = BlobServiceClient.from_connection_string(connection_string)
+        connection = StorageConnection(connection_string=connection_string)
     elif account_url:
-        from azure.identity import DefaultAzureCredential  # noqa: PLC0415 - Azure only
-
-        service = BlobServiceClient(account_url, credential=DefaultAzureCredential())
+        connection = StorageConnection(blob_service_uri=account_url)  # DefaultAzureCredential
     else:
-        raise PublishError("give --connection-string or --account-url")
-    return service.get_container_client(name)
+        try:
+            connection = storage_connection(STORAGE_SETTING)
+        except MissingSetting as error:
+            raise PublishError(f"give --connection-string or --account-url ({error})") from None
+    return blob_service_client(connection).get_container_client(name)
 
 
 def version_of(content: bytes) -> str:
@@ -49,31 +62,26 @@ def version_of(content: bytes) -> str:
     except DecodeError as error:
         raise PublishError(f"not an ONNX model: {error}") from error
     metadata = {prop.key: prop.value for prop in model.metadata_props}
-    if "version" not in metadata:
-        raise PublishError("the model's metadata_props carry no version; pass --version")
-    return valid_version(metadata["version"])
+    if VERSION_KEY not in metadata:
+        raise PublishError(f"the model's metadata_props carry no {VERSION_KEY}; pass --version")
+    return valid_version(metadata[VERSION_KEY])
 
 
 def publish(
     target: ContainerClient, content: bytes, version: str, signing_key: bytes | None = None
 ) -> str:
     """Uploads incoming/<version>.onnx; returns the blob's path."""
-    path = f"incoming/{valid_version(version)}.onnx"  # checked before any storage call
-    sha256 = hashlib.sha256(content).hexdigest()
-    metadata = {"sha256": sha256}
-    if signing_key:
-        metadata["signature"] = signature(sha256, signing_key)
+    checked = valid_version(version)  # before any storage call
     try:
-        target.upload_blob(path, content, overwrite=True, metadata=metadata)
-    except HttpResponseError as error:
-        # The promoter leases the file while it decides on it; an upload then gets 412 (or 409).
-        if error.status_code in (409, 412):
-            raise PublishError(
-                f"{path} is being decided right now (its lease is held); try again in a minute, "
-                "after GET /api/models shows the decision"
-            ) from error
-        raise
-    return path
+        return ModelRegistry(target).drop_incoming(
+            checked, content, drop_metadata(content, signing_key)
+        )
+    except IncomingBeingDecided as error:
+        # The promoter leases the file while it decides on it.
+        raise PublishError(
+            f"{error} (its lease is held); try again in a minute, "
+            "after GET /api/models shows the decision"
+        ) from error
 
 
 def valid_version(version: str) -> str:
@@ -88,20 +96,23 @@ def valid_version(version: str) -> str:
 def rollback(target: ContainerClient, signing_key: bytes | None = None) -> str:
     """Drops the previous version (from current.json) again: accepted versions are promoted
     again without the quality gates."""
+    registry = ModelRegistry(target)
     try:
-        pointer = json.loads(target.download_blob("current.json").readall())
+        pointer = registry.read_pointer()
     except Exception as error:
         raise PublishError(f"cannot read current.json: {error}") from error
-    previous = pointer.get("previous_version")
+    if pointer is None:
+        raise PublishError("cannot read current.json: there is none (nothing was promoted)")
+    previous = pointer.document.get("previous_version")
     if previous is not None:
         valid_version(previous)
-    if not previous or target.get_blob_client(f"versions/{previous}.onnx").exists() is False:
+    if not previous or registry.stored_version(previous) is None:
         raise PublishError(
-            f"no stored previous version to roll back to (current {pointer.get('version')}, "
-            f"previous {previous}); drop versions/<version>.onnx into incoming/ by hand"
+            f"no stored previous version to roll back to (current "
+            f"{pointer.document.get('version')}, previous {previous}); "
+            "drop versions/<version>.onnx into incoming/ by hand"
         )
-    content = target.download_blob(f"versions/{previous}.onnx").readall()
-    return publish(target, content, previous, signing_key)
+    return publish(target, registry.read_version(previous), previous, signing_key)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -111,11 +122,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("model", nargs="?", help="the .onnx file to publish")
     parser.add_argument("--version", help="default: the version in the model's metadata")
     parser.add_argument("--rollback", action="store_true", help="publish the previous version")
-    parser.add_argument("--connection-string", default=os.environ.get("MODELS_STORAGE"))
+    parser.add_argument("--connection-string", help=f"default: the {STORAGE_SETTING} setting")
     parser.add_argument("--account-url", help="https://<account>.blob.core.windows.net")
-    parser.add_argument("--container", default=os.environ.get("MODELS_CONTAINER", "models"))
+    parser.add_argument("--container", default=models_container())
     args = parser.parse_args(argv)
-    key = (os.environ.get(SIGNING_KEY_ENV) or "").encode() or None
+    key = signing_key()
     try:
         target = container(args.connection_string, args.account_url, args.container)
         if args.rollback:

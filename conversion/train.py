@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from conversion.model import build_augmentation, build_model
+from conversion.network import build_augmentation, build_model
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,8 @@ import keras
 import numpy as np
 import onnxruntime as ort
 
+from functions.model_contract import INPUT_SHAPE, run_inference
+
 MAX_PROBABILITY_DIFFERENCE = 1e-4
 
 
@@ -22,11 +24,8 @@ def onnx_session(path: str | os.PathLike) -> ort.InferenceSession:
 
 
 def onnx_predict(session: ort.InferenceSession, images: np.ndarray, batch: int = 1000):
-    inputs = images.astype(np.float32).reshape(-1, 28, 28, 1)
-    parts = [
-        session.run(None, {"pixels": inputs[i : i + batch]})[0]
-        for i in range(0, len(inputs), batch)
-    ]
+    inputs = images.astype(np.float32).reshape(-1, *INPUT_SHAPE)
+    parts = [run_inference(session, inputs[i : i + batch]) for i in range(0, len(inputs), batch)]
     return np.concatenate(parts)
 
 

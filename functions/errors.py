@@ -1,53 +1,31 @@
-"""The one family of exceptions the app raises on purpose: each carries its HTTP status and
-becomes an RFC 9457 problem+json body; the details go to the logs."""
+"""The errors serving raises on purpose about a request or about what it can serve. Each says
+what went wrong in words a client may read; which HTTP status and headers it becomes is decided
+in `functions/api/problems.py` alone."""
 
 from __future__ import annotations
 
-from http import HTTPStatus
 
-
-class ApiError(Exception):
-    status: HTTPStatus = HTTPStatus.INTERNAL_SERVER_ERROR
-
-    def __init__(self, detail: str, *, headers: dict[str, str] | None = None) -> None:
+class ServingError(Exception):
+    def __init__(self, detail: str) -> None:
         super().__init__(detail)
         self.detail = detail
-        self.headers = headers or {}
-
-    def problem(self) -> dict[str, object]:
-        return {
-            "type": "about:blank",
-            "title": self.status.phrase,
-            "status": int(self.status),
-            "detail": self.detail,
-        }
 
 
-class BadRequest(ApiError):
-    status = HTTPStatus.BAD_REQUEST
+class InvalidInput(ServingError):
+    """The request cannot be read as images: the client's to fix."""
 
 
-class MethodNotAllowed(ApiError):
-    status = HTTPStatus.METHOD_NOT_ALLOWED
-
-    def __init__(self, method: str, allowed: tuple[str, ...]) -> None:
-        super().__init__(
-            f"{method} is not supported here; use {' or '.join(allowed)}",
-            headers={"Allow": ", ".join(allowed)},
-        )
+class InputTooLarge(ServingError):
+    """The body or the picture is over a limit that bounds time and memory."""
 
 
-class PayloadTooLarge(ApiError):
-    status = HTTPStatus.REQUEST_ENTITY_TOO_LARGE
+class UnsupportedContent(ServingError):
+    """The body is of a kind that is not read at all."""
 
 
-class UnsupportedMediaType(ApiError):
-    status = HTTPStatus.UNSUPPORTED_MEDIA_TYPE
+class CompressedBody(UnsupportedContent):
+    """A Content-Encoding other than identity: inflating is where a small body becomes large."""
 
 
-class ServiceUnavailable(ApiError):
-    status = HTTPStatus.SERVICE_UNAVAILABLE
-
-
-class TooManyRequests(ApiError):
-    status = HTTPStatus.TOO_MANY_REQUESTS
+class NoModelAvailable(ServingError):
+    """Not even the bundled model can be served."""

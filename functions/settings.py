@@ -8,6 +8,9 @@ from dataclasses import dataclass
 from functools import cache
 
 STORAGE_SETTING = "MODELS_STORAGE"  # also the blob trigger's `connection`
+CONTAINER_SETTING = "MODELS_CONTAINER"  # also the blob trigger's path: %MODELS_CONTAINER%/...
+SIGNING_KEY_SETTING = "MODEL_SIGNING_KEY"
+DEFAULT_CONTAINER = "models"
 
 
 class MissingSetting(RuntimeError):
@@ -37,29 +40,40 @@ class Settings:
 def settings() -> Settings:
     """Read once per process; a missing or malformed setting fails here, naming it."""
     return Settings(
-        storage=_storage_connection(),
-        container=os.environ.get("MODELS_CONTAINER") or "models",
+        storage=storage_connection(STORAGE_SETTING),
+        container=models_container(),
         refresh_seconds=_number("MODEL_REFRESH_SECONDS", 10.0, minimum=0.1),
         min_accuracy=_number("PROMOTION_MIN_ACCURACY", 0.98, minimum=0.0, maximum=1.0),
         max_regression=_number("PROMOTION_MAX_REGRESSION", 0.005, minimum=0.0, maximum=1.0),
-        signing_key=(os.environ.get("MODEL_SIGNING_KEY") or "").encode() or None,
+        signing_key=signing_key(),
     )
 
 
-def _storage_connection() -> StorageConnection:
-    connection_string = os.environ.get(STORAGE_SETTING)
+# The publisher reads these two (and the connection) alone: it needs none of the others.
+def models_container() -> str:
+    return os.environ.get(CONTAINER_SETTING) or DEFAULT_CONTAINER
+
+
+def signing_key() -> bytes | None:
+    return (os.environ.get(SIGNING_KEY_SETTING) or "").encode() or None
+
+
+def storage_connection(setting_name: str) -> StorageConnection:
+    """The connection named `setting_name`, as the Functions host reads a binding's
+    `connection`: `<name>` as a connection string, or the identity-based form used in Azure,
+    `<name>__blobServiceUri` (+ `<name>__clientId` for a user-assigned identity)."""
+    connection_string = os.environ.get(setting_name)
     if connection_string:
         return StorageConnection(connection_string=connection_string)
-    # The identity-based form used in Azure: MODELS_STORAGE__blobServiceUri and friends.
-    uri = os.environ.get(f"{STORAGE_SETTING}__blobServiceUri")
+    uri = os.environ.get(f"{setting_name}__blobServiceUri")
     if uri:
         return StorageConnection(
             blob_service_uri=uri,
-            managed_identity_client_id=os.environ.get(f"{STORAGE_SETTING}__clientId") or None,
+            managed_identity_client_id=os.environ.get(f"{setting_name}__clientId") or None,
         )
     raise MissingSetting(
-        f"{STORAGE_SETTING} is not set: give a connection string (UseDevelopmentStorage=true "
-        f"locally) or {STORAGE_SETTING}__blobServiceUri for a managed identity"
+        f"{setting_name} is not set: give a connection string (UseDevelopmentStorage=true "
+        f"locally) or {setting_name}__blobServiceUri for a managed identity"
     )
 
 

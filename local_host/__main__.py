@@ -5,20 +5,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
 import logging
-import sys
 from pathlib import Path
 
-import azure.functions as func
-
-from local_host.host_json import read_route_prefix
-from local_host.logs import configure_logging
 from local_host.server import build_web_app, serve
-from local_host.settings import host_cors_origins, load_local_settings, request_body_limit
+from local_host.settings import (
+    APP_ROOT,
+    configure_logging,
+    host_cors_origins,
+    load_function_app,
+    load_local_settings,
+    read_route_prefix,
+    request_body_limit,
+)
 
-# host.json, local.settings.json, function_app.py and the site's folder live at the repository root.
-APP_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SITE = APP_ROOT / "static-web"
 
 logger = logging.getLogger("local_host")
@@ -51,15 +51,6 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     return arguments
 
 
-def load_function_app(module_name: str) -> func.FunctionApp:
-    """Import ``module_name`` from the repository root and return its ``app``."""
-    sys.path.insert(0, str(APP_ROOT))
-    function_app = getattr(importlib.import_module(module_name), "app", None)
-    if not isinstance(function_app, func.FunctionApp):
-        raise SystemExit(f"{module_name}.app is not an azure.functions.FunctionApp")
-    return function_app
-
-
 def main(argv: list[str] | None = None) -> None:
     arguments = parse_arguments(argv)
     configure_logging()
@@ -67,9 +58,8 @@ def main(argv: list[str] | None = None) -> None:
     # at import time.
     settings_file = load_local_settings(APP_ROOT)
     logger.info("App settings from %s", settings_file.name if settings_file else "nowhere")
-    function_app = load_function_app(arguments.app)
     web_app = build_web_app(
-        function_app,
+        load_function_app(arguments.app),
         route_prefix=read_route_prefix(APP_ROOT),
         max_body_bytes=request_body_limit(),
         cors_origins=host_cors_origins(settings_file),

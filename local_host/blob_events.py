@@ -6,8 +6,7 @@ after the subscription-validation handshake, as Event Grid would. Blobs already 
 start count as new. The webhook is the Functions host's own, so this works the same against
 ``python -m local_host`` and ``func start``::
 
-    python -m local_host.blob_events [--container models] [--prefix incoming/]
-        [--webhook http://localhost:7071/runtime/webhooks/blobs?functionName=Host.Functions.promote_model]
+    python -m local_host.blob_events [--app function_app] [--function NAME] [--host-url URL]
 """
 
 from __future__ import annotations
@@ -17,38 +16,39 @@ import asyncio
 import itertools
 import json
 import logging
-import os
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import aiohttp
+import azure.functions as func
 from azure.core.exceptions import AzureError
 from azure.storage.blob import BlobProperties
 from azure.storage.blob.aio import BlobServiceClient, ContainerClient
 
+from local_host.app_functions import app_functions
+from local_host.blob_trigger import event_grid_blob_functions, webhook_url
 from local_host.event_grid import (
     DELIVERY_COUNT_HEADER,
     EVENT_TYPE_HEADER,
     NOTIFICATION_DELIVERY,
     VALIDATION_DELIVERY,
     BlobLocation,
-    CreatedBlob,
     blob_created_event,
     validation_event,
 )
-from local_host.logs import configure_logging
-from local_host.settings import load_local_settings
-from local_host.stop_signal import wait_for_stop_signal
+from local_host.server import wait_for_stop_signal
+from local_host.settings import (
+    APP_ROOT,
+    configure_logging,
+    load_function_app,
+    load_local_settings,
+)
 
 logger = logging.getLogger(__name__)
 
-APP_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_WEBHOOK = (
-    "http://localhost:7071/runtime/webhooks/blobs?functionName=Host.Functions.promote_model"
-)
+DEFAULT_HOST_URL = "http://localhost:7071"
 DELIVERY_TIMEOUT = aiohttp.ClientTimeout(total=300)  # the function runs before the answer
 
 
@@ -110,9 +110,14 @@ class BlobEventRelay:
         try:
             blobs = [b async for b in self.container.list_blobs(name_starts_with=self.prefix)]
         except AzureError as error:
-            self._report_storage_failure(error)
+            # Once, not every second, while the storage stays unreachable.
+            if not self._storage_failing:
+                logger.warning("Cannot list %s: %s", self.container.url, error.message)
+            self._storage_failing = True
             return 0
-        self._report_storage_recovered()
+        if self._storage_failing:
+            logger.info("Listing %s again", self.container.url)
+        self._storage_failing = False
         changed = [b for b in blobs if self._delivered.get(b.name) != b.etag]
         delivered = 0
         for blob in changed:
@@ -128,14 +133,9 @@ class BlobEventRelay:
     async def _deliver(self, blob: BlobProperties) -> bool:
         location = BlobLocation(self.container.container_name, blob.name)
         event = blob_created_event(
-            CreatedBlob(
-                location=location,
-                url=self.container.get_blob_client(blob.name).url,
-                etag=_quoted(blob.etag),
-                content_type=blob.content_settings.content_type or "application/octet-stream",
-                content_length=blob.size,
-                last_modified=blob.last_modified,
-            ),
+            location,
+            blob,
+            self.container.get_blob_client(blob.name).url,
             account_name=self.container.account_name,
             sequencer=f"{next(self._sequence):032d}",
         )
@@ -174,22 +174,6 @@ class BlobEventRelay:
                 return None if response.ok else f"HTTP {response.status}"
         except (aiohttp.ClientError, TimeoutError) as error:
             return f"{type(error).__name__}: {error}"
-
-    def _report_storage_failure(self, error: AzureError) -> None:
-        # Once, not every second, while the storage stays unreachable.
-        if not self._storage_failing:
-            logger.warning("Cannot list %s: %s", self.container.url, error.message)
-        self._storage_failing = True
-
-    def _report_storage_recovered(self) -> None:
-        if self._storage_failing:
-            logger.info("Listing %s again", self.container.url)
-        self._storage_failing = False
-
-
-def _quoted(etag: str) -> str:
-    # Listings give ETags bare; Event Grid gives them as the ETag header does, quoted.
-    return etag if etag.startswith('"') else f'"{etag}"'
 
 
 def _validation_response(body: str) -> object:
@@ -239,44 +223,78 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m local_host.blob_events",
         description="Post Event Grid BlobCreated events for new or changed blobs in Azurite "
-        "to a blob trigger's webhook (Azurite emits no events of its own).",
+        "to a blob trigger's webhook (Azurite emits no events of its own). By default the "
+        "storage, container, prefix and webhook are those the app's Event Grid blob trigger "
+        "declares.",
     )
+    parser.add_argument("--app", default="function_app", help="module that defines `app`")
+    parser.add_argument("--function", help="the blob trigger (default: the app's only one)")
     parser.add_argument(
-        "--connection-string",
-        help="storage to watch (default: the MODELS_STORAGE setting, UseDevelopmentStorage=true)",
+        "--host-url", default=DEFAULT_HOST_URL, help=f"the host (default: {DEFAULT_HOST_URL})"
     )
-    parser.add_argument(
-        "--container", help="container to watch (default: the MODELS_CONTAINER setting, models)"
-    )
-    parser.add_argument(
-        "--prefix", default="incoming/", help="only blobs under this prefix (default: incoming/)"
-    )
-    parser.add_argument(
-        "--webhook",
-        default=DEFAULT_WEBHOOK,
-        help="where to post the events (default: the local host's promote_model)",
-    )
+    parser.add_argument("--connection-string", help="storage to watch instead")
+    parser.add_argument("--container", help="container to watch instead")
+    parser.add_argument("--prefix", help="only blobs under this prefix instead")
+    parser.add_argument("--webhook", help="where to post the events instead")
     parser.add_argument(
         "--interval", type=float, default=1.0, help="seconds between polls (default: 1)"
     )
     return parser.parse_args(argv)
 
 
+@dataclass(frozen=True)
+class WatchedBlobs:
+    """What the stand-in watches for one blob trigger, and where it posts."""
+
+    connection_string: str
+    container: str
+    prefix: str
+    webhook_url: str
+
+
+def watched_blobs(
+    function_app: func.FunctionApp, function_name: str | None, host_url: str
+) -> WatchedBlobs:
+    """From the app's Event Grid blob trigger: its connection, its path's container and literal
+    start (``incoming/`` of ``%MODELS_CONTAINER%/incoming/{name}``), and its webhook."""
+    triggers = event_grid_blob_functions(app_functions(function_app))
+    names = [trigger.function.name for trigger in triggers]
+    chosen = [t for t in triggers if function_name in (None, t.function.name)]
+    if len(chosen) != 1:
+        raise ValueError(
+            f"choose one of the app's Event Grid blob triggers with --function: {names}"
+        )
+    location = chosen[0].path.location
+    if location is None:
+        raise ValueError(f"{names[0]}: its path {chosen[0].path.template!r} names no container")
+    return WatchedBlobs(
+        connection_string=chosen[0].connection_string,
+        container=location.container,
+        prefix=location.name,
+        webhook_url=webhook_url(host_url.rstrip("/"), chosen[0].function.name),
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     arguments = parse_arguments(argv)
     configure_logging()
     load_local_settings(APP_ROOT)
-    connection_string = arguments.connection_string or os.environ.get("MODELS_STORAGE")
-    if not connection_string:
-        raise SystemExit("No storage to watch: give --connection-string or set MODELS_STORAGE")
-    container = arguments.container or os.environ.get("MODELS_CONTAINER") or "models"
+    overrides = (arguments.connection_string, arguments.container, arguments.prefix)
+    if None in (*overrides, arguments.webhook):
+        try:
+            app = load_function_app(arguments.app)
+            watched = watched_blobs(app, arguments.function, arguments.host_url)
+        except ValueError as error:
+            raise SystemExit(f"Event Grid stand-in: {error}") from None
+    else:
+        watched = WatchedBlobs(*overrides, arguments.webhook)
     try:
         asyncio.run(
             relay_until_stopped(
-                connection_string,
-                container,
-                arguments.webhook,
-                prefix=arguments.prefix,
+                arguments.connection_string or watched.connection_string,
+                arguments.container or watched.container,
+                arguments.webhook or watched.webhook_url,
+                prefix=watched.prefix if arguments.prefix is None else arguments.prefix,
                 interval_seconds=arguments.interval,
             )
         )

@@ -1,16 +1,11 @@
 """The whole local stack in one command (``make run``): Azurite, the local host, Event Grid.
 
-1. Azurite's blob service from ``node_modules`` on 127.0.0.1:10000, keeping its data in
-   ``.azurite/`` (an Azurite already listening there is used as it is);
-2. the models container (and the host's own ``azure-webjobs-hosts``);
-3. ``python -m local_host``, which serves the site, the API, the blob webhook and the timers;
-4. the Event Grid stand-in (``local_host.blob_events``), posting an event to the blob
-   trigger for each file dropped under ``incoming/``.
-
-Ctrl-C or SIGTERM stops all of them; so does the local host exiting. Azurite exiting does not:
-the app keeps serving (its health says storage is unreachable) and Azurite is started again,
-with a growing pause between attempts. Every app setting that says
-``UseDevelopmentStorage=true`` is pointed at this Azurite, so ``--azurite-port`` works too.
+It starts Azurite's blob service from ``node_modules`` (data in ``.azurite/``; one already
+listening on the port is used as it is), creates the container the app's Event Grid blob
+trigger watches, then runs ``python -m local_host`` and the Event Grid stand-in for that
+trigger. Ctrl-C or SIGTERM stops them all, and so does the local host exiting. Azurite exiting
+does not: the app keeps serving without storage and Azurite is started again, with a growing
+pause. Every app setting that says ``UseDevelopmentStorage=true`` is pointed at this Azurite.
 """
 
 from __future__ import annotations
@@ -22,7 +17,6 @@ import logging
 import os
 import socket
 import sys
-from collections.abc import MutableMapping
 from pathlib import Path
 
 from azure.core.exceptions import AzureError, ResourceExistsError
@@ -30,16 +24,19 @@ from azure.storage.blob.aio import BlobServiceClient
 from yarl import URL
 
 from local_host.__main__ import DEFAULT_SITE
-from local_host.blob_events import SubscriptionRefused, open_relay
-from local_host.blob_trigger import webhook_url
-from local_host.host_json import read_route_prefix
-from local_host.logs import configure_logging
-from local_host.settings import load_local_settings
-from local_host.stop_signal import STOP_SIGNALS
+from local_host.blob_events import SubscriptionRefused, WatchedBlobs, open_relay, watched_blobs
+from local_host.server import STOP_SIGNALS
+from local_host.settings import (
+    APP_ROOT,
+    configure_logging,
+    load_function_app,
+    load_local_settings,
+    read_route_prefix,
+)
 
 logger = logging.getLogger("local_host.dev")
 
-APP_ROOT = Path(__file__).resolve().parent.parent
+AZURITE = "Azurite"
 AZURITE_BINARY = APP_ROOT / "node_modules" / ".bin" / "azurite-blob"
 AZURITE_HOST = "127.0.0.1"
 # Azurite's fixed development account; the key is public and documented.
@@ -47,19 +44,15 @@ AZURITE_ACCOUNT = "devstoreaccount1"
 AZURITE_ACCOUNT_KEY = (
     "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 )
-DEVELOPMENT_STORAGE = "UseDevelopmentStorage=true"
-HOST_CONTAINER = "azure-webjobs-hosts"
+DEVELOPMENT_STORAGE = "usedevelopmentstorage=true"
+HOST_CONTAINER = "azure-webjobs-hosts"  # the Functions host's own
 STARTUP_TIMEOUT_SECONDS = 120
 STOP_TIMEOUT_SECONDS = 15
-AZURITE = "Azurite"
-# Pauses before starting an Azurite that exited again: doubling from the first to the last.
+# Pauses before starting an exited Azurite again double up to the last; an Azurite that stayed
+# up for AZURITE_STABLE_SECONDS was healthy, so the next pause starts short again.
 AZURITE_RESTART_FIRST_PAUSE_SECONDS = 1.0
 AZURITE_RESTART_MAX_PAUSE_SECONDS = 60.0
-# An Azurite that stays up this long is healthy again: the next restart pauses briefly.
 AZURITE_STABLE_SECONDS = 60.0
-
-Children = dict[str, asyncio.subprocess.Process]
-"""The child processes by name, in the order they started."""
 
 
 class StackError(RuntimeError):
@@ -81,16 +74,9 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
         "--azurite-dir", type=Path, default=APP_ROOT / ".azurite", help="Azurite's data folder"
     )
     parser.add_argument(
-        "--no-azurite",
-        action="store_true",
-        help="start no Azurite; use the storage the settings name",
-    )
-    parser.add_argument(
         "--blob-function",
-        default="promote_model",
-        help="the Event Grid blob trigger to post events to",
+        help="the Event Grid blob trigger to post events to; None: the app's only one",
     )
-    parser.add_argument("--prefix", default="incoming/", help="blobs that get events")
     return parser.parse_args(argv)
 
 
@@ -102,89 +88,12 @@ def azurite_connection_string(port: int) -> str:
     )
 
 
-def point_development_storage_at(environ: MutableMapping[str, str], connection: str) -> None:
-    """Replace ``UseDevelopmentStorage=true`` (which means port 10000) with ``connection``."""
-    for name, value in list(environ.items()):
-        if value.replace(" ", "").lower() == DEVELOPMENT_STORAGE.lower():
-            environ[name] = connection
-
-
 def is_listening(host: str, port: int) -> bool:
     try:
         with socket.create_connection((host, port), timeout=1):
             return True
     except OSError:
         return False
-
-
-async def wait_until_listening(
-    host: str, port: int, process: asyncio.subprocess.Process, what: str
-) -> None:
-    deadline = asyncio.get_running_loop().time() + STARTUP_TIMEOUT_SECONDS
-    while not await asyncio.to_thread(is_listening, host, port):
-        if process.returncode is not None:
-            raise StackError(f"{what} exited with status {process.returncode} while starting")
-        if asyncio.get_running_loop().time() > deadline:
-            raise StackError(f"{what} did not listen on {host}:{port} in time")
-        await asyncio.sleep(0.2)
-
-
-async def start_azurite(port: int, data_dir: Path, children: Children) -> bool:
-    """Start Azurite's blob service; False when one already listens on ``port``."""
-    if is_listening(AZURITE_HOST, port):
-        logger.info("Using the Azurite already listening on %s:%d", AZURITE_HOST, port)
-        return False
-    if not AZURITE_BINARY.exists():
-        raise StackError(f"{AZURITE_BINARY} is missing: run `npm ci` (make setup installs it)")
-    data_dir.mkdir(parents=True, exist_ok=True)
-    process = await start_child(
-        children,
-        AZURITE,
-        str(AZURITE_BINARY),
-        *("--blobHost", AZURITE_HOST, "--blobPort", str(port), "--location", str(data_dir)),
-        *("--disableTelemetry", "--skipApiVersionCheck", "--silent"),
-    )
-    await wait_until_listening(AZURITE_HOST, port, process, AZURITE)
-    logger.info("Azurite started (pid %d) on %s:%d", process.pid, AZURITE_HOST, port)
-    return True
-
-
-async def keep_azurite_running(
-    port: int, data_dir: Path, children: Children, containers: list[str]
-) -> None:
-    """Start Azurite again each time it exits, pausing longer after each quick failure.
-
-    Runs until cancelled; the app keeps serving meanwhile, without storage.
-    """
-    pause = AZURITE_RESTART_FIRST_PAUSE_SECONDS
-    loop = asyncio.get_running_loop()
-    while True:
-        started_at = loop.time()
-        status = await children[AZURITE].wait()
-        if loop.time() - started_at >= AZURITE_STABLE_SECONDS:
-            pause = AZURITE_RESTART_FIRST_PAUSE_SECONDS
-        logger.warning(
-            "Azurite exited with status %s; the app keeps serving without storage. "
-            "Starting Azurite again in %.0f s",
-            status,
-            pause,
-        )
-        await asyncio.sleep(pause)
-        pause = min(pause * 2, AZURITE_RESTART_MAX_PAUSE_SECONDS)
-        try:
-            if not await start_azurite(port, data_dir, children):
-                # Someone else's Azurite took the port: use it, and there is nothing to watch.
-                return
-        except StackError as error:
-            logger.error("Azurite did not start again: %s", error)
-            continue
-        except Exception:
-            # Keep trying: storage coming back is worth more than this one attempt.
-            logger.exception("Starting Azurite again failed")
-            continue
-        # A killed Azurite may lose what it had not saved yet, containers included.
-        if await create_containers(azurite_connection_string(port), containers):
-            logger.info("Azurite is back, with the app's containers")
 
 
 async def create_containers(connection_string: str, containers: list[str]) -> bool:
@@ -203,8 +112,111 @@ async def create_containers(connection_string: str, containers: list[str]) -> bo
     return True
 
 
-async def relay_blob_events(connection_string: str, container: str, url: str, prefix: str) -> None:
-    async with open_relay(connection_string, container, url, prefix) as relay:
+class Stack:
+    """The child processes by name, in the order they started, and how to start and stop them."""
+
+    def __init__(self, arguments: argparse.Namespace) -> None:
+        self.arguments = arguments
+        self.children: dict[str, asyncio.subprocess.Process] = {}
+
+    async def start_child(self, name: str, *command: str) -> asyncio.subprocess.Process:
+        # Registered at once, so that a stop during startup stops it too; a session of its
+        # own, so that Ctrl-C reaches this supervisor only and it stops the children in order.
+        self.children[name] = await asyncio.create_subprocess_exec(
+            *command, cwd=APP_ROOT, start_new_session=True
+        )
+        return self.children[name]
+
+    async def wait_until_listening(self, name: str, host: str, port: int) -> None:
+        process = self.children[name]
+        deadline = asyncio.get_running_loop().time() + STARTUP_TIMEOUT_SECONDS
+        while not await asyncio.to_thread(is_listening, host, port):
+            if process.returncode is not None:
+                raise StackError(f"{name} exited with status {process.returncode} while starting")
+            if asyncio.get_running_loop().time() > deadline:
+                raise StackError(f"{name} did not listen on {host}:{port} in time")
+            await asyncio.sleep(0.2)
+
+    async def start_azurite(self) -> bool:
+        """Start Azurite's blob service; False when one already listens on its port."""
+        port, data_dir = self.arguments.azurite_port, self.arguments.azurite_dir
+        if is_listening(AZURITE_HOST, port):
+            logger.info("Using the Azurite already listening on %s:%d", AZURITE_HOST, port)
+            return False
+        if not AZURITE_BINARY.exists():
+            raise StackError(f"{AZURITE_BINARY} is missing: run `npm ci` (make setup installs it)")
+        data_dir.mkdir(parents=True, exist_ok=True)
+        process = await self.start_child(
+            AZURITE,
+            str(AZURITE_BINARY),
+            *("--blobHost", AZURITE_HOST, "--blobPort", str(port), "--location", str(data_dir)),
+            *("--disableTelemetry", "--skipApiVersionCheck", "--silent"),
+        )
+        await self.wait_until_listening(AZURITE, AZURITE_HOST, port)
+        logger.info("Azurite started (pid %d) on %s:%d", process.pid, AZURITE_HOST, port)
+        return True
+
+    async def keep_azurite_running(self, containers: list[str]) -> None:
+        """Start Azurite again each time it exits, until cancelled; the app serves meanwhile."""
+        pause = AZURITE_RESTART_FIRST_PAUSE_SECONDS
+        loop = asyncio.get_running_loop()
+        while True:
+            started_at = loop.time()
+            status = await self.children[AZURITE].wait()
+            if loop.time() - started_at >= AZURITE_STABLE_SECONDS:
+                pause = AZURITE_RESTART_FIRST_PAUSE_SECONDS
+            logger.warning(
+                "Azurite exited with status %s; the app keeps serving without storage. "
+                "Starting Azurite again in %.0f s",
+                status,
+                pause,
+            )
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, AZURITE_RESTART_MAX_PAUSE_SECONDS)
+            try:
+                if not await self.start_azurite():
+                    return  # someone else's Azurite took the port: use it
+            except Exception:
+                # Keep trying: storage coming back is worth more than this one attempt.
+                logger.exception("Azurite did not start again")
+                continue
+            # A killed Azurite may lose what it had not saved yet, containers included.
+            connection = azurite_connection_string(self.arguments.azurite_port)
+            if await create_containers(connection, containers):
+                logger.info("Azurite is back, with the app's containers")
+
+    async def stop(self) -> None:
+        """SIGTERM each child, the last started first; kill what does not stop in time."""
+        for child in reversed(self.children.values()):
+            if child.returncode is not None:
+                continue
+            child.terminate()
+            try:
+                await asyncio.wait_for(child.wait(), STOP_TIMEOUT_SECONDS)
+            except TimeoutError:
+                child.kill()
+                await child.wait()
+
+    async def wait_for_an_exit(self) -> int:
+        """Wait for a child other than Azurite (which is started again instead) to exit: 1."""
+        exits = {
+            asyncio.create_task(child.wait()): name
+            for name, child in self.children.items()
+            if name != AZURITE
+        }
+        done, pending = await asyncio.wait(exits, return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()
+        for exited in done:
+            name = exits[exited]
+            logger.error("%s exited with status %s; stopping", name, self.children[name].returncode)
+        return 1
+
+
+async def relay_blob_events(watched: WatchedBlobs) -> None:
+    async with open_relay(
+        watched.connection_string, watched.container, watched.webhook_url, watched.prefix
+    ) as relay:
         try:
             await relay.validate_and_run()
         except SubscriptionRefused as error:
@@ -213,33 +225,10 @@ async def relay_blob_events(connection_string: str, container: str, url: str, pr
             logger.exception("The Event Grid stand-in failed; blob events are no longer posted")
 
 
-async def start_child(children: Children, name: str, *command: str) -> asyncio.subprocess.Process:
-    """Start a child and register it at once, so that a stop during startup stops it too."""
-    # A session of its own, so that Ctrl-C reaches this supervisor only and it stops the
-    # children in order.
-    children[name] = await asyncio.create_subprocess_exec(
-        *command, cwd=APP_ROOT, start_new_session=True
-    )
-    return children[name]
-
-
-async def stop_children(children: Children) -> None:
-    """SIGTERM each child, the last started first; kill what does not stop in time."""
-    for child in reversed(children.values()):
-        if child.returncode is not None:
-            continue
-        child.terminate()
-        try:
-            await asyncio.wait_for(child.wait(), STOP_TIMEOUT_SECONDS)
-        except TimeoutError:
-            child.kill()
-            await child.wait()
-
-
 async def run_stack(arguments: argparse.Namespace) -> int:
     """Start everything and run until a stop signal (0) or until a child exits (1)."""
-    # A stop signal cancels this task wherever it is, starting up included; the finally
-    # block then stops whatever was started. Further signals do not interrupt that.
+    # A stop signal cancels this task wherever it is, starting up included; the finally block
+    # then stops whatever was started. Further signals do not interrupt that.
     loop = asyncio.get_running_loop()
     main_task = asyncio.current_task()
 
@@ -249,92 +238,58 @@ async def run_stack(arguments: argparse.Namespace) -> int:
 
     for stop_signal in STOP_SIGNALS:
         loop.add_signal_handler(stop_signal, stop)
-    children: Children = {}
-    relay: asyncio.Task[None] | None = None
-    azurite_keeper: asyncio.Task[None] | None = None
+    stack = Stack(arguments)
+    tasks: list[asyncio.Task[None]] = []
     try:
         settings_file = load_local_settings(APP_ROOT)
         logger.info("App settings from %s", settings_file.name if settings_file else "nowhere")
-        azurite_line = await _start_storage(arguments, children)
-        storage = os.environ.get("MODELS_STORAGE", "")
-        container = os.environ.get("MODELS_CONTAINER") or "models"
-        storage_ready = await create_containers(storage, [container, HOST_CONTAINER])
-        if AZURITE in children:
-            azurite_keeper = asyncio.create_task(
-                keep_azurite_running(
-                    arguments.azurite_port,
-                    arguments.azurite_dir,
-                    children,
-                    [container, HOST_CONTAINER],
-                )
-            )
-
-        host = await start_child(
-            children,
-            "The local host",
+        started = await stack.start_azurite()
+        connection = azurite_connection_string(arguments.azurite_port)
+        for name, value in list(os.environ.items()):
+            if value.replace(" ", "").lower() == DEVELOPMENT_STORAGE:
+                os.environ[name] = connection  # it means port 10000
+        where = f"data in {arguments.azurite_dir}" if started else "already running"
+        azurite_line = f"http://{AZURITE_HOST}:{arguments.azurite_port}/{AZURITE_ACCOUNT} ({where})"
+        base_url = str(URL.build(scheme="http", host=arguments.host, port=arguments.port))
+        # Imported once the settings point at this Azurite: the app declares what to watch.
+        watched = watched_blobs(load_function_app(arguments.app), arguments.blob_function, base_url)
+        containers = [watched.container, HOST_CONTAINER]
+        storage_ready = await create_containers(watched.connection_string, containers)
+        if AZURITE in stack.children:
+            tasks.append(asyncio.create_task(stack.keep_azurite_running(containers)))
+        host = "The local host"
+        await stack.start_child(
+            host,
             *(sys.executable, "-m", "local_host", "--app", arguments.app),
             *("--host", arguments.host, "--port", str(arguments.port)),
         )
-        await wait_until_listening(arguments.host, arguments.port, host, "The local host")
-
-        base_url = str(URL.build(scheme="http", host=arguments.host, port=arguments.port))
-        events_url = webhook_url(base_url, arguments.blob_function)
+        await stack.wait_until_listening(host, arguments.host, arguments.port)
+        events_line = "not posted: storage is not reachable"
         if storage_ready:
-            relay = asyncio.create_task(
-                relay_blob_events(storage, container, events_url, arguments.prefix)
+            tasks.append(asyncio.create_task(relay_blob_events(watched)))
+            events_line = (
+                f"BlobCreated in {watched.container}/{watched.prefix} -> {watched.webhook_url}"
             )
-        events_line = (
-            f"BlobCreated in {container}/{arguments.prefix} -> {events_url}"
-            if storage_ready
-            else "not posted: storage is not reachable"
-        )
         print(_summary(base_url, azurite_line, events_line), flush=True)
-        return await _wait_for_a_child_to_exit(children)
+        return await stack.wait_for_an_exit()
     except asyncio.CancelledError:
         logger.info("Stopping")
         return 0
     finally:
-        for task in (azurite_keeper, relay):
-            if task is not None:
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
-        await stop_children(children)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await stack.stop()
         for stop_signal in STOP_SIGNALS:
             loop.remove_signal_handler(stop_signal)
 
 
-async def _start_storage(arguments: argparse.Namespace, children: Children) -> str:
-    """Start or reuse Azurite unless told not to; how the summary describes it."""
-    if arguments.no_azurite:
-        return "not started (--no-azurite)"
-    started = await start_azurite(arguments.azurite_port, arguments.azurite_dir, children)
-    point_development_storage_at(os.environ, azurite_connection_string(arguments.azurite_port))
-    url = f"http://{AZURITE_HOST}:{arguments.azurite_port}/{AZURITE_ACCOUNT}"
-    return f"{url} (data in {arguments.azurite_dir})" if started else f"{url} (already running)"
-
-
-async def _wait_for_a_child_to_exit(children: Children) -> int:
-    """Wait for a child other than Azurite (which is started again instead) to exit."""
-    exits = {
-        asyncio.create_task(child.wait()): name
-        for name, child in children.items()
-        if name != AZURITE
-    }
-    done, pending = await asyncio.wait(exits, return_when=asyncio.FIRST_COMPLETED)
-    for task in pending:
-        task.cancel()
-    for exited in done:
-        name = exits[exited]
-        logger.error("%s exited with status %s; stopping", name, children[name].returncode)
-    return 1
-
-
 def _summary(base_url: str, azurite: str, events: str) -> str:
-    api_prefix = read_route_prefix(APP_ROOT)
+    api = f"{base_url}/{read_route_prefix(APP_ROOT)}"
     lines = ["", "Local stack running (Ctrl-C stops it all):"]
     if DEFAULT_SITE.is_dir():
         lines.append(f"    site     {base_url}/")
-    lines.append(f"    API      {base_url}/{api_prefix}/  (e.g. {base_url}/{api_prefix}/health)")
+    lines.append(f"    API      {api}/  (e.g. {api}/health)")
     lines.append(f"    Azurite  {azurite}")
     lines.append(f"    events   {events}")
     return "\n".join(lines) + "\n"
@@ -345,7 +300,7 @@ def main(argv: list[str] | None = None) -> None:
     configure_logging()
     try:
         status = asyncio.run(run_stack(arguments))
-    except StackError as error:
+    except (StackError, ValueError) as error:
         raise SystemExit(f"local stack: {error}") from None
     raise SystemExit(status)
 

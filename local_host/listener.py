@@ -1,18 +1,16 @@
 """The socket side of the local host: connection cap, header timeout, parser errors.
 
-aiohttp's own options do most of it: ``keepalive_timeout`` also closes a connection that has
-not finished its request headers in that time (from when it opened or from its last answer),
-header lines and fields are capped in size, and request bodies are passed on as sent
-(``auto_decompress=False``: inflating gzip would turn 100 KB into 100 MB inside the event
-loop). What aiohttp lacks is added here: a cap on open connections, and answers to requests
-it cannot parse that are problem+json and never echo the request back.
+aiohttp's options do most of it: ``keepalive_timeout`` also closes a connection that has not
+finished its request headers in that time, the head of a request is capped in size, and bodies
+are passed on as sent (``auto_decompress=False``: inflating gzip would turn 100 KB into 100 MB
+inside the event loop). Added here: a cap on open connections, and answers to requests aiohttp
+cannot parse that are problem+json and never echo the request back.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
@@ -21,24 +19,33 @@ from aiohttp import web
 from aiohttp.web_request import BaseRequest
 from yarl import URL
 
-from local_host.problems import problem_response
+from local_host.http_guards import problem_response
 
 logger = logging.getLogger(__name__)
 
-# A connection must finish its request headers within this time of opening (or of its
-# previous answer); an idle keep-alive connection is closed after it too.
+# A connection must finish its request headers within this time of opening (or of its previous
+# answer); an idle keep-alive connection is closed after it too.
 HEADER_TIMEOUT_SECONDS = 10.0
-# Open connections beyond this are answered 503 and closed. Each can hold one request
-# body of up to the body limit in memory, so this bounds what slow uploads can pin.
+# Each open connection can hold one body of up to the body limit, so this bounds what slow
+# uploads can pin; connections beyond it are answered 503 and closed.
 MAX_CONNECTIONS = 256
-# How long a refused connection may take to read its 503 before it is closed.
+# How long a refused connection may take to read its 503: closing at once with the request
+# unread makes the kernel reset the connection, which can drop the 503.
 REFUSAL_LINGER_SECONDS = 1.0
-# After answering a request whose body was refused unread, the rest of the body is read and
-# dropped for this long (so that the client gets the answer rather than a reset), then the
-# connection is closed. aiohttp's default of 10 s let a refused upload go on that long.
+# After a body refused unread, the rest is read and dropped this long (so that the client gets
+# the answer rather than a reset); aiohttp's default of 10 s let a refused upload go on.
 LINGER_SECONDS = 2.0
 
-_MALFORMED_DETAIL = "The request is not valid HTTP/1.1, or its start line or headers are too long."
+_SERVICE_UNAVAILABLE_BODY = (
+    b'{"type": "about:blank", "title": "Service Unavailable", "status": 503, '
+    b'"detail": "Too many open connections; try again shortly."}'
+)
+_SERVICE_UNAVAILABLE = (
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/problem+json\r\n"
+    + f"Content-Length: {len(_SERVICE_UNAVAILABLE_BODY)}\r\n".encode()
+    + b"Retry-After: 1\r\nConnection: close\r\n\r\n"
+    + _SERVICE_UNAVAILABLE_BODY
+)
 
 
 @dataclass(frozen=True)
@@ -53,23 +60,18 @@ class ListenerLimits:
             "keepalive_timeout": self.header_timeout_seconds,
             "auto_decompress": False,
             "lingering_time": LINGER_SECONDS,
-            # aiohttp's own bounds on the head of a request, stated here so they stay bounds.
+            # aiohttp's own bounds on the head of a request, stated so that they stay bounds.
             "max_line_size": 8190,
             "max_field_size": 8190,
             "max_headers": 128,
         }
 
 
-class ProblemRequestHandler(web.RequestHandler):
-    """aiohttp's request handler, with its own error answers as problem+json.
+class _ProblemRequestHandler(web.RequestHandler):
+    """aiohttp's request handler, with its own error answers as problem+json: its text/plain
+    ones repeat the parser's message, which quotes the request."""
 
-    aiohttp answers requests it cannot parse (and handler failures outside the middleware) in
-    ``handle_error`` with text/plain that repeats the parser's message, which quotes the
-    request; an HTTP/1.0 POST without a length had its whole body echoed back that way.
-    """
-
-    # Set by the factory that counts open connections.
-    on_connection_lost: Callable[[], None] | None = None
+    on_connection_lost = None  # set by the factory that counts open connections
 
     def connection_lost(self, exc: BaseException | None) -> None:
         super().connection_lost(exc)
@@ -87,8 +89,7 @@ class ProblemRequestHandler(web.RequestHandler):
         if status >= 500:
             logger.error("Error handling a request from %s", request.remote, exc_info=exc)
         else:
-            # The parser's message may quote the request: the log gets the start of it, the
-            # client gets none of it.
+            # The log gets the start of the parser's message, the client none of it.
             logger.warning(
                 "Refused a request from %s that could not be parsed (%d): %.200r",
                 request.remote,
@@ -98,7 +99,11 @@ class ProblemRequestHandler(web.RequestHandler):
         if request.writer.output_size > 0:
             raise ConnectionError("the answer had started; the connection is dropped instead")
         reason = HTTPStatus(status).phrase
-        detail = _MALFORMED_DETAIL if status == 400 else f"The local host failed: {reason}."
+        detail = (
+            "The request is not valid HTTP/1.1, or its start line or headers are too long."
+            if status == 400
+            else f"The local host failed: {reason}."
+        )
         response = problem_response(status, reason, detail)
         response.force_close()
         return response
@@ -110,48 +115,32 @@ class _RefuseConnection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         transport.write(_SERVICE_UNAVAILABLE)
-        # Closing at once with the request unread makes the kernel reset the connection,
-        # which can drop the 503 before the client reads it; give the client a moment.
         asyncio.get_running_loop().call_later(REFUSAL_LINGER_SECONDS, transport.close)
 
     def data_received(self, data: bytes) -> None:
         pass  # the request is refused unread
 
 
-def _raw_service_unavailable() -> bytes:
-    body = (
-        b'{"type": "about:blank", "title": "Service Unavailable", "status": 503, '
-        b'"detail": "Too many open connections; try again shortly."}'
-    )
-    head = (
-        "HTTP/1.1 503 Service Unavailable\r\n"
-        "Content-Type: application/problem+json\r\n"
-        f"Content-Length: {len(body)}\r\n"
-        "Retry-After: 1\r\n"
-        "Connection: close\r\n\r\n"
-    )
-    return head.encode() + body
+class _GuardedSite(web.BaseSite):
+    """A TCP site like ``web.TCPSite`` whose connections are counted and capped."""
 
-
-_SERVICE_UNAVAILABLE = _raw_service_unavailable()
-
-
-class _ConnectionFactory:
-    """Makes one protocol per accepted connection: a request handler, or a refusal."""
-
-    def __init__(self, server: web.Server, limits: ListenerLimits) -> None:
-        self._server = server
-        self._limits = limits
-        # Counted here rather than from the server's list, which only grows once a
-        # connection is set up: a burst of connects would all pass a check against it.
+    def __init__(self, runner: web.AppRunner, host: str, port: int, limits: ListenerLimits) -> None:
+        super().__init__(runner)
+        self._host, self._port, self._limits = host, port, limits
+        # Counted here rather than from the server's list, which only grows once a connection
+        # is set up: a burst of connects would all pass a check against it.
         self._open = 0
 
-    def __call__(self) -> asyncio.BaseProtocol:
+    @property
+    def name(self) -> str:
+        return str(URL.build(scheme="http", host=self._host, port=self._port))
+
+    def _protocol(self) -> asyncio.BaseProtocol:
         if self._open >= self._limits.max_connections:
             logger.warning("Refused a connection: %d are open (the cap)", self._open)
             return _RefuseConnection()
-        handler = ProblemRequestHandler(
-            self._server, loop=asyncio.get_running_loop(), **self._limits.handler_options()
+        handler = _ProblemRequestHandler(
+            self._runner.server, loop=asyncio.get_running_loop(), **self._limits.handler_options()
         )
         self._open += 1
         handler.on_connection_lost = self._closed
@@ -160,26 +149,10 @@ class _ConnectionFactory:
     def _closed(self) -> None:
         self._open -= 1
 
-
-class GuardedSite(web.BaseSite):
-    """A TCP site like ``web.TCPSite`` whose connections go through ``_ConnectionFactory``."""
-
-    def __init__(self, runner: web.AppRunner, host: str, port: int, limits: ListenerLimits) -> None:
-        super().__init__(runner)
-        self._host = host
-        self._port = port
-        self._limits = limits
-
-    @property
-    def name(self) -> str:
-        return str(URL.build(scheme="http", host=self._host, port=self._port))
-
     async def start(self) -> None:
         await super().start()
-        server = self._runner.server
-        assert server is not None, "the runner is set up before its sites start"
         self._server = await asyncio.get_running_loop().create_server(
-            _ConnectionFactory(server, self._limits), self._host, self._port
+            self._protocol, self._host, self._port
         )
 
 
@@ -191,7 +164,7 @@ async def start_listening(
     runner = web.AppRunner(web_app, **limits.handler_options())
     await runner.setup()
     try:
-        await GuardedSite(runner, host, port, limits).start()
+        await _GuardedSite(runner, host, port, limits).start()
     except BaseException:
         await runner.cleanup()
         raise

@@ -1,20 +1,28 @@
-"""Load app settings from ``local.settings.json`` into the environment, as Core Tools does."""
+"""What the local host reads of the app: its ``app``, local.settings.json and host.json."""
 
 from __future__ import annotations
 
+import importlib
 import json
+import logging
 import os
-import re
+import sys
 from collections.abc import Mapping, MutableMapping
 from pathlib import Path
 
+import azure.functions as func
+
+# host.json, local.settings.json, function_app.py and the site's folder live at the repository root.
+APP_ROOT = Path(__file__).resolve().parent.parent
+
 SETTINGS_FILES = ("local.settings.json", "local.settings.example.json")
+DEFAULT_ROUTE_PREFIX = "api"
 
 # The Functions host's own limit on request bodies, and its default (100 MB).
 BODY_SIZE_LIMIT_SETTING = "FUNCTIONS_REQUEST_BODY_SIZE_LIMIT"
 DEFAULT_BODY_SIZE_LIMIT = 104_857_600
 
-_SETTING_REFERENCE = re.compile(r"%([^%]+)%")
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 def load_local_settings(
@@ -56,16 +64,28 @@ def request_body_limit(environ: Mapping[str, str] = os.environ) -> int:
     return int(value)
 
 
-def resolve_setting_references(text: str, environ: Mapping[str, str] = os.environ) -> str:
-    """Replace each ``%NAME%`` in a binding property with the app setting ``NAME``.
+def read_route_prefix(app_root: Path) -> str:
+    """``extensions.http.routePrefix`` from host.json; ``api`` when host.json omits it.
+    An empty prefix is valid: the functions are then served from the site root."""
+    host_json = app_root / "host.json"
+    if not host_json.is_file():
+        return DEFAULT_ROUTE_PREFIX
+    config = json.loads(host_json.read_text(encoding="utf-8"))
+    prefix = config.get("extensions", {}).get("http", {}).get("routePrefix", DEFAULT_ROUTE_PREFIX)
+    return prefix.strip("/")
 
-    The host refuses a function whose reference does not resolve, and so does this.
-    """
 
-    def setting_value(reference: re.Match[str]) -> str:
-        name = reference.group(1)
-        if not environ.get(name):
-            raise ValueError(f"%{name}% does not resolve to a value: app setting {name} is not set")
-        return environ[name]
+def configure_logging() -> None:
+    """INFO to stderr, without the Azure SDK's log of every storage request and response."""
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    # Its INFO lines are whole request dumps, several per poll of the Event Grid stand-in.
+    logging.getLogger("azure.core.pipeline.policies.http_logging_policy").setLevel(logging.WARNING)
 
-    return _SETTING_REFERENCE.sub(setting_value, text)
+
+def load_function_app(module_name: str) -> func.FunctionApp:
+    """Import ``module_name`` from the repository root and return its ``app``."""
+    sys.path.insert(0, str(APP_ROOT))
+    function_app = getattr(importlib.import_module(module_name), "app", None)
+    if not isinstance(function_app, func.FunctionApp):
+        raise SystemExit(f"{module_name}.app is not an azure.functions.FunctionApp")
+    return function_app

@@ -11,19 +11,21 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 from aiohttp import web
 from azure.functions.timer import TimerRequest
 from croniter import croniter
 
-from local_host.admin import AdminInvoker, admin_invokers
-from local_host.discovery import DiscoveredFunction, check_takes_only_the_trigger
-from local_host.invocation import invoke_logged
-from local_host.settings import resolve_setting_references
+from local_host.app_functions import (
+    AppFunction,
+    check_takes_only_the_trigger,
+    invoke_logged,
+    resolve_setting_references,
+)
+from local_host.control_calls import AdminInvoker, admin_invokers
 
 logger = logging.getLogger(__name__)
 
@@ -35,36 +37,26 @@ NCRONTAB_FIELDS = 6
 class TimerFunction:
     """What a ``timerTrigger`` binding declares about one function."""
 
-    name: str
+    function: AppFunction
     schedule: str
     run_on_startup: bool
-    parameter: str
-    user_function: Callable[..., Any]
 
     @classmethod
-    def from_discovered(
-        cls, function: DiscoveredFunction, environ: Mapping[str, str]
+    def from_app_function(
+        cls, function: AppFunction, environ: Mapping[str, str] = os.environ
     ) -> TimerFunction:
         check_takes_only_the_trigger(function)
-        trigger = function.trigger
         try:
-            schedule = resolve_setting_references(trigger.schedule, environ)
+            schedule = resolve_setting_references(function.trigger.schedule, environ)
         except ValueError as error:
             raise ValueError(f"{function.name}: {error}") from None
         _check_ncrontab(function.name, schedule)
-        return cls(
-            name=function.name,
-            schedule=schedule,
-            run_on_startup=bool(trigger.run_on_startup),
-            parameter=trigger.name,
-            user_function=function.user_function,
-        )
+        return cls(function, schedule, bool(function.trigger.run_on_startup))
 
     def next_occurrence(self, after: datetime) -> datetime:
         # day_or=False: NCRONTAB needs both day fields to match, where Unix cron needs either.
-        return croniter(self.schedule, after, second_at_beginning=True, day_or=False).get_next(
-            datetime
-        )
+        schedule = croniter(self.schedule, after, second_at_beginning=True, day_or=False)
+        return schedule.get_next(datetime)
 
     async def run(self, reason: str, *, past_due: bool, last: datetime | None = None) -> None:
         """One invocation; a failure is logged (with its traceback) and raised."""
@@ -78,7 +70,29 @@ class TimerFunction:
         timer = TimerRequest(
             past_due=past_due, schedule_status=status, schedule={"AdjustForDST": True}
         )
-        await invoke_logged(self.name, reason, self.user_function, **{self.parameter: timer})
+        await invoke_logged(self.function, reason, **{self.function.trigger.name: timer})
+
+    async def run_on_schedule(self) -> None:
+        if self.run_on_startup:
+            await self._run_and_carry_on("Startup", past_due=False, last=None)
+        due = self.next_occurrence(datetime.now(UTC))
+        past_due = False
+        last: datetime | None = None
+        while True:
+            await asyncio.sleep(max(0.0, (due - datetime.now(UTC)).total_seconds()))
+            await self._run_and_carry_on("Timer fired", past_due=past_due, last=last)
+            last = due
+            following = self.next_occurrence(due)
+            now = datetime.now(UTC)
+            # A run that outlasted the next occurrence missed it: run once more now, late.
+            due, past_due = (now, True) if following <= now else (following, False)
+
+    async def _run_and_carry_on(
+        self, reason: str, *, past_due: bool, last: datetime | None
+    ) -> None:
+        # A failed run is already logged; the schedule goes on, as in the host.
+        with contextlib.suppress(Exception):
+            await self.run(reason, past_due=past_due, last=last)
 
 
 def _check_ncrontab(function_name: str, schedule: str) -> None:
@@ -95,59 +109,28 @@ def _check_ncrontab(function_name: str, schedule: str) -> None:
         )
 
 
-class TimerTriggerAdapter:
-    """Starts each timer's schedule with the web app and stops it on cleanup."""
+def attach_timers(web_app: web.Application, functions: Sequence[AppFunction]) -> list[str]:
+    """Start each schedule with the web app, stop it on cleanup; return the listing lines."""
+    timers = [TimerFunction.from_app_function(function) for function in functions]
+    for timer in timers:
+        admin_invokers(web_app)[timer.function.name] = _admin_invoker(timer)
 
-    trigger_type = TIMER_TRIGGER
+    async def run_schedules(_: web.Application) -> AsyncIterator[None]:
+        tasks = [
+            asyncio.create_task(timer.run_on_schedule(), name=f"timer {timer.function.name}")
+            for timer in timers
+        ]
+        yield
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
-    def __init__(self, environ: Mapping[str, str] = os.environ) -> None:
-        self.environ = environ
-
-    def attach(self, web_app: web.Application, functions: Sequence[DiscoveredFunction]) -> None:
-        timers = [TimerFunction.from_discovered(f, self.environ) for f in functions]
-        for timer in timers:
-            admin_invokers(web_app)[timer.name] = _admin_invoker(timer)
-
-        async def run_schedules(_: web.Application) -> AsyncIterator[None]:
-            tasks = [
-                asyncio.create_task(_run_on_schedule(timer), name=f"timer {timer.name}")
-                for timer in timers
-            ]
-            yield
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-
-        web_app.cleanup_ctx.append(run_schedules)
-
-    def describe(self, function: DiscoveredFunction, base_url: str) -> str:
-        trigger = function.trigger
-        startup = ", and on startup" if trigger.run_on_startup else ""
-        return f"{function.name}: timerTrigger {trigger.schedule}{startup}"
-
-
-async def _run_on_schedule(timer: TimerFunction) -> None:
-    if timer.run_on_startup:
-        await _run_and_carry_on(timer, "Startup", past_due=False, last=None)
-    due = timer.next_occurrence(datetime.now(UTC))
-    past_due = False
-    last: datetime | None = None
-    while True:
-        await asyncio.sleep(max(0.0, (due - datetime.now(UTC)).total_seconds()))
-        await _run_and_carry_on(timer, "Timer fired", past_due=past_due, last=last)
-        last = due
-        following = timer.next_occurrence(due)
-        now = datetime.now(UTC)
-        # A run that outlasted the next occurrence missed it: run once more now, late.
-        due, past_due = (now, True) if following <= now else (following, False)
-
-
-async def _run_and_carry_on(
-    timer: TimerFunction, reason: str, *, past_due: bool, last: datetime | None
-) -> None:
-    # A failed run is already logged; the schedule goes on, as in the host.
-    with contextlib.suppress(Exception):
-        await timer.run(reason, past_due=past_due, last=last)
+    web_app.cleanup_ctx.append(run_schedules)
+    return [
+        f"{timer.function.name}: timerTrigger {timer.function.trigger.schedule}"
+        + (", and on startup" if timer.run_on_startup else "")
+        for timer in timers
+    ]
 
 
 def _admin_invoker(timer: TimerFunction) -> AdminInvoker:

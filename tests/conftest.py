@@ -76,7 +76,7 @@ def blob_app_storage(
 @pytest.fixture(scope="session")
 def bundled():
     """The bundled model, loaded as the app loads it."""
-    from functions.serving.model import load_model_file  # noqa: PLC0415 - onnxruntime: here only
+    from functions.serving.loaded_model import load_model_file  # noqa: PLC0415 - onnxruntime: here only
     from functions.serving.provider import BUNDLED_MODEL  # noqa: PLC0415
 
     return load_model_file(BUNDLED_MODEL, source="bundled")

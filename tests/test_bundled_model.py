@@ -9,7 +9,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 
-from functions.serving.model import REQUIRED_METADATA
+from functions.model_contract import REQUIRED_METADATA
 from tests.stack import REPO_ROOT
 
 BUNDLED = REPO_ROOT / "functions" / "model"

@@ -11,11 +11,17 @@ import time
 import pytest
 from azure.storage.blob import ContainerClient, LinearRetry
 
-from functions.api import blueprint
+from functions.api.blueprint import api_functions
+from functions.composition import Services
 from functions.serving.follower import PointerFollower
 from functions.serving.listing import RegistryListing
-from functions.serving.model import ModelHolder
-from functions.serving.provider import BUNDLED_MODEL, FIRST_CHECK_WAIT_SECONDS, ModelProvider
+from functions.serving.loaded_model import ModelHolder
+from functions.serving.provider import (
+    BUNDLED_MODEL,
+    FIRST_CHECK_WAIT_SECONDS,
+    BundledModel,
+    ModelProvider,
+)
 from functions.storage.registry import ModelRegistry
 from tests.helpers import call, http_request, onnx_bytes_with_version
 
@@ -110,13 +116,13 @@ def test_unreachable_storage_keeps_serving_and_shows_in_health(bundled, monkeypa
     container = ContainerClient.from_connection_string(
         closed, "models", retry_policy=LinearRetry(backoff=0.1, retry_total=0)
     )
-    provider = ModelProvider(storage=lambda: (ModelRegistry(container), 60.0))
-    monkeypatch.setattr(blueprint, "provider", provider)
+    provider = ModelProvider(BundledModel(), storage=lambda: (ModelRegistry(container), 60.0))
+    api = api_functions(Services(provider=provider))
     try:
-        prediction = blueprint.predict(http_request("POST", "predict", [0] * 784))
+        prediction = api.predict(http_request("POST", "predict", [0] * 784))
         assert prediction.status_code == 200
         assert prediction.headers["X-Model-Version"] == bundled.version
-        health = call(blueprint.health, http_request("GET", "health"))
+        health = call(api.health, http_request("GET", "health"))
         assert health.status_code == 200
         storage = json.loads(health.get_body())["storage"]
         assert storage["following"] is True
@@ -125,7 +131,7 @@ def test_unreachable_storage_keeps_serving_and_shows_in_health(bundled, monkeypa
         assert storage["last_reached_at"] is None
         assert storage["seconds_since_reached"] is None
         # Storage down is a field of the answer, not a failed request.
-        listing = call(blueprint.models, http_request("GET", "models"))
+        listing = call(api.models, http_request("GET", "models"))
         assert listing.status_code == 200
         answer = json.loads(listing.get_body())
         assert answer["current"]["version"] == bundled.version
@@ -191,15 +197,15 @@ def test_models_answers_at_once_while_the_first_listing_is_slow(registry, bundle
         return real_versions()
 
     registry.versions = slow_versions
-    provider = ModelProvider(storage=lambda: (registry, 0.2))
-    monkeypatch.setattr(blueprint, "provider", provider)
+    provider = ModelProvider(BundledModel(), storage=lambda: (registry, 0.2))
+    api = api_functions(Services(provider=provider))
     try:
         started = time.monotonic()
-        first = json.loads(call(blueprint.models, http_request("GET", "models")).get_body())
+        first = json.loads(call(api.models, http_request("GET", "models")).get_body())
         cold = time.monotonic() - started
         assert first["listing"]["loaded"] is False
         started = time.monotonic()
-        again = json.loads(call(blueprint.models, http_request("GET", "models")).get_body())
+        again = json.loads(call(api.models, http_request("GET", "models")).get_body())
         warm = time.monotonic() - started
         assert again["listing"]["loaded"] is False
         assert cold < FIRST_CHECK_WAIT_SECONDS + 10  # generous: a loaded 2-core machine
@@ -208,7 +214,7 @@ def test_models_answers_at_once_while_the_first_listing_is_slow(registry, bundle
         deadline = time.monotonic() + 30
         while not first["listing"]["loaded"] and time.monotonic() < deadline:
             time.sleep(0.1)
-            first = json.loads(call(blueprint.models, http_request("GET", "models")).get_body())
+            first = json.loads(call(api.models, http_request("GET", "models")).get_body())
         assert first["listing"]["loaded"] is True
         assert first["listing"]["last_error"] is None
     finally:
@@ -217,9 +223,9 @@ def test_models_answers_at_once_while_the_first_listing_is_slow(registry, bundle
 
 
 def test_models_without_storage_lists_the_bundled_model(bundled, monkeypatch):
-    provider = ModelProvider(storage=lambda: None)
-    monkeypatch.setattr(blueprint, "provider", provider)
-    answer = json.loads(call(blueprint.models, http_request("GET", "models")).get_body())
+    provider = ModelProvider(BundledModel(), storage=lambda: None)
+    api = api_functions(Services(provider=provider))
+    answer = json.loads(call(api.models, http_request("GET", "models")).get_body())
     assert answer["current"]["version"] == bundled.version
     assert [version["version"] for version in answer["versions"]] == [bundled.version]
     assert answer["pointer"] is None
@@ -230,10 +236,10 @@ def test_storage_that_cannot_be_set_up_still_serves(monkeypatch):
     def malformed():
         raise ValueError("Connection string is either blank or malformed.")
 
-    provider = ModelProvider(storage=malformed)
-    monkeypatch.setattr(blueprint, "provider", provider)
-    assert blueprint.predict(http_request("POST", "predict", [0] * 784)).status_code == 200
-    health = json.loads(call(blueprint.health, http_request("GET", "health")).get_body())
+    provider = ModelProvider(BundledModel(), storage=malformed)
+    api = api_functions(Services(provider=provider))
+    assert api.predict(http_request("POST", "predict", [0] * 784)).status_code == 200
+    health = json.loads(call(api.health, http_request("GET", "health")).get_body())
     assert health["storage"]["following"] is False
     assert "malformed" in health["storage"]["last_error"]
 
@@ -268,7 +274,7 @@ def test_a_missing_storage_setting_is_named(monkeypatch):
 def test_a_non_finite_test_accuracy_is_no_number_in_json(tmp_path):
     import onnx  # noqa: PLC0415
 
-    from functions.serving.model import load_model  # noqa: PLC0415
+    from functions.serving.loaded_model import load_model  # noqa: PLC0415
     from tests.helpers import tiny_model  # noqa: PLC0415
 
     model = onnx.load_from_string(tiny_model("odd"))

@@ -29,7 +29,7 @@ from functions.promotion.gate import (
 )
 from functions.promotion.gate_set import load_gate_set
 from functions.serving.inputs import MAX_BATCH
-from functions.serving.model import ModelOutputError, UnusableModel, load_model
+from functions.serving.loaded_model import ModelOutputError, UnusableModel, load_model
 from tests import bad_models
 from tests.stack import REPO_ROOT
 

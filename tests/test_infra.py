@@ -30,9 +30,10 @@ IDENTITY_SUFFIXES = ("__blobServiceUri", "__queueServiceUri", "__credential", "_
 
 
 def read_names(source: Path) -> set[str]:
-    """Every setting name functions/settings.py reads: the first argument of os.environ.get(...)
-    and of _number(...), with module-level string constants and f-strings resolved. A name
-    passed in as a parameter (inside _number itself) is found at _number's callers."""
+    """Every setting name functions/settings.py reads: the first argument of os.environ.get(...),
+    _number(...) and storage_connection(...), with module-level string constants and f-strings
+    resolved. A name passed in as a parameter (inside _number or storage_connection) is found at
+    their callers."""
     tree = ast.parse(source.read_text())
     constants = {
         target.id: node.value.value
@@ -56,17 +57,23 @@ def read_names(source: Path) -> set[str]:
         if isinstance(node, ast.Name) and node.id in parameters:
             return None
         if isinstance(node, ast.JoinedStr):
-            return "".join(
-                resolve(part.value if isinstance(part, ast.FormattedValue) else part) or "?"
+            parts = [
+                resolve(part.value if isinstance(part, ast.FormattedValue) else part)
                 for part in node.values
-            )
+            ]
+            return None if None in parts else "".join(parts)  # a parameter: see its callers
         raise AssertionError(f"cannot resolve the setting name {ast.unparse(node)}")
 
     names = set()
     for node in ast.walk(tree):
         if not isinstance(node, ast.Call) or not node.args:
             continue
-        if ast.unparse(node.func) in {"os.environ.get", "os.getenv", "_number"}:
+        if ast.unparse(node.func) in {
+            "os.environ.get",
+            "os.getenv",
+            "_number",
+            "storage_connection",
+        }:
             name = resolve(node.args[0])
             if name is not None:
                 assert "?" not in name, name

@@ -21,7 +21,7 @@ from aiohttp.test_utils import TestServer
 from azure.storage.blob import BlobServiceClient
 
 from local_host import build_web_app
-from local_host.blob_events import SubscriptionRefused, open_relay
+from local_host.blob_events import SubscriptionRefused, open_relay, watched_blobs
 from local_host.blob_trigger import webhook_url
 from local_host.dev import azurite_connection_string, is_listening
 from tests.helpers import read_lines, wait_for_line
@@ -90,6 +90,19 @@ def test_a_webhook_without_the_function_refuses_the_subscription(
 
     with pytest.raises(SubscriptionRefused, match="HTTP 404"):
         asyncio.run(scenario())
+
+
+def test_what_to_watch_comes_from_the_apps_blob_trigger(
+    azurite: str, blob_app_storage: BlobAppStorage
+) -> None:
+    watched = watched_blobs(blob_app, "record_blob", "http://127.0.0.1:7071/")
+    assert watched.connection_string == azurite  # the binding's connection setting
+    assert (watched.container, watched.prefix) == (blob_app_storage.name, "incoming/")
+    assert watched.webhook_url == (
+        "http://127.0.0.1:7071/runtime/webhooks/blobs?functionName=Host.Functions.record_blob"
+    )
+    with pytest.raises(ValueError, match=r"\['record_blob', 'reject_blob'\]"):
+        watched_blobs(blob_app, None, "http://127.0.0.1:7071")
 
 
 # --- the relay against a webhook that fails --------------------------------------------------
@@ -166,8 +179,9 @@ def test_blob_events_command_delivers_and_stops_on_ctrl_c(
             relay = subprocess.Popen(
                 [
                     *(sys.executable, "-m", "local_host.blob_events"),
-                    *("--connection-string", azurite, "--container", storage.name),
-                    *("--webhook", record_url(server), "--interval", "0.2"),
+                    # The storage, container, prefix and webhook come from what the app declares.
+                    *("--app", "tests.local_host_blob_app", "--function", "record_blob"),
+                    *("--host-url", str(server.make_url("")), "--interval", "0.2"),
                 ],
                 cwd=REPO_ROOT,
                 stdout=subprocess.PIPE,

@@ -15,7 +15,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from local_host import build_web_app, startup_listing
-from local_host.discovery import discover
+from local_host.app_functions import app_functions
 from local_host.timer_trigger import TimerFunction
 
 EVERY_SECOND = "*/1 * * * * *"
@@ -197,8 +197,8 @@ def test_both_day_fields_must_match_as_in_ncrontab() -> None:
     def friday_13th(timer: func.TimerRequest) -> None:
         raise AssertionError("not called")
 
-    [function] = discover(app)
-    timer = TimerFunction.from_discovered(function, {})
+    [function] = app_functions(app)
+    timer = TimerFunction.from_app_function(function)
     # Unix cron would fire on Friday 2 January (either field matching).
     assert timer.next_occurrence(datetime(2026, 1, 1, tzinfo=UTC)) == datetime(
         2026, 2, 13, tzinfo=UTC

@@ -7,9 +7,10 @@ import time
 
 import pytest
 
-from functions.api import blueprint
+from functions.api.blueprint import api_functions
 from functions.api.pacing import Pacer
-from functions.errors import TooManyRequests
+from functions.api.problems import TooManyRequests
+from functions.composition import Services
 from tests.helpers import http_request, problem_of
 
 
@@ -38,12 +39,12 @@ def test_a_caller_that_would_wait_too_long_is_refused_with_retry_after():
     assert outcomes[3].headers == {"Retry-After": "1"}
 
 
-def test_a_flood_of_the_models_endpoint_is_paced_and_refused_as_problem_json(monkeypatch):
-    monkeypatch.setattr(blueprint, "models_pace", Pacer(per_second=20, max_wait_seconds=0.2))
+def test_a_flood_of_the_models_endpoint_is_paced_and_refused_as_problem_json():
+    api = api_functions(Services(), models_pace=Pacer(per_second=20, max_wait_seconds=0.2))
     request = http_request("GET", "models")
 
     async def flood() -> list:
-        return await asyncio.gather(*(blueprint.models(request) for _ in range(12)))
+        return await asyncio.gather(*(api.models(request) for _ in range(12)))
 
     started = time.monotonic()
     responses = asyncio.run(flood())

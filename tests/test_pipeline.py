@@ -8,10 +8,10 @@ import numpy as np
 import onnx
 import pytest
 
-from conversion.convert import REQUIRED_METADATA
 from conversion.pipeline import run_pipeline
 from conversion.train import TrainingSettings
 from conversion.verify import VerificationError, verify_against_keras
+from functions.model_contract import REQUIRED_METADATA
 from tests.conftest import mnist_path
 
 pytestmark = pytest.mark.slow
@@ -75,7 +75,7 @@ def test_report_carries_the_figures(tiny_run):
 def test_verification_fails_loudly_on_a_different_model(tiny_run, tmp_path):
     """A model checked against an ONNX file of another network must be refused."""
     out, _ = tiny_run
-    from conversion.model import build_model  # noqa: PLC0415 - keeps TensorFlow out of collection
+    from conversion.network import build_model  # noqa: PLC0415 - keeps TensorFlow out of collection
 
     untrained = build_model()
     images = np.load(mnist_path())["x_test"][:500]

@@ -13,11 +13,12 @@ import pytest
 
 from conversion.publish import publish, rollback
 from functions import signing
-from functions.api import blueprint
+from functions.api.blueprint import api_functions
+from functions.composition import Services
 from functions.promotion.gate import GatePolicy
 from functions.promotion.gate_set import load_gate_set
 from functions.promotion.promoter import Promoter
-from functions.serving.provider import BUNDLED_MODEL, ModelProvider
+from functions.serving.provider import BUNDLED_MODEL, BundledModel, ModelProvider
 from functions.storage.registry import ModelRegistry
 from tests.helpers import call, http_request, onnx_bytes_with_version, tiny_model
 
@@ -332,10 +333,10 @@ def test_models_endpoint_shows_versions_figures_and_decisions(
     promoter.handle("v2.onnx")
     drop(container, "junk", b"junk")
     promoter.handle("junk.onnx")
-    provider = ModelProvider(storage=lambda: (registry, 60.0))
-    monkeypatch.setattr(blueprint, "provider", provider)
+    provider = ModelProvider(BundledModel(), storage=lambda: (registry, 60.0))
+    api = api_functions(Services(provider=provider))
     try:
-        answer = json.loads(call(blueprint.models, http_request("GET", "models")).get_body())
+        answer = json.loads(call(api.models, http_request("GET", "models")).get_body())
     finally:
         provider.stop()
 

@@ -18,6 +18,7 @@ from azure.functions.blob import InputStream
 from azure.storage.blob import BlobLeaseClient
 
 from conversion import publish as publisher
+from functions.composition import Services
 from functions.promotion import blueprint
 from functions.promotion.gate import MAX_MODEL_BYTES
 from functions.promotion.promoter import MAX_DECISION_ATTEMPTS
@@ -315,18 +316,17 @@ def test_the_blob_trigger_only_takes_names_from_its_own_drop_zone():
     assert blueprint.incoming_name("models/x/incoming/v2.onnx", "models") is None
 
 
-def test_a_crafted_blob_event_is_recorded_and_touches_nothing(
-    container, registry, bundled, monkeypatch
-):
+def test_a_crafted_blob_event_is_recorded_and_touches_nothing(container, registry, bundled):
     served_v1(registry)
     before = blob_state(container)
-    monkeypatch.setattr(
-        blueprint, "settings", lambda: SimpleNamespace(container=container.container_name)
+    services = Services(
+        read_settings=lambda: SimpleNamespace(container=container.container_name),
+        promoter=make_promoter(registry, bundled),
     )
-    monkeypatch.setattr(blueprint, "promoter", lambda: make_promoter(registry, bundled))
+    functions = blueprint.promotion_functions(services)
 
     for path in ("incoming/../current.json", "versions/v1.onnx", "incoming/a/../../current.json"):
-        blueprint.promote_model(InputStream(data=b"", name=f"{container.container_name}/{path}"))
+        functions.promote_model(InputStream(data=b"", name=f"{container.container_name}/{path}"))
 
     assert [line["check"] for line in audit(container)] == ["name", "name"]  # not versions/
     after = blob_state(container)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from local_host import build_web_app, startup_listing
 from local_host.__main__ import DEFAULT_SITE, parse_arguments
-from local_host.static_site_config import SiteConfig, route_pattern
+from local_host.static_site import SiteConfig, route_pattern
 from tests.local_host_test_app import app as ping_app
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -87,13 +86,14 @@ def test_mime_types_of_the_config_win(site: Path) -> None:
     assert with_site(scenario, site) == ["application/json", "text/plain; charset=utf-8"]
 
 
-def test_a_folder_serves_its_index_with_the_index_routes_headers(site: Path) -> None:
+def test_a_folder_serves_its_index(site: Path) -> None:
     async def scenario(client: TestClient) -> list[tuple[int, dict, str]]:
         return [await fetch(client, path) for path in ("/docs/", "/docs", "/docs/index.html")]
 
-    for status, headers, body in with_site(scenario, site):
+    answers = with_site(scenario, site)
+    for status, _, body in answers:
         assert (status, body) == (200, "<h1>docs</h1>")
-        assert headers["X-Docs"] == "yes"
+    assert answers[2][1]["X-Docs"] == "yes"
 
 
 def test_paths_that_are_no_file_fall_back_to_the_app_page(site: Path) -> None:
@@ -208,19 +208,6 @@ def test_route_patterns(route: str, matching: list[str], not_matching: list[str]
     assert not any(pattern.fullmatch(path) for path in not_matching)
 
 
-def test_config_parts_not_applied_locally_are_named(caplog: pytest.LogCaptureFixture) -> None:
-    document = {
-        "routes": [{"route": "/admin/*", "allowedRoles": ["admin"]}],
-        "responseOverrides": {"404": {"rewrite": "/404.html"}},
-    }
-    with caplog.at_level(logging.WARNING, logger="local_host"):
-        config = SiteConfig.from_document(document)
-    assert config.headers_for("/admin/x") == {}
-    messages = [record.getMessage() for record in caplog.records]
-    assert any("'responseOverrides' is not applied" in message for message in messages)
-    assert any("'allowedRoles' of route '/admin/*'" in message for message in messages)
-
-
 def test_a_folder_without_config_is_served_plainly(tmp_path: Path) -> None:
     (tmp_path / "index.html").write_text("plain")
 
@@ -256,6 +243,5 @@ def test_the_sites_own_config_allows_only_the_site_and_its_api() -> None:
     assert policy["frame-ancestors"] == "'none'"
     assert config.headers_for("/js/app.js")["Cache-Control"].startswith("public")
     assert config.headers_for("/index.html")["Cache-Control"] == "no-cache"
-    assert config.fallback is not None
-    assert not config.fallback.applies_to("/js/missing.js")
-    assert config.fallback.applies_to("/some/page")
+    assert config.fallback_for("/js/missing.js") is None
+    assert config.fallback_for("/some/page") == "/index.html"

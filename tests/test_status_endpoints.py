@@ -23,7 +23,7 @@ from azure.storage.blob import ContainerClient
 
 from functions.serving.follower import PointerFollower
 from functions.serving.listing import RegistryListing
-from functions.serving.model import ModelHolder
+from functions.serving.loaded_model import ModelHolder
 from functions.serving.provider import BUNDLED_MODEL
 from functions.storage.clients import SERVING_READ_TIMEOUT_SECONDS, is_unreachable, serving_options
 from functions.storage.registry import ModelRegistry

@@ -10,8 +10,8 @@ from collections.abc import Callable
 
 import azure.functions as func
 
+from functions.api.problems import ApiError, MethodNotAllowed, problem_for
 from functions.api.responses import problem_response
-from functions.errors import ApiError, MethodNotAllowed
 
 log = logging.getLogger(__name__)
 Handler = Callable[[func.HttpRequest], func.HttpResponse]
@@ -56,9 +56,12 @@ def endpoint(*allowed_methods: str) -> Callable[[Handler], Handler]:
 
 
 def _failure(req: func.HttpRequest, error: Exception) -> func.HttpResponse:
-    """An ApiError is the client's answer; anything else is a bug: logged whole, answered 500."""
-    if isinstance(error, ApiError):
-        log.info("%s %s -> %d: %s", req.method, req.url, error.status, error.detail)
-        return problem_response(error)
+    """An error with a problem in `problems.py` is the client's answer; anything else is a bug:
+    logged whole, answered 500."""
+    known = problem_for(error)
+    if known is not None:
+        answer, level = known
+        log.log(level, "%s %s -> %d: %s", req.method, req.url, answer.status, error)
+        return problem_response(answer)
     log.error("%s %s failed", req.method, req.url, exc_info=error)
     return problem_response(ApiError("an internal error occurred; it has been logged"))

@@ -11,7 +11,7 @@ import asyncio
 import math
 import time
 
-from functions.errors import TooManyRequests
+from functions.api.problems import TooManyRequests
 
 
 class Pacer:

@@ -6,7 +6,7 @@ import json
 
 import azure.functions as func
 
-from functions.errors import ApiError
+from functions.api.problems import ApiError
 
 NO_STORE = {"Cache-Control": "no-store"}
 

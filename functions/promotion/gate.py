@@ -10,9 +10,10 @@ import numpy as np
 from functions.promotion.gate_set import GateSet
 from functions.promotion.sandbox import TrialFailure, TrialLimits, TrialReport, run_trial
 from functions.serving.inputs import MAX_BATCH
-from functions.serving.model import LoadedModel
-from functions.signing import is_valid
-from functions.storage.registry import VERSION_PATTERN
+from functions.serving.loaded_model import LoadedModel
+from functions.settings import SIGNING_KEY_SETTING
+from functions.signing import SHA256_KEY, SIGNATURE_KEY, is_valid
+from functions.storage.registry import InvalidName, incoming_version
 
 MAX_MODEL_BYTES = 16 * 1024 * 1024
 MAX_MEDIAN_LATENCY_MS = 25.0  # a sanity bound: the served model takes about 0.15 ms
@@ -108,14 +109,11 @@ def judge(
 
 
 def check_name(name: str) -> None:
-    if not name.endswith(".onnx"):
-        raise Refused("name", f"{name!r} does not end in .onnx; drop incoming/<version>.onnx")
-    if not VERSION_PATTERN.fullmatch(version_of(name)):
-        raise Refused(
-            "name",
-            f"version {version_of(name)!r} is not valid: 1-64 letters, digits, '.', '_' or '-', "
-            "starting with a letter or digit",
-        )
+    """The registry's own rule for a name in the drop zone (`<version>.onnx`)."""
+    try:
+        incoming_version(name)
+    except InvalidName as error:
+        raise Refused("name", str(error)) from None
 
 
 def check_size(size: int) -> None:
@@ -126,7 +124,7 @@ def check_size(size: int) -> None:
 
 
 def check_integrity(sha256: str, blob_metadata: dict[str, str], signing_key: bytes | None) -> None:
-    declared = blob_metadata.get("sha256")
+    declared = blob_metadata.get(SHA256_KEY)
     if declared is not None and declared.lower() != sha256:
         raise Refused(
             "integrity",
@@ -135,9 +133,11 @@ def check_integrity(sha256: str, blob_metadata: dict[str, str], signing_key: byt
         )
     if signing_key is None:
         return
-    signature = blob_metadata.get("signature")
+    signature = blob_metadata.get(SIGNATURE_KEY)
     if not signature:
-        raise Refused("integrity", "MODEL_SIGNING_KEY is set and the blob carries no signature")
+        raise Refused(
+            "integrity", f"{SIGNING_KEY_SETTING} is set and the blob carries no signature"
+        )
     if not is_valid(signature, sha256, signing_key):
         raise Refused("integrity", "the signature does not match the content and signing key")
 

@@ -22,7 +22,7 @@ from functions.promotion.gate import (
     version_of,
 )
 from functions.promotion.gate_set import GateSet
-from functions.serving.model import LoadedModel, UnusableModel, load_model
+from functions.serving.loaded_model import LoadedModel, UnusableModel, load_model
 from functions.storage.registry import (
     PROMOTED,
     VERSION_PATTERN,

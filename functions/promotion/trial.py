@@ -22,22 +22,22 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
+from functions.model_contract import (
+    INPUT_SHAPE,
+    NUM_CLASSES,
+    VERSION_KEY,
+    ModelContractError,
+    ModelLoadError,
+    missing_metadata,
+    open_session,
+    run_inference,
+)
 from functions.promotion.sandbox import (
     CANDIDATE_FILE,
     GATE_IMAGES_FILE,
     PROBABILITIES_FILE,
     REPORT_FILE,
     SETTINGS_FILE,
-)
-from functions.serving.model import (
-    INPUT_NAME,
-    INPUT_SHAPE,
-    NUM_CLASSES,
-    OUTPUT_NAME,
-    REQUIRED_METADATA,
-    ModelContractError,
-    check_interface,
-    session_options,
 )
 
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
@@ -84,7 +84,7 @@ def limit_resources(address_space_bytes: int, cpu_seconds: int) -> None:
 def run_trial(workdir: Path, settings: dict) -> dict:
     content = (workdir / CANDIDATE_FILE).read_bytes()
     check_self_contained(content)
-    session = open_session(content)
+    session = open_checked_session(content)
     metadata = dict(session.get_modelmeta().custom_metadata_map)
     check_metadata(metadata, settings["version"])
     figures: dict[str, object] = {}
@@ -159,28 +159,25 @@ def node_tensors(node: onnx.NodeProto, where: str):
             yield from graph_tensors(graph, f"a subgraph of {here}")
 
 
-def open_session(content: bytes) -> ort.InferenceSession:
+def open_checked_session(content: bytes) -> ort.InferenceSession:
     try:
-        session = ort.InferenceSession(
-            content, session_options(), providers=["CPUExecutionProvider"]
-        )
-    except Exception as error:  # onnxruntime raises several unrelated types for bad files
-        raise refusal_for("loads", "onnxruntime cannot load the file", error) from error
-    try:
-        check_interface(session)
+        return open_session(content)
+    except ModelLoadError as error:
+        # Judged by onnxruntime's own error: an allocation the cap refused is a memory refusal.
+        cause = error.__cause__ or error
+        raise refusal_for("loads", "onnxruntime cannot load the file", cause) from error
     except ModelContractError as error:
         raise TrialRefusal("contract", str(error)) from error
-    return session
 
 
 def check_metadata(metadata: dict[str, str], version: str) -> None:
-    missing = [key for key in REQUIRED_METADATA if key not in metadata]
+    missing = missing_metadata(metadata)
     if missing:
         raise TrialRefusal("contract", f"metadata_props lack {', '.join(missing)}")
-    if metadata["version"] != version:
+    if metadata[VERSION_KEY] != version:
         raise TrialRefusal(
             "contract",
-            f"the file's metadata says version {metadata['version']!r}, its name {version!r}",
+            f"the file's metadata says version {metadata[VERSION_KEY]!r}, its name {version!r}",
         )
 
 
@@ -285,7 +282,7 @@ def gate_set_probabilities(
 
 def infer(session: ort.InferenceSession, images: np.ndarray, check: str) -> np.ndarray:
     try:
-        return session.run([OUTPUT_NAME], {INPUT_NAME: images})[0]
+        return run_inference(session, images)
     except Exception as error:  # onnxruntime raises its own types for shape and type errors
         raise refusal_for(
             check, f"inference on a batch of {len(images)} image(s) failed", error

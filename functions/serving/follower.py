@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from functions.clock import utc_now
-from functions.serving.model import LoadedModel, ModelHolder, load_model
+from functions.serving.loaded_model import LoadedModel, ModelHolder, load_model
 from functions.serving.repeating import Repeating
 from functions.storage.clients import is_unreachable
 from functions.storage.registry import ModelRegistry, Pointer

@@ -8,7 +8,7 @@ import time
 import numpy as np
 
 from functions.serving.inputs import PredictionInput
-from functions.serving.model import LoadedModel
+from functions.serving.loaded_model import LoadedModel
 
 log = logging.getLogger(__name__)
 

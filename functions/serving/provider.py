@@ -10,12 +10,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from functions.clock import utc_now
-from functions.errors import ServiceUnavailable
+from functions.errors import NoModelAvailable
 from functions.serving.follower import PointerFollower
 from functions.serving.listing import RegistryListing
-from functions.serving.model import LoadedModel, ModelHolder, UnusableModel, load_model_file
-from functions.settings import MissingSetting, settings
-from functions.storage.clients import container_client, serving_options
+from functions.serving.loaded_model import LoadedModel, ModelHolder, UnusableModel, load_model_file
 from functions.storage.registry import ModelRegistry
 
 BUNDLED_MODEL = Path(__file__).resolve().parent.parent / "model" / "model.onnx"
@@ -26,15 +24,33 @@ FIRST_CHECK_WAIT_SECONDS = 3.0
 log = logging.getLogger(__name__)
 
 
-def registry_from_settings() -> tuple[ModelRegistry, float] | None:
-    """The registry and refresh interval, or None (bundled model only) without storage."""
-    try:
-        configured = settings()
-    except MissingSetting as error:
-        log.error("%s; serving the bundled model only", error)
-        return None
-    registry = ModelRegistry(container_client(configured, **serving_options()))
-    return registry, configured.refresh_seconds
+Storage = Callable[[], tuple[ModelRegistry, float] | None]
+
+
+def no_storage() -> None:
+    """Storage for a provider that serves the bundled model only."""
+
+
+class BundledModel:
+    """The model shipped with the app, loaded on first use and then shared by everyone who
+    asks (serving and the promoter's baseline): once per process. A failed load is not kept,
+    so the next use tries again."""
+
+    def __init__(self, path: Path = BUNDLED_MODEL) -> None:
+        self.path = path
+        self._model: LoadedModel | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> LoadedModel:
+        with self._lock:
+            if self._model is None:
+                self._model = load_model_file(self.path, source="bundled")
+                log.info(
+                    "bundled model %s loaded (sha256 %s)",
+                    self._model.version,
+                    self._model.sha256[:12],
+                )
+            return self._model
 
 
 class ModelProvider:
@@ -42,12 +58,9 @@ class ModelProvider:
     registry, and hands out the model being served. Only the first use waits (on loading the
     bundled model and the first look at storage); everything after answers from memory."""
 
-    def __init__(
-        self,
-        bundled_path: Path = BUNDLED_MODEL,
-        storage: Callable[[], tuple[ModelRegistry, float] | None] = registry_from_settings,
-    ) -> None:
-        self.bundled_path = bundled_path
+    def __init__(self, bundled: BundledModel, storage: Storage = no_storage) -> None:
+        """`storage` gives the registry and refresh interval, or None (bundled model only)."""
+        self.bundled = bundled
         self.holder = ModelHolder()
         self.last_error: str | None = None
         self.registry: ModelRegistry | None = None
@@ -101,13 +114,12 @@ class ModelProvider:
             if self.holder.current is not None:
                 return self.holder.current
             try:
-                bundled = load_model_file(self.bundled_path, source="bundled")
+                bundled = self.bundled.get()
             except (OSError, UnusableModel) as error:
                 self.last_error = f"the bundled model cannot be loaded: {error}"
-                log.exception("bundled model %s failed to load", self.bundled_path)
-                raise ServiceUnavailable("no model can be served right now") from error
+                log.exception("bundled model %s failed to load", self.bundled.path)
+                raise NoModelAvailable("no model can be served right now") from error
             self.last_error = None
-            log.info("bundled model %s loaded (sha256 %s)", bundled.version, bundled.sha256[:12])
             self._follow_storage(bundled)
             # The first look at storage may have swapped in the promoted version already.
             self.holder.swap_if_empty(bundled)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from azure.core.exceptions import ServiceRequestError, ServiceResponseError
 from azure.storage.blob import BlobServiceClient, ContainerClient, LinearRetry
 
-from functions.settings import Settings
+from functions.settings import Settings, StorageConnection
 
 # Serving (following current.json, the registry listing) runs beside the predictions: a storage
 # call that hangs must end in seconds and be counted as storage being unreachable. The follower
@@ -35,22 +35,24 @@ def serving_options() -> dict[str, object]:
     }
 
 
+def blob_service_client(connection: StorageConnection, **options) -> BlobServiceClient:
+    """`options` go to the SDK client (see `bounded_retries` and `serving_options`)."""
+    if connection.connection_string:
+        return BlobServiceClient.from_connection_string(connection.connection_string, **options)
+    # Imported here: azure-identity is only needed where a managed identity is used.
+    from azure.identity import DefaultAzureCredential, ManagedIdentityCredential  # noqa: PLC0415
+
+    credential = (
+        ManagedIdentityCredential(client_id=connection.managed_identity_client_id)
+        if connection.managed_identity_client_id
+        else DefaultAzureCredential()
+    )
+    return BlobServiceClient(connection.blob_service_uri, credential=credential, **options)
+
+
 def container_client(settings: Settings, **options) -> ContainerClient:
     """`options` go to the SDK client (see `bounded_retries` and `serving_options`)."""
-    connection = settings.storage
-    if connection.connection_string:
-        service = BlobServiceClient.from_connection_string(connection.connection_string, **options)
-    else:
-        # Imported here: azure-identity is only needed where a managed identity is used.
-        from azure.identity import DefaultAzureCredential, ManagedIdentityCredential  # noqa: PLC0415
-
-        credential = (
-            ManagedIdentityCredential(client_id=connection.managed_identity_client_id)
-            if connection.managed_identity_client_id
-            else DefaultAzureCredential()
-        )
-        service = BlobServiceClient(connection.blob_service_uri, credential=credential, **options)
-    return service.get_container_client(settings.container)
+    return blob_service_client(settings.storage, **options).get_container_client(settings.container)
 
 
 def is_unreachable(error: BaseException) -> bool:

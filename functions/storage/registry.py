@@ -54,6 +54,10 @@ class VersionConflict(Exception):
     """versions/<version>.onnx exists with different content; versions are immutable."""
 
 
+class IncomingBeingDecided(Exception):
+    """incoming/<version>.onnx is leased: the promoter is deciding on it right now."""
+
+
 class InvalidName(Exception):
     """A name that is no valid version (or `<version>.onnx` in the drop zone): it never becomes
     part of a blob path, so a crafted name cannot reach outside its folder."""
@@ -177,6 +181,20 @@ class ModelRegistry:
                 )
         with contextlib.suppress(HttpResponseError):  # expired already: nothing to free
             dropped.lease.release()
+
+    def drop_incoming(self, version: str, content: bytes, metadata: dict[str, str]) -> str:
+        """Uploads incoming/<version>.onnx (asking for its promotion); returns its path. A file
+        that the promoter holds leased while it decides refuses the upload: IncomingBeingDecided.
+        """
+        path = INCOMING + f"{checked_version(version)}.onnx"  # checked before any storage call
+        try:
+            self.container.upload_blob(path, content, overwrite=True, metadata=metadata)
+        except HttpResponseError as error:
+            # A leased blob answers an upload without its lease with 412 (or 409).
+            if error.status_code in (409, 412):
+                raise IncomingBeingDecided(f"{path} is being decided right now") from error
+            raise
+        return path
 
     def incoming_names(self) -> list[str]:
         """Every name under incoming/, valid or not: the caller checks each before using it."""

@@ -1,11 +1,11 @@
-"""The network, and the augmentation used while training it."""
+"""The Keras network, and the augmentation used while training it."""
 
 from __future__ import annotations
 
 import keras
 from keras import layers
 
-INPUT_SHAPE = (28, 28, 1)
+from functions.model_contract import INPUT_NAME, INPUT_SHAPE, NUM_CLASSES, OUTPUT_NAME
 
 
 def build_model(*, dropout: float = 0.25) -> keras.Model:
@@ -14,7 +14,7 @@ def build_model(*, dropout: float = 0.25) -> keras.Model:
     It takes raw 0..255 ink values: the scaling lives in the graph, so every client (and the
     ONNX file) sees the same input contract.
     """
-    pixels = keras.Input(shape=INPUT_SHAPE, name="pixels")
+    pixels = keras.Input(shape=INPUT_SHAPE, name=INPUT_NAME)
     x = layers.Rescaling(1.0 / 255.0, name="scale_to_unit")(pixels)
     for index, (filters, kernel) in enumerate(((32, 5), (64, 3))):
         x = _conv_block(x, filters, kernel, name=f"block{index + 1}")
@@ -25,7 +25,7 @@ def build_model(*, dropout: float = 0.25) -> keras.Model:
     x = layers.Flatten(name="flatten")(x)
     x = layers.Dense(128, activation="relu", name="dense")(x)
     x = layers.Dropout(dropout, name="dense_dropout")(x)
-    probabilities = layers.Dense(10, activation="softmax", name="probabilities")(x)
+    probabilities = layers.Dense(NUM_CLASSES, activation="softmax", name=OUTPUT_NAME)(x)
     return keras.Model(pixels, probabilities, name="mnist_cnn")
 
 

@@ -1,0 +1,112 @@
+"""Where errors become HTTP: each error the app raises on purpose has its status, headers and
+client-facing detail here, and nowhere else. Answered as RFC 9457 problem+json; the details
+go to the logs."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from http import HTTPStatus
+
+from functions.errors import (
+    CompressedBody,
+    InputTooLarge,
+    InvalidInput,
+    NoModelAvailable,
+    UnsupportedContent,
+)
+from functions.preprocessing import DecodersBusy
+from functions.serving.loaded_model import ModelOutputError
+
+DECODERS_BUSY_RETRY_AFTER = "2"  # seconds: a picture takes well under one to prepare
+
+
+class ApiError(Exception):
+    """An answer that is not a success, with its status; `problem()` is its body."""
+
+    status: HTTPStatus = HTTPStatus.INTERNAL_SERVER_ERROR
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        headers: dict[str, str] | None = None,
+        status: HTTPStatus | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.headers = headers or {}
+        if status is not None:
+            self.status = status
+
+    def problem(self) -> dict[str, object]:
+        return {
+            "type": "about:blank",
+            "title": self.status.phrase,
+            "status": int(self.status),
+            "detail": self.detail,
+        }
+
+
+class MethodNotAllowed(ApiError):
+    status = HTTPStatus.METHOD_NOT_ALLOWED
+
+    def __init__(self, method: str, allowed: tuple[str, ...]) -> None:
+        super().__init__(
+            f"{method} is not supported here; use {' or '.join(allowed)}",
+            headers={"Allow": ", ".join(allowed)},
+        )
+
+
+class TooManyRequests(ApiError):
+    status = HTTPStatus.TOO_MANY_REQUESTS
+
+
+@dataclass(frozen=True)
+class Problem:
+    """How one kind of error is answered. `detail` None: the error's own message, which is
+    written for clients; otherwise a fixed one, because the error's message is for the logs."""
+
+    status: HTTPStatus
+    detail: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    log_level: int = logging.INFO
+
+
+# Looked up along the error's class hierarchy, so a subclass listed here wins over its base.
+PROBLEMS: dict[type[Exception], Problem] = {
+    InvalidInput: Problem(HTTPStatus.BAD_REQUEST),
+    InputTooLarge: Problem(HTTPStatus.REQUEST_ENTITY_TOO_LARGE),
+    CompressedBody: Problem(
+        HTTPStatus.UNSUPPORTED_MEDIA_TYPE, headers={"Accept-Encoding": "identity"}
+    ),
+    UnsupportedContent: Problem(HTTPStatus.UNSUPPORTED_MEDIA_TYPE),
+    NoModelAvailable: Problem(HTTPStatus.SERVICE_UNAVAILABLE),
+    # No fault of the request: every picture decoder stayed taken.
+    DecodersBusy: Problem(
+        HTTPStatus.SERVICE_UNAVAILABLE,
+        detail="too many pictures are being prepared right now; retry shortly",
+        headers={"Retry-After": DECODERS_BUSY_RETRY_AFTER},
+        log_level=logging.WARNING,
+    ),
+    # A model that lies about batches: never a wrong answer.
+    ModelOutputError: Problem(
+        HTTPStatus.SERVICE_UNAVAILABLE,
+        detail="the served model gave an answer of the wrong shape; it has been logged",
+        log_level=logging.ERROR,
+    ),
+}
+
+
+def problem_for(error: Exception) -> tuple[ApiError, int] | None:
+    """The answer to an error and the level to log it at; None for an error nobody expected
+    (a bug, answered 500 by the caller)."""
+    if isinstance(error, ApiError):
+        return error, logging.INFO
+    for kind in type(error).__mro__:
+        problem = PROBLEMS.get(kind)
+        if problem is not None:
+            detail = problem.detail if problem.detail is not None else str(error)
+            answer = ApiError(detail, headers=dict(problem.headers), status=problem.status)
+            return answer, problem.log_level
+    return None

@@ -1,0 +1,84 @@
+"""The one place where the app's parts are built: settings -> storage clients -> registries ->
+the bundled model, the model provider and the promoter, each once per process and on first use,
+so that indexing the app needs no settings and a missing setting fails at first use, by name.
+`function_app.py` builds one `Services` and hands it to both blueprints; tests build their own
+with fakes or real Azurite objects."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from functions.promotion.gate import GatePolicy
+from functions.promotion.gate_set import load_gate_set
+from functions.promotion.promoter import Promoter
+from functions.serving.provider import BUNDLED_MODEL, BundledModel, ModelProvider
+from functions.settings import MissingSetting, Settings, settings
+from functions.storage.clients import bounded_retries, container_client, serving_options
+from functions.storage.registry import ModelRegistry
+
+log = logging.getLogger(__name__)
+
+
+class Services:
+    def __init__(
+        self,
+        *,
+        read_settings: Callable[[], Settings] = settings,
+        bundled_path: Path = BUNDLED_MODEL,
+        provider: ModelProvider | None = None,
+        promoter: Promoter | None = None,
+    ) -> None:
+        """Parts given here are used as they are; the rest are built on first use."""
+        self.read_settings = read_settings
+        self.bundled = BundledModel(bundled_path)
+        self._provider = provider
+        self._promoter = promoter
+        self._provider_lock = threading.Lock()
+        self._promoter_lock = threading.Lock()
+
+    def settings(self) -> Settings:
+        return self.read_settings()
+
+    @property
+    def provider(self) -> ModelProvider:
+        provider = self._provider  # every request asks: no lock once it is built
+        if provider is not None:
+            return provider
+        with self._provider_lock:
+            if self._provider is None:
+                self._provider = ModelProvider(self.bundled, storage=self.serving_storage)
+            return self._provider
+
+    def promoter(self) -> Promoter:
+        """Built on first use; a missing setting fails here with its name."""
+        with self._promoter_lock:
+            if self._promoter is None:
+                self._promoter = self._build_promoter()
+            return self._promoter
+
+    def serving_storage(self) -> tuple[ModelRegistry, float] | None:
+        """The registry the provider follows, and how often; None (the bundled model only)
+        without storage settings: serving must not depend on storage being configured."""
+        try:
+            configured = self.settings()
+        except MissingSetting as error:
+            log.error("%s; serving the bundled model only", error)
+            return None
+        # Serving runs beside predictions: short timeouts and no retry (see serving_options).
+        registry = ModelRegistry(container_client(configured, **serving_options()))
+        return registry, configured.refresh_seconds
+
+    def _build_promoter(self) -> Promoter:
+        configured = self.settings()
+        # Promotion holds a lease while it works: a few quick retries, never the SDK's 15 s wait.
+        registry = ModelRegistry(container_client(configured, **bounded_retries()))
+        registry.ensure_container()
+        policy = GatePolicy(
+            min_accuracy=configured.min_accuracy,
+            max_regression=configured.max_regression,
+            signing_key=configured.signing_key,
+        )
+        return Promoter(registry, policy, load_gate_set(), self.bundled.get())
