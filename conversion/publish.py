@@ -63,8 +63,22 @@ def version_of(content: bytes) -> str:
         raise PublishError(f"not an ONNX model: {error}") from error
     metadata = {prop.key: prop.value for prop in model.metadata_props}
     if VERSION_KEY not in metadata:
-        raise PublishError(f"the model's metadata_props carry no {VERSION_KEY}; pass --version")
+        raise PublishError(
+            f"the model's metadata_props carry no {VERSION_KEY}; the promotion gate would refuse it"
+        )
     return valid_version(metadata[VERSION_KEY])
+
+
+def version_to_publish(content: bytes, requested: str | None) -> str:
+    """The model's own version. `--version` may only repeat it: the gate refuses a file whose
+    name and metadata disagree, so such a file is refused here, before any upload."""
+    own = version_of(content)
+    if requested is not None and valid_version(requested) != own:
+        raise PublishError(
+            f"--version {requested} differs from the version in the model's metadata ({own}); "
+            "the promotion gate would refuse it"
+        )
+    return own
 
 
 def publish(
@@ -120,7 +134,9 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("model", nargs="?", help="the .onnx file to publish")
-    parser.add_argument("--version", help="default: the version in the model's metadata")
+    parser.add_argument(
+        "--version", help="the version in the model's metadata (checked: it may only repeat it)"
+    )
     parser.add_argument("--rollback", action="store_true", help="publish the previous version")
     parser.add_argument("--connection-string", help=f"default: the {STORAGE_SETTING} setting")
     parser.add_argument("--account-url", help="https://<account>.blob.core.windows.net")
@@ -133,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
             path = rollback(target, key)
         elif args.model:
             content = Path(args.model).read_bytes()
-            path = publish(target, content, args.version or version_of(content), key)
+            path = publish(target, content, version_to_publish(content, args.version), key)
         else:
             raise PublishError("give a model file, or --rollback")
     except (PublishError, OSError) as error:

@@ -32,6 +32,7 @@ it is close to the full-size result but not the same (docs/contracts.md section 
 from __future__ import annotations
 
 import io
+import logging
 import math
 import threading
 from collections.abc import Iterator
@@ -74,12 +75,15 @@ EXIF_TRANSPOSE = {
     8: Image.Transpose.ROTATE_90,
 }
 ACCEPTED_FORMATS = ("PNG", "JPEG")
+# Pillow opens a JPEG that carries a multi-picture (MPO) header as "MPO": a JPEG all the same.
+JPEG_FORMATS = ("JPEG", "MPO")
 # Luminance of a grey level v, computed as the JS does for r = g = b = v (so not exactly v/255).
 GREY_LUMINANCE = (
     (np.arange(256) * LUMA_WEIGHTS[0] + np.arange(256) * LUMA_WEIGHTS[1])
     + np.arange(256) * LUMA_WEIGHTS[2]
 ) / 255.0
 
+log = logging.getLogger(__name__)
 _decode_slots = threading.BoundedSemaphore(MAX_CONCURRENT_DECODES)
 
 # Pillow inflates a PNG's text chunks while it opens it, up to 64 MiB by default. Nothing here
@@ -206,7 +210,7 @@ def _decode(data: bytes) -> tuple[np.ndarray, np.ndarray | None]:
         with Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS) as opened:
             _refuse_too_large(opened)
             orientation = _orientation(opened)
-            if opened.format == "JPEG":
+            if opened.format in JPEG_FORMATS:
                 opened.draft(opened.mode, _draft_size(opened.size))
             image = _eight_bit(opened)
             if max(image.size) > WORKING_SIDE:
@@ -223,11 +227,13 @@ def _decode(data: bytes) -> tuple[np.ndarray, np.ndarray | None]:
         )
         raise PictureTooLarge(too_many) from error
     except (OSError, SyntaxError, ValueError, EOFError) as error:
-        raise UndecodableImage(f"its data is damaged or incomplete ({error})") from error
+        # Pillow's own message may quote the picture's bytes: it goes to the log only.
+        log.info("picture not decodable: %s", error)
+        raise UndecodableImage("its data is damaged or incomplete") from error
 
 
 def _refuse_too_large(image: Image.Image) -> None:
-    jpeg = image.format == "JPEG"
+    jpeg = image.format in JPEG_FORMATS
     max_pixels, max_side = (MAX_JPEG_PIXELS, MAX_JPEG_SIDE) if jpeg else (MAX_PIXELS, MAX_SIDE)
     width, height = image.size
     if width * height > max_pixels:
@@ -291,7 +297,7 @@ def _from_sixteen_bit(image: Image.Image) -> Image.Image:
     transparent = image.info.get("transparency")
     if not isinstance(transparent, int):
         return Image.fromarray(grey, mode="L")
-    alpha = np.where(values == transparent, 0, 255).astype(np.uint8)
+    alpha = np.multiply(values != transparent, 255, dtype=np.uint8)  # no int64 copy
     return Image.merge("LA", (Image.fromarray(grey, mode="L"), Image.fromarray(alpha, mode="L")))
 
 

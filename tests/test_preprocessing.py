@@ -498,3 +498,30 @@ def test_decodes_beyond_the_limit_wait_briefly_then_are_turned_away(
         for _ in range(taken):
             preprocessing._decode_slots.release()
     assert preprocess_image_bytes(picture) is not None
+
+
+def test_a_jpeg_with_a_multi_picture_header_meets_the_jpeg_limits() -> None:
+    # Pillow opens such a file as "MPO"; it must not slip past the progressive JPEG's limit.
+    picture = Image.new("RGB", (4000, 4000), "white")
+    body = io.BytesIO()
+    picture.save(
+        body,
+        "MPO",
+        save_all=True,
+        append_images=[picture.resize((8, 8))],
+        progressive=True,
+        subsampling=0,
+        quality=95,
+    )
+    assert Image.open(io.BytesIO(body.getvalue())).format == "MPO"
+    with pytest.raises(preprocessing.PictureTooLarge, match="progressive JPEG"):
+        preprocessing.preprocess_image_bytes(body.getvalue())
+
+
+def test_a_damaged_picture_is_refused_without_quoting_its_bytes() -> None:
+    body = io.BytesIO()
+    Image.new("L", (64, 64), 255).save(body, "PNG")
+    damaged = body.getvalue()[: len(body.getvalue()) // 2]  # Pillow's message may quote bytes
+    with pytest.raises(preprocessing.UndecodableImage) as refusal:
+        preprocessing.preprocess_image_bytes(damaged)
+    assert str(refusal.value) == "its data is damaged or incomplete"

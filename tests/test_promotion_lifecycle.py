@@ -388,3 +388,83 @@ def test_publishing_a_version_while_it_is_decided_says_so(
 
     registry.release_incoming(claim)
     assert publisher.main(arguments) == 0  # once decided (here: let go), it goes through
+
+
+# --- found in review ------------------------------------------------------------------------
+
+
+class FlakyLease:
+    """A lease whose first renewals fail as a storage outage would, then succeed."""
+
+    def __init__(self, failures: int, error: Exception) -> None:
+        self.failures, self.error, self.calls = failures, error, 0
+
+    def renew(self) -> None:
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise self.error
+
+
+def test_the_claim_keeper_keeps_renewing_after_a_storage_hiccup():
+    from azure.core.exceptions import ServiceRequestError  # noqa: PLC0415
+
+    lease = FlakyLease(failures=2, error=ServiceRequestError("connection refused"))
+    with ClaimKeeper(lease, every=0.1, limit_seconds=5.0) as keeper:
+        time.sleep(1.0)
+    assert keeper.renewals >= 3  # the two failures did not end the renewals
+
+
+def test_the_claim_keeper_stops_once_the_lease_is_lost():
+    from azure.core.exceptions import HttpResponseError  # noqa: PLC0415
+
+    lost = HttpResponseError("lease lost")
+    lost.status_code = 412
+    lease = FlakyLease(failures=100, error=lost)
+    with ClaimKeeper(lease, every=0.1, limit_seconds=5.0) as keeper:
+        time.sleep(1.0)
+    assert lease.calls == 1
+    assert keeper.renewals == 0
+
+
+def test_a_failure_after_the_pointer_moved_keeps_the_decision_accepted(
+    container, registry, bundled, monkeypatch
+):
+    from azure.core.exceptions import ServiceRequestError  # noqa: PLC0415
+
+    def storage_away(version):
+        raise ServiceRequestError("storage went away after the pointer moved")
+
+    monkeypatch.setattr(registry, "mark_promoted", storage_away)
+    monkeypatch.setattr("functions.promotion.promoter.time.sleep", lambda seconds: None)
+    name = drop(container, "v2", good_model_bytes("v2"))
+
+    decision = make_promoter(registry, bundled).handle(name)
+
+    assert decision.decision == "accepted"
+    assert pointer(container)["version"] == "v2"
+    assert [line["decision"] for line in audit(container)] == ["accepted"]
+    assert audit(container)[0]["previous_version"] == bundled.version
+    assert incoming(container) == []  # decided, not left for another attempt
+
+
+def test_the_publisher_refuses_a_version_flag_that_differs_from_the_models_own(
+    azurite, container, tmp_path, capsys
+):
+    model = tmp_path / "model.onnx"
+    model.write_bytes(good_model_bytes("v2"))
+    before = blob_state(container)
+    arguments = [
+        str(model),
+        "--connection-string",
+        azurite,
+        "--container",
+        container.container_name,
+    ]
+
+    assert publisher.main([*arguments, "--version", "v3"]) == 1
+    assert "--version v3 differs from the version in the model's metadata (v2)" in (
+        capsys.readouterr().err
+    )
+    assert blob_state(container) == before
+    assert publisher.main([*arguments, "--version", "v2"]) == 0
+    assert incoming(container) == ["incoming/v2.onnx"]

@@ -200,9 +200,11 @@ class Promoter:
         except Refused as refusal:  # another version was promoted meanwhile, and is better
             verdict.failed_check, verdict.reason = refusal.check, refusal.reason
             return self._reject_verdict(verdict)
-        self.registry.mark_promoted(verdict.version)
         decision = "rolled_back" if rollback else "accepted"
+        # The pointer has moved: the decision is made. What follows records it and is never
+        # retried as undecided (a retry would see "unchanged" and lose the previous version).
         record = self._audit_after_the_fact(verdict, decision, previous)
+        self._mark_promoted_after_the_fact(verdict.version)
         log.info("%s %s (previous %s)", decision, verdict.version, previous)
         return Decision(verdict.version, decision, record)
 
@@ -251,6 +253,18 @@ class Promoter:
         record = {"decision": decision, "version": verdict.version, "sha256": verdict.sha256}
         log.error("decision made but not audited: %s", json.dumps(record))
         return record
+
+    def _mark_promoted_after_the_fact(self, version: str) -> None:
+        """A few tries; if they all fail, the version serves but is not listed as accepted
+        until it is marked (dropping the served file again marks it: "unchanged")."""
+        for attempt in range(AUDIT_ATTEMPTS):
+            try:
+                self.registry.mark_promoted(version)
+                return
+            except AzureError:
+                log.warning("marking %s promoted failed (attempt %d)", version, attempt + 1)
+                time.sleep(0.2 * (attempt + 1))
+        log.error("%s is served but could not be marked promoted in versions/", version)
 
     def _reject(self, dropped: DroppedFile, verdict: Verdict) -> Decision:
         log.warning("rejected %s: %s: %s", dropped.name, verdict.failed_check, verdict.reason)

@@ -167,7 +167,7 @@ def _crash(workdir: Path, returncode: int, limits: TrialLimits) -> TrialFailure:
     not the candidate's bytes)."""
     tail = _log_tail(workdir)
     if returncode < 0:
-        how = f"was killed by {signal.Signals(-returncode).name}"
+        how = f"was killed by {_signal_name(-returncode)}"
     else:
         how = f"exited with status {returncode} without a report"
     if returncode == -signal.SIGXCPU:
@@ -181,6 +181,13 @@ def _crash(workdir: Path, returncode: int, limits: TrialLimits) -> TrialFailure:
             f"{limits.address_space_bytes // 2**20} MiB of address space): {tail}",
         )
     return TrialFailure("sandbox", f"the trial process {how}: {tail or 'no output'}")
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:  # a real-time signal, say: not in the enum
+        return f"signal {number}"
 
 
 def _log_tail(workdir: Path) -> str:

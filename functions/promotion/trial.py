@@ -237,7 +237,7 @@ def check_batches(session: ort.InferenceSession, images: np.ndarray, settings: d
             raise TrialRefusal("contract", "the output holds NaN or infinite values")
         shared = min(size, compared)
         difference = float(np.max(np.abs(rows[:shared] - alone[:shared])))
-        if difference > tolerance:
+        if not difference <= tolerance:  # NaN compares false: a NaN alone is a difference too
             raise TrialRefusal(
                 "batch",
                 f"in a batch of {size}, an image's probabilities differ by {difference:.4g} from "

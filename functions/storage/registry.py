@@ -179,8 +179,12 @@ class ModelRegistry:
                 log.warning(
                     "incoming/%s: could not note why it is undecided", dropped.name, exc_info=True
                 )
-        with contextlib.suppress(HttpResponseError):  # expired already: nothing to free
+        try:
             dropped.lease.release()
+        except HttpResponseError:  # expired already: nothing to free
+            pass
+        except AzureError:  # storage away: the lease expires by itself; the caller's error counts
+            log.warning("incoming/%s: could not free its claim", dropped.name, exc_info=True)
 
     def drop_incoming(self, version: str, content: bytes, metadata: dict[str, str]) -> str:
         """Uploads incoming/<version>.onnx (asking for its promotion); returns its path. A file
@@ -389,11 +393,15 @@ class ClaimKeeper:
                 return
             try:
                 self.lease.renew()
-            except AzureError:
-                log.warning(
-                    "the claim could not be renewed; the decision may lose it", exc_info=True
-                )
-                return
+            except HttpResponseError as error:
+                if error.status_code in (409, 412):  # the lease is lost: renewing cannot help
+                    log.warning("the claim was lost; the decision will not be recorded")
+                    return
+                log.warning("the claim could not be renewed; trying again", exc_info=True)
+                continue
+            except AzureError:  # storage unreachable for now: the lease outlasts a few tries
+                log.warning("the claim could not be renewed; trying again", exc_info=True)
+                continue
             self.renewals += 1
 
 
