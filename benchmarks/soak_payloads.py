@@ -145,19 +145,6 @@ def gzip_body() -> bytes:
     return gzip.compress(document + b" " * (GZIP_EXPANDED_BYTES - len(document)), 9)
 
 
-def picture_payloads(side: int) -> list[Payload]:
-    """The largest accepted pictures, `side` x `side` (found by probing: see soak.py)."""
-    return [
-        Payload("png max", digit_picture(side, "PNG"), {"Content-Type": "image/png"}),
-        Payload(
-            "png 16-bit max",
-            digit_picture(side, "PNG", sixteen_bit=True),
-            {"Content-Type": "image/png"},
-        ),
-        Payload("jpeg max", digit_picture(side, "JPEG"), {"Content-Type": "image/jpeg"}),
-    ]
-
-
 def hostile_payloads(limits: dict[str, int]) -> list[Payload]:
     """Bombs and bodies that must be refused at a bounded cost."""
     png = {"Content-Type": "image/png"}

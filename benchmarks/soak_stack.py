@@ -26,9 +26,8 @@ from azure.storage.blob import BlobServiceClient, ContainerClient
 
 from benchmarks.serving import ROOT, free_port
 from local_host.blob_trigger import webhook_url
-from local_host.dev import azurite_connection_string
+from local_host.dev import AZURITE_BINARY, azurite_connection_string
 
-AZURITE = ROOT / "node_modules" / ".bin" / "azurite-blob"
 CONTAINER = "models"
 LOOPBACK = "127.0.0.1"
 START_SECONDS = 90  # a cold host imports onnxruntime and warms its model on a loaded box
@@ -90,14 +89,14 @@ def start_stack(log_dir: Path, data_dir: Path, refresh_seconds: float) -> Stack:
     (call it even when this raises: whatever started is in `stack.children`)."""
     log_dir.mkdir(parents=True, exist_ok=True)
     stack = Stack(log_dir)
-    if not AZURITE.exists():
-        raise StackError(f"{AZURITE} is missing: `make setup` installs Azurite")
+    if not AZURITE_BINARY.exists():
+        raise StackError(f"{AZURITE_BINARY} is missing: `make setup` installs Azurite")
     azurite_port = free_port()
     _start(
         stack,
         "azurite",
         [
-            *(str(AZURITE), "--blobHost", LOOPBACK, "--blobPort", str(azurite_port)),
+            *(str(AZURITE_BINARY), "--blobHost", LOOPBACK, "--blobPort", str(azurite_port)),
             *("--location", str(data_dir), "--disableTelemetry", "--skipApiVersionCheck"),
             "--silent",
         ],

@@ -16,13 +16,10 @@ from pathlib import Path
 
 import pytest
 
+from local_host.dev import AZURITE_BINARY, azurite_connection_string
 from tests.helpers import wait_for_health
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-AZURITE_BINARY = REPO_ROOT / "node_modules" / ".bin" / "azurite-blob"
-AZURITE_ACCOUNT_KEY = (
-    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
-)
 
 
 def free_port() -> int:
@@ -68,12 +65,7 @@ def running_azurite(location: Path) -> Iterator[Azurite]:
         stderr=subprocess.STDOUT,
         text=True,
     )
-    azurite = Azurite(
-        process,
-        "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
-        f"AccountKey={AZURITE_ACCOUNT_KEY};"
-        f"BlobEndpoint=http://127.0.0.1:{port}/devstoreaccount1;",
-    )
+    azurite = Azurite(process, azurite_connection_string(port))
     try:
         _wait_for_port(port, process)
         yield azurite

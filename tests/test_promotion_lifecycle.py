@@ -30,6 +30,11 @@ from tests.stack import REPO_ROOT
 from tests.test_promotion import audit, drop, incoming, make_promoter, pointer, store_and_point
 
 
+def publisher_arguments(model, azurite: str, container) -> list[str]:
+    """`python -m conversion.publish`'s arguments for a model file and an Azurite container."""
+    return [str(model), "--connection-string", azurite, "--container", container.container_name]
+
+
 def blob_state(container) -> dict[str, tuple[str, str]]:
     """Every blob's ETag and lease state, to show what a step did not touch."""
     return {
@@ -344,9 +349,7 @@ def test_the_publisher_refuses_a_crafted_version_in_the_models_metadata(
     model = tmp_path / "model.onnx"
     model.write_bytes(good_model_bytes("../versions/v1"))
 
-    status = publisher.main(
-        [str(model), "--connection-string", azurite, "--container", container.container_name]
-    )
+    status = publisher.main(publisher_arguments(model, azurite, container))
 
     assert status == 1
     assert "'../versions/v1' is not valid" in capsys.readouterr().err
@@ -372,13 +375,7 @@ def test_publishing_a_version_while_it_is_decided_says_so(
     claim = registry.claim_incoming("v2.onnx", MAX_MODEL_BYTES)  # the promoter is deciding
     model = tmp_path / "v2.onnx"
     model.write_bytes(first)  # published again meanwhile
-    arguments = [
-        str(model),
-        "--connection-string",
-        azurite,
-        "--container",
-        container.container_name,
-    ]
+    arguments = publisher_arguments(model, azurite, container)
 
     assert publisher.main(arguments) == 1
     error = capsys.readouterr().err
@@ -453,13 +450,7 @@ def test_the_publisher_refuses_a_version_flag_that_differs_from_the_models_own(
     model = tmp_path / "model.onnx"
     model.write_bytes(good_model_bytes("v2"))
     before = blob_state(container)
-    arguments = [
-        str(model),
-        "--connection-string",
-        azurite,
-        "--container",
-        container.container_name,
-    ]
+    arguments = publisher_arguments(model, azurite, container)
 
     assert publisher.main([*arguments, "--version", "v3"]) == 1
     assert "--version v3 differs from the version in the model's metadata (v2)" in (
