@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from conversion.train import TrainingSettings
+from conversion.network import NETWORKS
+from conversion.train import RECIPES, TrainingSettings
 
 # The bundled model's targets (the foundation issue); the card says whether each is met.
 TARGET_ACCURACY = 0.995
 TARGET_FILE_SIZE_BYTES = 2 * 1024 * 1024
 TARGET_MEDIAN_LATENCY_MS = 0.2
-AUGMENTATION = "on: rotations up to 10 degrees, shifts up to 10%, zoom up to 10%, no flips"
 
 
 def render_model_card(report: dict) -> str:
     metadata, evaluation, training = report["metadata"], report["evaluation"], report["training"]
     settings = TrainingSettings(**training["settings"])
+    recipe = RECIPES[settings.recipe]
+    augmentation = f"on: {recipe.augmentation.describe()}" if settings.augment else "off"
     latency = evaluation["latency"]
     per_class = "\n".join(
         f"| {digit} | {figures['precision']:.4f} | {figures['recall']:.4f} | {figures['support']} |"
@@ -66,12 +68,11 @@ below.
 
 Built with {metadata["framework"]}.
 
-Seed {settings.seed}; {settings.epochs} epochs (best: epoch
-{training["best_epoch"]}, validation accuracy {training["best_validation_accuracy"]:.4f}); batch
-{settings.batch_size}; Adam with cosine decay from {settings.learning_rate}; augmentation
-{AUGMENTATION if settings.augment else "off"}.
-Architecture: conv 5x5x32, pool, conv 3x3x64, pool, conv 3x3x96 (each with batch normalisation,
-folded into the convolutions in ONNX), dense 128, dense 10; dropout while training.
+Recipe `{settings.recipe}` (docs/model_frontier.md). Seed {settings.seed}; {settings.epochs}
+epochs (best: epoch {training["best_epoch"]}, validation accuracy
+{training["best_validation_accuracy"]:.4f}); batch {settings.batch_size};
+{recipe.describe(settings.learning_rate)}; augmentation {augmentation}.
+Architecture: {NETWORKS[recipe.network].describe()}.
 
 ## Figures (MNIST test set, onnxruntime)
 

@@ -1,6 +1,6 @@
 """Step 1, train: MNIST in, the Keras model and its training record out.
 
-python -m conversion.steps.train --data mnist.npz --out build/steps/trained [--epochs 30]
+python -m conversion.steps.train --data mnist.npz --out build/steps/trained [--recipe cnn-1.1]
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from conversion.data import DatasetError, Mnist, load_mnist
 from conversion.steps.errors import run_step
-from conversion.train import TrainingResult, TrainingSettings, train
+from conversion.train import DEFAULT_RECIPE, RECIPES, TrainingResult, TrainingSettings, train
 
 KERAS_FILE = "model.keras"
 RECORD_FILE = "training.json"
@@ -63,16 +63,23 @@ def load_data(data_path: str | None) -> Mnist:
 
 def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = TrainingSettings()
-    parser.add_argument("--epochs", type=int, default=defaults.epochs)
+    parser.add_argument(
+        "--recipe",
+        choices=sorted(RECIPES),
+        default=DEFAULT_RECIPE,
+        help="network and training recipe (default: %(default)s; docs/model_frontier.md)",
+    )
+    parser.add_argument("--epochs", type=int, help="default: the recipe's")
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    parser.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
+    parser.add_argument("--learning-rate", type=float, help="default: the recipe's")
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--limit", type=int, help="train on this many training images only")
     parser.add_argument("--no-augment", dest="augment", action="store_false")
 
 
 def training_settings(args: argparse.Namespace) -> TrainingSettings:
-    return TrainingSettings(
+    return TrainingSettings.for_recipe(
+        args.recipe,
         epochs=args.epochs,
         batch_size=args.batch_size,
         learning_rate=args.learning_rate,
