@@ -1,7 +1,7 @@
 """The stack the soak runs against, on free loopback ports, and what it measures of it.
 
 Azurite (blob only, its data in a folder of its own), the local host (`python -m local_host`)
-pointed at it, and the Event Grid stand-in (`python -m local_host.blob_events`) posting each file
+pointed at it, and the Event Grid stand-in (`python -m local_host.event_grid`) posting each file
 dropped in incoming/ to the host's blob webhook: the promotion path `make run` has. Each child
 runs in a session of its own, so that freezing Azurite or stopping the host reaches its whole
 process group (a gate's child processes included) and nothing else.
@@ -25,7 +25,6 @@ from azure.core.exceptions import ResourceExistsError
 from azure.storage.blob import BlobServiceClient, ContainerClient
 
 from benchmarks.serving import ROOT, free_port
-from local_host.blob_trigger import webhook_url
 from local_host.dev import AZURITE_BINARY, azurite_connection_string
 
 CONTAINER = "models"
@@ -128,10 +127,8 @@ def start_stack(log_dir: Path, data_dir: Path, refresh_seconds: float) -> Stack:
         stack,
         "events",
         [
-            *(sys.executable, "-m", "local_host.blob_events"),
-            *("--connection-string", stack.connection_string, "--container", CONTAINER),
-            *("--prefix", "incoming/", "--interval", "0.5"),
-            *("--webhook", webhook_url(stack.base_url, "promote_model")),
+            *(sys.executable, "-m", "local_host.event_grid", "--host-url", stack.base_url),
+            *("--interval", "0.5"),
         ],
         storage,
     )

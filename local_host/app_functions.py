@@ -18,8 +18,6 @@ from azure.functions.decorators.core import Binding, Trigger
 
 logger = logging.getLogger(__name__)
 
-_SETTING_REFERENCE = re.compile(r"%([^%]+)%")
-
 
 @dataclass(frozen=True)
 class AppFunction:
@@ -32,88 +30,82 @@ class AppFunction:
 
     @property
     def trigger_type(self) -> str:
-        """The binding type of the trigger, e.g. ``httpTrigger`` or ``blobTrigger``."""
-        return self.trigger.type
+        return self.trigger.type  # e.g. httpTrigger, blobTrigger, timerTrigger
+
+    def check_takes_only_the_trigger(self, also_allowed: Collection[str] = ()) -> None:
+        """Refuse at start-up a function needing bindings the local host does not supply
+        (``also_allowed``: binding types the caller supplies too, such as an HTTP output)."""
+        extra = [
+            f"{binding.name} ({binding.type})"
+            for binding in self.bindings
+            if binding is not self.trigger and binding.type not in also_allowed
+        ]
+        if extra:
+            raise ValueError(f"{self.name}: the local host does not supply {', '.join(extra)}")
+        parameters = list(inspect.signature(self.user_function).parameters)
+        if parameters != [self.trigger.name]:
+            raise ValueError(
+                f"{self.name}: takes {parameters}, but its only binding is its "
+                f"{self.trigger_type} {self.trigger.name!r}"
+            )
+
+    async def invoke_logged(self, reason: str, argument: Any) -> Any:
+        """Call with the trigger's value between the host's "Executing"/"Executed" log lines;
+        a failure is logged with its traceback and raised for the caller to answer."""
+        logger.info("Executing 'Functions.%s' (Reason='%s')", self.name, reason)
+        started = time.perf_counter()
+        try:
+            result = await call_user_function(self.user_function, **{self.trigger.name: argument})
+        except Exception:
+            logger.exception(
+                "Executed 'Functions.%s' (Failed, Duration=%dms)",
+                self.name,
+                _ms(started),
+            )
+            raise
+        logger.info(
+            "Executed 'Functions.%s' (Succeeded, Duration=%dms)",
+            self.name,
+            _ms(started),
+        )
+        return result
 
 
 def app_functions(function_app: func.FunctionApp) -> list[AppFunction]:
     """Every function of the app, blueprints included, in declaration order."""
-    # get_functions() remembers the names it has seen and refuses to run a second time;
-    # forget them so that the same app can be served again (tests, restarts).
+    # get_functions() refuses to index twice; forget the names so an app can be served again.
     function_app.functions_bindings = None
     return [
         AppFunction(
-            name=function.get_function_name(),
-            trigger=function.get_trigger(),
-            bindings=function.get_bindings(),
-            user_function=function.get_user_function(),
+            f.get_function_name(),
+            f.get_trigger(),
+            f.get_bindings(),
+            f.get_user_function(),
         )
-        for function in function_app.get_functions()
+        for f in function_app.get_functions()
     ]
-
-
-def check_takes_only_the_trigger(function: AppFunction, also_allowed: Collection[str] = ()) -> None:
-    """Refuse at startup, as the worker would, a function needing more than its trigger
-    (``also_allowed``: binding types the caller supplies too, such as an HTTP return value)."""
-    extra_bindings = [
-        f"{binding.name} ({binding.type})"
-        for binding in function.bindings
-        if binding is not function.trigger and binding.type not in also_allowed
-    ]
-    if extra_bindings:
-        raise ValueError(
-            f"{function.name}: the local host does not supply these bindings yet: "
-            + ", ".join(extra_bindings)
-        )
-    parameters = list(inspect.signature(function.user_function).parameters)
-    if parameters != [function.trigger.name]:
-        raise ValueError(
-            f"{function.name}: takes {parameters}, but its only binding is its "
-            f"{function.trigger_type} {function.trigger.name!r}"
-        )
 
 
 def resolve_setting_references(text: str, environ: Mapping[str, str] = os.environ) -> str:
-    """Replace each ``%NAME%`` in a binding property with the app setting ``NAME``; refuse
-    (as the host does) a reference that does not resolve."""
+    """Replace each ``%NAME%`` with the app setting ``NAME``; refuse one that is not set, as
+    the host does."""
 
     def setting_value(reference: re.Match[str]) -> str:
-        name = reference.group(1)
-        if not environ.get(name):
+        if not environ.get(name := reference.group(1)):
             raise ValueError(f"%{name}% does not resolve to a value: app setting {name} is not set")
         return environ[name]
 
-    return _SETTING_REFERENCE.sub(setting_value, text)
+    return re.sub(r"%([^%]+)%", setting_value, text)
 
 
 async def call_user_function(user_function: Callable[..., Any], **arguments: Any) -> Any:
-    """Await a coroutine function; run a plain one in the loop's default thread pool, so that
-    a slow synchronous handler does not stall every other request (as in the worker)."""
+    """Await a coroutine function; run a plain one in the default thread pool, so that a slow
+    synchronous handler does not stall other requests (as in the worker)."""
     if inspect.iscoroutinefunction(user_function):
         return await user_function(**arguments)
-    loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(None, functools.partial(user_function, **arguments))
+    call = functools.partial(user_function, **arguments)
+    return await asyncio.get_running_loop().run_in_executor(None, call)
 
 
-async def invoke_logged(function: AppFunction, reason: str, **arguments: Any) -> Any:
-    """Call the function with the host's "Executing" / "Executed" log lines around it.
-
-    A failure is logged with its traceback here and raised again for the caller to answer.
-    """
-    logger.info("Executing 'Functions.%s' (Reason='%s')", function.name, reason)
-    started = time.perf_counter()
-    try:
-        result = await call_user_function(function.user_function, **arguments)
-    except Exception:
-        logger.exception(
-            "Executed 'Functions.%s' (Failed, Duration=%dms)", function.name, _ms_since(started)
-        )
-        raise
-    logger.info(
-        "Executed 'Functions.%s' (Succeeded, Duration=%dms)", function.name, _ms_since(started)
-    )
-    return result
-
-
-def _ms_since(started: float) -> float:
+def _ms(started: float) -> float:
     return (time.perf_counter() - started) * 1000

@@ -1,11 +1,10 @@
-"""Serve ``blobTrigger`` functions whose source is Event Grid, through the host's webhook.
+"""Serve ``blobTrigger`` functions whose source is Event Grid, at the host's blob webhook.
 
-Event Grid (or, locally, ``python -m local_host.blob_events``) posts storage events to
-``POST /runtime/webhooks/blobs?functionName=Host.Functions.<name>``, the endpoint the Functions
-host exposes. For each ``BlobCreated`` event whose blob matches the binding's path, the blob is
-downloaded through the binding's ``connection`` setting (a connection string: Azurite's form)
-and the function is called with an ``azure.functions.InputStream``. Blob triggers that poll the
-container (the default source) are listed but not served.
+Event Grid (locally, ``python -m local_host.event_grid``) posts storage events to
+``POST /runtime/webhooks/blobs?functionName=Host.Functions.<name>``, after a validation
+handshake. For each ``BlobCreated`` event whose blob matches the binding's path, the blob is
+read through the binding's ``connection`` setting (a connection string, Azurite's form) and
+the function gets an ``azure.functions.InputStream``. Polling blob triggers are not served.
 """
 
 from __future__ import annotations
@@ -13,46 +12,29 @@ from __future__ import annotations
 import base64
 import logging
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from aiohttp import web
 from azure.core.exceptions import ResourceNotFoundError
 from azure.functions.blob import InputStream
-from azure.storage.blob import BlobProperties
 from azure.storage.blob.aio import BlobServiceClient
 
 from functions.settings import MissingSetting, storage_connection
-from local_host.app_functions import (
-    AppFunction,
-    check_takes_only_the_trigger,
-    invoke_logged,
-    resolve_setting_references,
-)
-from local_host.control_calls import (
-    AdminInputError,
-    AdminInvoker,
-    admin_invokers,
-    read_control_json,
-)
-from local_host.event_grid import (
-    BLOB_CREATED,
-    EVENT_TYPE_HEADER,
-    VALIDATION_DELIVERY,
-    BlobLocation,
-    blob_location,
-    validation_code,
-)
+from local_host.app_functions import AppFunction, resolve_setting_references
+from local_host.guards import read_control_json
 
 logger = logging.getLogger(__name__)
 
 BLOB_TRIGGER = "blobTrigger"
-EVENT_GRID_SOURCE = "EventGrid"
 WEBHOOK_PATH = "/runtime/webhooks/blobs"
 FUNCTION_NAME_PREFIX = "Host.Functions."
-
-_PLACEHOLDER = re.compile(r"\{[^{}]+\}")
+# The Event Grid schema, as the webhook reads it and the stand-in writes it.
+EVENT_TYPE_HEADER = "aeg-event-type"
+VALIDATION_DELIVERY = "SubscriptionValidation"
+BLOB_CREATED = "Microsoft.Storage.BlobCreated"
+SUBSCRIPTION_VALIDATION = "Microsoft.EventGrid.SubscriptionValidationEvent"
+SUBJECT_PREFIX = "/blobServices/default/containers/"  # then <container>/blobs/<name>
 
 
 def webhook_url(base_url: str, function_name: str) -> str:
@@ -60,43 +42,45 @@ def webhook_url(base_url: str, function_name: str) -> str:
     return f"{base_url}{WEBHOOK_PATH}?functionName={FUNCTION_NAME_PREFIX}{function_name}"
 
 
-@dataclass(frozen=True)
-class BlobPathPattern:
-    """A binding path such as ``models/incoming/{name}``; each ``{...}`` matches 1+ characters."""
+def blob_subject(path: str) -> str:
+    """A storage event's subject for ``container/name``."""
+    container, _, name = path.partition("/")
+    return f"{SUBJECT_PREFIX}{container}/blobs/{name}"
 
-    template: str
-    regex: re.Pattern[str]
 
-    @classmethod
-    def from_template(cls, template: str) -> BlobPathPattern:
-        literals = _PLACEHOLDER.split(template)
-        return cls(template, re.compile("(?:.+)".join(map(re.escape, literals)), re.DOTALL))
+def blob_path(event: dict) -> str | None:
+    """``container/name`` of the blob a storage event is about, from its subject."""
+    subject = event.get("subject")
+    match = re.fullmatch(
+        re.escape(SUBJECT_PREFIX) + r"([^/]+)/blobs/(.+)", subject or "", re.DOTALL
+    )
+    return f"{match[1]}/{match[2]}" if isinstance(subject, str) and match else None
 
-    def matches(self, location: BlobLocation) -> bool:
-        return self.regex.fullmatch(location.path) is not None
 
-    @property
-    def location(self) -> BlobLocation | None:
-        """The container and the name's literal start (``incoming/``): what to watch."""
-        container, _, name_start = _PLACEHOLDER.split(self.template)[0].partition("/")
-        return BlobLocation(container, name_start) if container else None
+def path_matches(template: str, path: str) -> bool:
+    """Whether ``container/name`` matches a binding path; each ``{...}`` matches 1+ characters."""
+    literals = re.split(r"\{[^{}]+\}", template)
+    return re.fullmatch("(?:.+)".join(map(re.escape, literals)), path, re.DOTALL) is not None
 
 
 @dataclass(frozen=True)
 class EventGridBlobFunction:
-    """What a ``blobTrigger`` binding with ``source=EventGrid`` declares about one function."""
+    """A ``blobTrigger`` with ``source=EventGrid``: its path (``models/incoming/{name}``) with
+    settings resolved, and its storage."""
 
     function: AppFunction
-    path: BlobPathPattern
+    path_template: str
     connection_string: str
 
     @classmethod
     def from_app_function(cls, function: AppFunction) -> EventGridBlobFunction:
-        check_takes_only_the_trigger(function)
+        function.check_takes_only_the_trigger()
         setting = function.trigger.connection
         try:
-            path = resolve_setting_references(function.trigger.path)
-            connection = storage_connection(setting)
+            path, connection = (
+                resolve_setting_references(function.trigger.path),
+                storage_connection(setting),
+            )
         except (ValueError, MissingSetting) as error:
             raise ValueError(f"{function.name}: {error}") from None
         if connection.connection_string is None:
@@ -104,155 +88,144 @@ class EventGridBlobFunction:
                 f"{function.name}: the local host connects with a connection string only; "
                 f"set {setting} (e.g. UseDevelopmentStorage=true)"
             )
-        return cls(function, BlobPathPattern.from_template(path), connection.connection_string)
+        return cls(function, path, connection.connection_string)
 
-    async def run_for_blob(self, location: BlobLocation, reason: str) -> bool:
-        """Download the blob and call the function; False when the blob no longer exists.
+    def matches(self, path: str) -> bool:
+        return path_matches(self.path_template, path)
 
-        Either failure (storage, function) is logged with its traceback here, then raised.
-        """
+    @property
+    def watched(self) -> tuple[str, str]:
+        """The container and the literal start of names (``incoming/``): what to watch."""
+        container, _, start = re.split(r"\{[^{}]+\}", self.path_template)[0].partition("/")
+        return container, start
+
+    async def run_for_blob(self, path: str, reason: str) -> bool:
+        """Read the blob and call the function; False when the blob is gone. Failures are logged
+        with their traceback, then raised."""
         try:
             async with BlobServiceClient.from_connection_string(self.connection_string) as service:
-                input_stream = await read_input_stream(service, location)
+                stream = await read_input_stream(service, path)
         except Exception:
-            logger.exception("%s: could not read %s", self.function.name, location.path)
+            logger.exception("%s: could not read %s", self.function.name, path)
             raise
-        if input_stream is None:
-            return False
-        arguments = {self.function.trigger.name: input_stream}
-        await invoke_logged(self.function, reason, **arguments)
-        return True
+        if stream is not None:
+            await self.function.invoke_logged(reason, stream)
+        return stream is not None
 
 
-def is_event_grid_sourced(function: AppFunction) -> bool:
-    return getattr(function.trigger, "source", None) == EVENT_GRID_SOURCE
-
-
-def event_grid_blob_functions(functions: Sequence[AppFunction]) -> list[EventGridBlobFunction]:
+def event_grid_blob_functions(
+    functions: Sequence[AppFunction],
+) -> list[EventGridBlobFunction]:
     """The app's Event Grid blob triggers, with their settings resolved."""
     return [
         EventGridBlobFunction.from_app_function(function)
         for function in functions
-        if function.trigger_type == BLOB_TRIGGER and is_event_grid_sourced(function)
+        if function.trigger_type == BLOB_TRIGGER
+        and getattr(function.trigger, "source", None) == "EventGrid"
     ]
 
 
-def attach_blob_triggers(web_app: web.Application, functions: Sequence[AppFunction]) -> list[str]:
-    """Route the webhook to the Event Grid blob triggers; return the startup listing lines."""
+def attach_blob_triggers(
+    web_app: web.Application, functions: Sequence[AppFunction]
+) -> tuple[list[str], dict[str, EventGridBlobFunction]]:
+    """Route the webhook to the Event Grid blob triggers; return the start-up listing."""
     served = {blob.function.name: blob for blob in event_grid_blob_functions(functions)}
-    for blob in served.values():
-        admin_invokers(web_app)[blob.function.name] = _admin_invoker(blob)
     # Always routed, so that an unknown function name is a clear 404 from here.
-    web_app.router.add_route("*", WEBHOOK_PATH, _WebhookHandler(served).handle)
+    web_app.router.add_route("*", WEBHOOK_PATH, _Webhook(served).handle)
     listing = [
         f"{name}: blobTrigger (EventGrid) POST {webhook_url('{base}', name)}" for name in served
     ]
     for function in functions:
         if function.name not in served:
             source = getattr(function.trigger, "source", None) or "LogsAndContainerScan"
-            line = (
+            listing.append(
                 f"{function.name}: blobTrigger ({source}) is not served locally; "
                 "only source=func.BlobSource.EVENT_GRID is"
             )
-            logger.warning("%s", line)
-            listing.append(line)
+            logger.warning("%s", listing[-1])
     return listing
 
 
 @dataclass(frozen=True)
-class _WebhookHandler:
-    functions: Mapping[str, EventGridBlobFunction]
+class _Webhook:
+    functions: dict[str, EventGridBlobFunction]
 
     async def handle(self, request: web.Request) -> web.Response:
         if request.method != "POST":
             raise web.HTTPMethodNotAllowed(
                 request.method, ["POST"], text="Event Grid delivers events with POST."
             )
-        function = self._function_named(request.query.get("functionName", ""))
-        events = await read_control_json(request, shape="a JSON array of Event Grid events")
-        if not isinstance(events, list) or not all(isinstance(e, dict) for e in events):
-            raise web.HTTPBadRequest(text="The body must be a JSON array of Event Grid events.")
-        code = validation_code(events)
-        if request.headers.get(EVENT_TYPE_HEADER) == VALIDATION_DELIVERY or code is not None:
-            if code is None:
-                raise web.HTTPBadRequest(
-                    text="A subscription validation needs data.validationCode."
-                )
-            logger.info("Event Grid subscription validated")
-            return web.json_response({"validationResponse": code})
-        for event in events:
-            await _handle_event(function, event)
-        return web.Response(status=202)
-
-    def _function_named(self, qualified_name: str) -> EventGridBlobFunction:
-        name = qualified_name.removeprefix(FUNCTION_NAME_PREFIX)
-        function = self.functions.get(name)
-        if function is None or name == qualified_name:
+        qualified = request.query.get("functionName", "")
+        blob = self.functions.get(qualified.removeprefix(FUNCTION_NAME_PREFIX))
+        if blob is None or not qualified.startswith(FUNCTION_NAME_PREFIX):
             raise web.HTTPNotFound(
                 text="No Event Grid blob trigger has that functionName; "
                 f"use functionName={FUNCTION_NAME_PREFIX}<function name>."
             )
-        return function
+        events = await read_control_json(request, shape="a JSON array of Event Grid events")
+        if not isinstance(events, list) or not all(isinstance(e, dict) for e in events):
+            raise web.HTTPBadRequest(text="The body must be a JSON array of Event Grid events.")
+        codes = [
+            e["data"].get("validationCode")
+            for e in events
+            if e.get("eventType") == SUBSCRIPTION_VALIDATION and isinstance(e.get("data"), dict)
+        ]
+        if request.headers.get(EVENT_TYPE_HEADER) == VALIDATION_DELIVERY or codes:
+            if not codes or not isinstance(codes[0], str):
+                raise web.HTTPBadRequest(
+                    text="A subscription validation needs data.validationCode."
+                )
+            logger.info("Event Grid subscription validated")
+            return web.json_response({"validationResponse": codes[0]})
+        for event in events:
+            await _deliver(blob, event)
+        return web.Response(status=202)
 
 
-async def _handle_event(blob: EventGridBlobFunction, event: dict[str, Any]) -> None:
-    kind = event.get("eventType")
-    location = blob_location(event)
-    if kind != BLOB_CREATED or location is None or not blob.path.matches(location):
+async def _deliver(blob: EventGridBlobFunction, event: dict) -> None:
+    kind, path = event.get("eventType"), blob_path(event)
+    if kind != BLOB_CREATED or path is None or not blob.matches(path):
         logger.info(
             "%s: ignored %s for %s (the trigger is BlobCreated on %s)",
             blob.function.name,
             kind,
-            location.path if location else "no blob",
-            blob.path.template,
+            path or "no blob",
+            blob.path_template,
         )
         return
     try:
-        ran = await blob.run_for_blob(location, f"EventGrid blob trigger: {location.path}")
+        ran = await blob.run_for_blob(path, f"EventGrid blob trigger: {path}")
     except Exception:
-        # run_for_blob has logged the traceback; a 500 makes Event Grid deliver again.
+        # Logged with its traceback already; a 500 makes Event Grid deliver again.
         raise web.HTTPInternalServerError(
             text=f"Function {blob.function.name!r} failed; see the local host's log."
         ) from None
     if not ran:
-        logger.warning("%s: %s no longer exists; event skipped", blob.function.name, location.path)
+        logger.warning("%s: %s no longer exists; event skipped", blob.function.name, path)
 
 
-def _admin_invoker(blob: EventGridBlobFunction) -> AdminInvoker:
-    async def run_once(blob_path: str) -> None:
-        location = BlobLocation.from_path(blob_path)
-        if location is None or not blob.path.matches(location):
-            raise AdminInputError(f"input must be the path of a blob matching {blob.path.template}")
-        if not await blob.run_for_blob(location, f"Admin request: {location.path}"):
-            raise AdminInputError(f"there is no blob at {location.path}")
-
-    return run_once
-
-
-async def read_input_stream(
-    service: BlobServiceClient, location: BlobLocation
-) -> InputStream | None:
-    """The blob as the Python worker hands it to a blob trigger (its concrete ``InputStream``,
-    with the host's property names), or None if it is gone."""
-    blob = service.get_blob_client(location.container, location.name)
+async def read_input_stream(service: BlobServiceClient, path: str) -> InputStream | None:
+    """The blob as the worker hands it to a blob trigger (its concrete ``InputStream``, with the
+    host's property names), or None if it is gone."""
+    container, _, name = path.partition("/")
+    client = service.get_blob_client(container, name)
     try:
-        downloader = await blob.download_blob()
+        downloader = await client.download_blob()
         data = await downloader.readall()
     except ResourceNotFoundError:
         return None
-    properties: BlobProperties = downloader.properties
-    content = properties.content_settings
-    md5 = content.content_md5
+    properties = downloader.properties
+    md5 = properties.content_settings.content_md5
     return InputStream(
         data=data,
-        name=location.path,
-        uri=blob.url,
+        name=path,
+        uri=client.url,
         length=len(data),
         blob_properties={
             "BlobType": getattr(properties.blob_type, "value", properties.blob_type),
             "ContentLength": properties.size,
-            "ContentType": content.content_type,
-            # .NET serialises byte arrays as base64, so the host's ContentMD5 is base64 too.
+            "ContentType": properties.content_settings.content_type,
+            # .NET writes byte arrays as base64, so the host's ContentMD5 is base64 too.
             "ContentMD5": base64.b64encode(bytes(md5)).decode() if md5 else None,
             "ETag": properties.etag,
             "LastModified": properties.last_modified.isoformat(),

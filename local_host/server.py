@@ -1,37 +1,36 @@
-"""Build the aiohttp application for a function app, and run it until a stop signal."""
+"""The aiohttp application for a function app, and serving it until a stop signal."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import signal
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from pathlib import Path
+from typing import Any
 
 import azure.functions as func
 from aiohttp import web
-from yarl import URL
 
 from local_host.app_functions import app_functions
 from local_host.blob_trigger import BLOB_TRIGGER, attach_blob_triggers
-from local_host.http_functions import HTTP_TRIGGER, attach_http_functions
-from local_host.http_guards import (
+from local_host.guards import (
     BODY_TIMEOUT_KEY,
     BODY_TIMEOUT_SECONDS,
-    cors_middleware,
-    problem_details_middleware,
-    request_logging_middleware,
+    CappedSite,
+    ListenerLimits,
+    cors,
+    logged_problems,
 )
-from local_host.listener import ListenerLimits, start_listening
+from local_host.http_functions import HTTP_TRIGGER, attach_http_functions
 from local_host.settings import DEFAULT_BODY_SIZE_LIMIT, DEFAULT_ROUTE_PREFIX
 from local_host.static_site import StaticSite
-from local_host.timer_trigger import TIMER_TRIGGER, attach_timers
+from local_host.timer_trigger import TIMER_TRIGGER, timer_functions
 
 logger = logging.getLogger(__name__)
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 LISTING_KEY = web.AppKey("local_host.listing", list[str])
-SITE_KEY = web.AppKey("local_host.site", StaticSite)
 
 
 def build_web_app(
@@ -43,16 +42,11 @@ def build_web_app(
     cors_origins: Sequence[str] = (),
     site: Path | None = None,
 ) -> web.Application:
-    """An aiohttp app serving ``function_app``'s HTTP, Event Grid blob and timer triggers.
-
-    ``site`` is a Static Web Apps folder served at ``/`` around the functions. Request bodies
-    over ``max_body_bytes`` or slower than ``body_timeout_seconds`` are refused;
-    ``cors_origins`` (``Host.CORS``) may call the functions from other origins.
-    """
-    middlewares = [request_logging_middleware, problem_details_middleware]
-    if cors_origins:
-        # Inside the log, around the problem answers, so that errors carry CORS headers too.
-        middlewares.insert(1, cors_middleware(cors_origins, route_prefix))
+    """An aiohttp app serving ``function_app``'s HTTP, Event Grid blob and timer triggers, and
+    the Static Web Apps folder ``site`` at ``/``; ``cors_origins`` is ``Host.CORS``."""
+    middlewares = [logged_problems]
+    if cors_origins:  # outside the problem answers, so that errors carry CORS headers too
+        middlewares.insert(0, cors(cors_origins, route_prefix))
     web_app = web.Application(client_max_size=max_body_bytes, middlewares=middlewares)
     web_app[BODY_TIMEOUT_KEY] = body_timeout_seconds
     functions = app_functions(function_app)
@@ -61,40 +55,69 @@ def build_web_app(
         return [function for function in functions if function.trigger_type == trigger_type]
 
     listing = attach_http_functions(web_app, of_type(HTTP_TRIGGER), route_prefix)
-    listing += attach_blob_triggers(web_app, of_type(BLOB_TRIGGER))
-    listing += attach_timers(web_app, of_type(TIMER_TRIGGER))
-    served_types = {HTTP_TRIGGER, BLOB_TRIGGER, TIMER_TRIGGER}
-    web_app[LISTING_KEY] = ["Functions:"] + [f"    {line}" for line in listing]
+    blob_listing = attach_blob_triggers(web_app, of_type(BLOB_TRIGGER))
+    timers = timer_functions(of_type(TIMER_TRIGGER))
+    web_app.cleanup_ctx.append(background(*(timer.run_on_schedule for timer in timers)))
+    timer_listing = [timer.listing_line for timer in timers]
+    web_app[LISTING_KEY] = ["Functions:"] + [
+        f"    {line}" for line in listing + blob_listing + timer_listing
+    ]
+    served = {HTTP_TRIGGER, BLOB_TRIGGER, TIMER_TRIGGER}
     web_app[LISTING_KEY] += [
-        f"not served by the local host: {function.name} ({function.trigger_type})"
-        for function in functions
-        if function.trigger_type not in served_types
+        f"not served by the local host: {f.name} ({f.trigger_type})"
+        for f in functions
+        if f.trigger_type not in served
     ]
     if site is not None:
-        web_app[SITE_KEY] = StaticSite(site, route_prefix)
-        # After the functions' routes: aiohttp tries those first, so they stay untouched.
-        web_app.router.add_route("*", "/{path:.*}", web_app[SITE_KEY].handle)
+        static_site = StaticSite(site, route_prefix)
+        web_app[LISTING_KEY].append(f"Site: {{base}}/ (from {static_site.folder})")
+        # Added last: aiohttp tries the functions' routes first.
+        web_app.router.add_route("*", "/{path:.*}", static_site.handle)
     return web_app
 
 
+def background(*runs: Callable[[], Coroutine[Any, Any, None]]) -> web.CleanupContext:
+    """A cleanup context running each ``run()`` as a task while the web app runs."""
+
+    async def running(_: web.Application) -> AsyncIterator[None]:
+        tasks = [asyncio.create_task(run()) for run in runs]
+        yield
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    return running
+
+
 def startup_listing(web_app: web.Application, base_url: str) -> str:
-    """The Core Tools-style list of functions and their URLs, printed at startup."""
-    listing = "\n".join(line.replace("{base}", base_url) for line in web_app[LISTING_KEY])
-    if SITE_KEY in web_app:
-        listing += f"\nSite: {base_url}/ (from {web_app[SITE_KEY].folder})"
-    return listing
+    """The Core Tools-style list of functions and their URLs, printed at start-up."""
+    return "\n".join(line.replace("{base}", base_url) for line in web_app[LISTING_KEY])
+
+
+async def start_listening(
+    web_app: web.Application, host: str, port: int, limits: ListenerLimits | None = None
+) -> tuple[web.AppRunner, int]:
+    """Serve ``web_app`` on ``host:port`` (0: a free one); return the runner (clean it up to
+    stop) and the port."""
+    limits = limits or ListenerLimits()
+    runner = web.AppRunner(web_app, **limits.handler_options())
+    await runner.setup()
+    try:
+        await CappedSite(runner, host, port, limits).start()
+    except BaseException:
+        await runner.cleanup()
+        raise
+    return runner, runner.addresses[0][1]
 
 
 async def serve(
     web_app: web.Application, host: str, port: int, limits: ListenerLimits | None = None
 ) -> None:
-    """Serve until SIGINT or SIGTERM, then let in-flight requests finish and stop."""
-    runner = await start_listening(web_app, host, port, limits)
+    """Serve until SIGINT or SIGTERM, then let requests in flight finish and stop."""
+    runner, bound_port = await start_listening(web_app, host, port, limits)
     try:
-        bound_port = runner.addresses[0][1]  # differs from ``port`` when port is 0
-        base_url = str(URL.build(scheme="http", host=host, port=bound_port))
-        print(startup_listing(web_app, base_url), flush=True)
-        logger.info("Listening on %s (Ctrl-C to stop)", base_url)
+        print(startup_listing(web_app, f"http://{host}:{bound_port}"), flush=True)
+        logger.info("Listening on http://%s:%d (Ctrl-C to stop)", host, bound_port)
         await wait_for_stop_signal()
         logger.info("Stopping")
     finally:
@@ -102,9 +125,8 @@ async def serve(
 
 
 async def wait_for_stop_signal() -> None:
-    """Return once SIGINT or SIGTERM arrives; the signals' handlers are restored after."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
+    """Return once SIGINT or SIGTERM arrives; their handlers are restored after."""
+    stop, loop = asyncio.Event(), asyncio.get_running_loop()
     for stop_signal in STOP_SIGNALS:
         loop.add_signal_handler(stop_signal, stop.set)
     try:

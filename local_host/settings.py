@@ -12,44 +12,31 @@ from pathlib import Path
 
 import azure.functions as func
 
-# host.json, local.settings.json, function_app.py and the site's folder live at the repository root.
+# host.json, local.settings.json, function_app.py and the site live at the repository root.
 APP_ROOT = Path(__file__).resolve().parent.parent
-
 SETTINGS_FILES = ("local.settings.json", "local.settings.example.json")
 DEFAULT_ROUTE_PREFIX = "api"
-
-# The Functions host's own limit on request bodies, and its default (100 MB).
+# The Functions host's limit on request bodies, and its default (100 MB).
 BODY_SIZE_LIMIT_SETTING = "FUNCTIONS_REQUEST_BODY_SIZE_LIMIT"
 DEFAULT_BODY_SIZE_LIMIT = 104_857_600
-
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 def load_local_settings(
     app_root: Path, environ: MutableMapping[str, str] = os.environ
 ) -> Path | None:
-    """Copy the file's ``Values`` into ``environ``; return the file used, or None.
-
-    ``local.settings.json`` is git-ignored, so a fresh checkout falls back to the committed
-    example. Variables already set win, so a shell can override any setting for one run.
-    """
-    settings_file = local_settings_file(app_root)
-    if settings_file is None:
+    """Copy the settings file's ``Values`` into ``environ`` (variables already set win, so a
+    shell can override a setting); return the file, the committed example when
+    ``local.settings.json`` (git-ignored) is missing, or None."""
+    found = [app_root / name for name in SETTINGS_FILES if (app_root / name).is_file()]
+    if not found:
         return None
-    values = json.loads(settings_file.read_text(encoding="utf-8")).get("Values", {})
-    for name, value in values.items():
-        # Environment variables are strings; keep JSON spelling for numbers and booleans.
+    for name, value in json.loads(found[0].read_text(encoding="utf-8")).get("Values", {}).items():
         environ.setdefault(name, value if isinstance(value, str) else json.dumps(value))
-    return settings_file
-
-
-def local_settings_file(app_root: Path) -> Path | None:
-    """``local.settings.json``, else the committed example, else None."""
-    return next((app_root / name for name in SETTINGS_FILES if (app_root / name).is_file()), None)
+    return found[0]
 
 
 def host_cors_origins(settings_file: Path | None) -> list[str]:
-    """The origins ``Host.CORS`` allows (``*`` for any), as Core Tools reads them; [] if unset."""
+    """The origins ``Host.CORS`` allows (``*``: any), as Core Tools reads them; [] if unset."""
     if settings_file is None:
         return []
     host = json.loads(settings_file.read_text(encoding="utf-8")).get("Host", {})
@@ -57,7 +44,7 @@ def host_cors_origins(settings_file: Path | None) -> list[str]:
 
 
 def request_body_limit(environ: Mapping[str, str] = os.environ) -> int:
-    """The largest request body the host reads, in bytes (app setting, as in Azure)."""
+    """The largest request body the host reads, in bytes (the app setting, as in Azure)."""
     value = environ.get(BODY_SIZE_LIMIT_SETTING) or str(DEFAULT_BODY_SIZE_LIMIT)
     if not value.isdigit() or int(value) <= 0:
         raise ValueError(f"app setting {BODY_SIZE_LIMIT_SETTING} must be a number of bytes")
@@ -65,20 +52,18 @@ def request_body_limit(environ: Mapping[str, str] = os.environ) -> int:
 
 
 def read_route_prefix(app_root: Path) -> str:
-    """``extensions.http.routePrefix`` from host.json; ``api`` when host.json omits it.
-    An empty prefix is valid: the functions are then served from the site root."""
+    """``extensions.http.routePrefix`` of host.json (``api`` when absent; empty is valid)."""
     host_json = app_root / "host.json"
-    if not host_json.is_file():
-        return DEFAULT_ROUTE_PREFIX
-    config = json.loads(host_json.read_text(encoding="utf-8"))
+    config = json.loads(host_json.read_text(encoding="utf-8")) if host_json.is_file() else {}
     prefix = config.get("extensions", {}).get("http", {}).get("routePrefix", DEFAULT_ROUTE_PREFIX)
     return prefix.strip("/")
 
 
 def configure_logging() -> None:
-    """INFO to stderr, without the Azure SDK's log of every storage request and response."""
-    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
-    # Its INFO lines are whole request dumps, several per poll of the Event Grid stand-in.
+    """INFO to stderr, without the Azure SDK's dump of every storage request."""
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     logging.getLogger("azure.core.pipeline.policies.http_logging_policy").setLevel(logging.WARNING)
 
 

@@ -373,9 +373,8 @@ def promoter(azurite, tmp_path_factory):
     }
     try:
         with running_local_host(environment, logs / "host.log") as api:
-            webhook = api.removesuffix("/api") + "/runtime/webhooks/blobs"
-            command = [sys.executable, "-m", "local_host.blob_events", "--interval", "0.5"]
-            command += ["--webhook", f"{webhook}?functionName=Host.Functions.promote_model"]
+            command = [sys.executable, "-m", "local_host.event_grid", "--interval", "0.5"]
+            command += ["--host-url", api.removesuffix("/api")]
             with open(logs / "events.log", "w") as log:
                 events = subprocess.Popen(
                     command, cwd=REPO_ROOT, env=environment, stdout=log, stderr=subprocess.STDOUT

@@ -226,7 +226,7 @@ def test_functions_needing_more_than_the_request_are_refused_at_startup() -> Non
 
     with pytest.raises(ValueError, match=r"takes \['request'\].*'req'"):
         build_web_app(mismatched)
-    with pytest.raises(ValueError, match=r"does not supply these bindings yet: model \(blob\)"):
+    with pytest.raises(ValueError, match=r"does not supply model \(blob\)"):
         build_web_app(with_input)
 
 
@@ -371,7 +371,7 @@ def test_each_request_is_logged(caplog: pytest.LogCaptureFixture) -> None:
 
     with caplog.at_level(logging.INFO, logger="local_host"):
         with_client(scenario)
-    lines = [r.getMessage() for r in caplog.records if r.name == "local_host.http_guards"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "local_host.guards"]
     assert len(lines) == 2
     assert re.fullmatch(r"GET /api/items/9 200 \d+\.\d ms", lines[0])
     assert re.fullmatch(r"GET /api/missing 404 \d+\.\d ms", lines[1])

@@ -21,9 +21,9 @@ from aiohttp.test_utils import TestServer
 from azure.storage.blob import BlobServiceClient
 
 from local_host import build_web_app
-from local_host.blob_events import SubscriptionRefused, open_relay, watched_blobs
 from local_host.blob_trigger import webhook_url
 from local_host.dev import azurite_connection_string, is_listening
+from local_host.event_grid import SubscriptionRefused, WatchedBlobs, open_relay, watched_blobs
 from tests.helpers import read_lines, wait_for_line
 from tests.local_host_blob_app import app as blob_app
 from tests.local_host_storage import BlobAppStorage
@@ -61,9 +61,11 @@ def test_each_new_or_changed_blob_is_delivered_once(
     async def scenario() -> float:
         async with (
             TestServer(build_web_app(blob_app)) as server,
-            open_relay(azurite, storage.name, record_url(server), "incoming/") as relay,
+            open_relay(
+                WatchedBlobs(azurite, storage.name, "incoming/", record_url(server))
+            ) as relay,
         ):
-            relaying = asyncio.create_task(relay.validate_and_run(interval_seconds=0.2))
+            relaying = asyncio.create_task(relay.run(interval_seconds=0.2))
             # Blobs already there at start count as new.
             await eventually(lambda: heads(storage) == ["before"])
             await asyncio.to_thread(storage.upload, "incoming/after.bin", b"after")
@@ -85,7 +87,7 @@ def test_a_webhook_without_the_function_refuses_the_subscription(
     async def scenario() -> None:
         async with TestServer(build_web_app(blob_app)) as server:
             url = webhook_url(str(server.make_url("")).rstrip("/"), "no_such_function")
-            async with open_relay(azurite, blob_app_storage.name, url) as relay:
+            async with open_relay(WatchedBlobs(azurite, blob_app_storage.name, "", url)) as relay:
                 await relay.validate_subscription(wait_seconds=5)
 
     with pytest.raises(SubscriptionRefused, match="HTTP 404"):
@@ -138,7 +140,9 @@ def test_failed_deliveries_are_retried_then_given_up(
         web_app.router.add_post("/hook", webhook.handle)
         async with (
             TestServer(web_app) as server,
-            open_relay(azurite, storage.name, str(server.make_url("/hook"))) as relay,
+            open_relay(
+                WatchedBlobs(azurite, storage.name, "", str(server.make_url("/hook")))
+            ) as relay,
         ):
             relay.first_backoff_seconds = 0.01
             await relay.validate_subscription()
@@ -178,7 +182,7 @@ def test_blob_events_command_delivers_and_stops_on_ctrl_c(
         async with TestServer(build_web_app(blob_app)) as server:
             relay = subprocess.Popen(
                 [
-                    *(sys.executable, "-m", "local_host.blob_events"),
+                    *(sys.executable, "-m", "local_host.event_grid"),
                     # The storage, container, prefix and webhook come from what the app declares.
                     *("--app", "tests.local_host_blob_app", "--function", "record_blob"),
                     *("--host-url", str(server.make_url("")), "--interval", "0.2"),

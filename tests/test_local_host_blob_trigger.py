@@ -1,4 +1,4 @@
-"""The local host's Event Grid blob trigger: the webhook, real blobs in Azurite, the admin run."""
+"""The local host's Event Grid blob trigger: the webhook, with real blobs in Azurite."""
 
 from __future__ import annotations
 
@@ -14,8 +14,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from local_host import build_web_app, startup_listing
-from local_host.blob_trigger import BlobPathPattern
-from local_host.event_grid import BlobLocation, blob_location
+from local_host.blob_trigger import blob_path, path_matches
 from tests.local_host_blob_app import app as blob_app
 from tests.local_host_storage import BlobAppStorage
 
@@ -232,35 +231,6 @@ def served_without_storage(scenario: Callable[[TestClient], Awaitable[Any]]) -> 
         return served(scenario)
 
 
-# --- the admin endpoint --------------------------------------------------------------------
-
-
-def test_admin_endpoint_runs_the_function_for_a_named_blob(
-    blob_app_storage: BlobAppStorage,
-) -> None:
-    blob_app_storage.upload("incoming/again.onnx", b"again")
-
-    async def scenario(client: TestClient) -> list[tuple[int, str]]:
-        inputs = [
-            f"{blob_app_storage.name}/incoming/again.onnx",
-            f"{blob_app_storage.name}/incoming/missing",
-        ]
-        inputs.append(f"{blob_app_storage.name}/elsewhere/again.onnx")
-        responses = [
-            await client.post("/admin/functions/record_blob", json={"input": blob_path})
-            for blob_path in inputs
-        ]
-        return [(r.status, await r.text()) for r in responses]
-
-    ran, missing, elsewhere = served(scenario)
-    assert ran == (202, "")
-    assert [r["head"] for r in blob_app_storage.records()] == ["again"]
-    assert missing[0] == 400
-    assert "there is no blob at" in json.loads(missing[1])["detail"]
-    assert elsewhere[0] == 400
-    assert "/incoming/{name}" in json.loads(elsewhere[1])["detail"]
-
-
 # --- startup -------------------------------------------------------------------------------
 
 
@@ -320,9 +290,7 @@ def test_blob_triggers_that_poll_are_listed_as_not_served() -> None:
     ],
 )
 def test_blob_path_patterns(template: str, path: str, matches: bool) -> None:
-    location = BlobLocation.from_path(path)
-    assert location is not None
-    assert BlobPathPattern.from_template(template).matches(location) is matches
+    assert path_matches(template, path) is matches
 
 
 @pytest.mark.parametrize(
@@ -337,5 +305,4 @@ def test_blob_path_patterns(template: str, path: str, matches: bool) -> None:
     ],
 )
 def test_the_blob_comes_from_the_subject(event: dict[str, Any], expected: str | None) -> None:
-    location = blob_location(event)
-    assert (location.path if location else None) == expected
+    assert blob_path(event) == expected

@@ -16,7 +16,8 @@ import azure.functions as func
 import pytest
 
 from local_host import build_web_app
-from local_host.listener import ListenerLimits, start_listening
+from local_host.guards import ListenerLimits
+from local_host.server import start_listening
 from local_host.settings import host_cors_origins, request_body_limit
 
 # Generous: the tests share a loaded 2-core machine.
@@ -37,9 +38,23 @@ def upload(req: func.HttpRequest) -> func.HttpResponse:
     return func.HttpResponse(json.dumps(described), mimetype="application/json")
 
 
-@hardening_app.timer_trigger(arg_name="timer", schedule="0 0 0 1 1 *")
-def yearly(timer: func.TimerRequest) -> None:
-    """Only here so that the app has an admin route."""
+@hardening_app.blob_trigger(
+    arg_name="blob",
+    path="models/incoming/{name}",
+    connection="HARDENING_STORAGE",
+    source=func.BlobSource.EVENT_GRID,
+)
+def on_blob(blob: func.InputStream) -> None:
+    """Only here so that the app has a control route: the blob webhook."""
+
+
+WEBHOOK = "/runtime/webhooks/blobs?functionName=Host.Functions.on_blob"
+
+
+@pytest.fixture(autouse=True)
+def hardening_storage(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Never contacted: the tests here stop at the webhook's handshake.
+    monkeypatch.setenv("HARDENING_STORAGE", "UseDevelopmentStorage=true")
 
 
 @dataclass(frozen=True)
@@ -90,11 +105,11 @@ def serve_and_run(
     """Run ``scenario(port)`` against the hardening app behind the host's real listener."""
 
     async def run() -> Any:
-        runner = await start_listening(
+        runner, port = await start_listening(
             build_web_app(hardening_app, **build_options), "127.0.0.1", 0, limits
         )
         try:
-            return await scenario(runner.addresses[0][1])
+            return await scenario(port)
         finally:
             await runner.cleanup()
 
@@ -365,7 +380,7 @@ def test_any_origin_gets_preflight_and_cors_headers_on_the_functions_only() -> N
             request_bytes("GET", "/api/status", {"Origin": "http://page.test"}),
             request_bytes("GET", "/api/missing", {"Origin": "http://page.test"}),
             request_bytes("GET", "/api/status", {}),
-            preflight("/admin/functions/yearly", "http://page.test"),
+            preflight(WEBHOOK, "http://page.test"),
         ):
             writer.write(raw)
             answers.append(await read_answer(reader))
@@ -431,16 +446,20 @@ def test_without_host_cors_a_preflight_reaches_the_function() -> None:
         ("text/plain", 415),
         ("application/x-www-form-urlencoded", 415),
         ("multipart/form-data; boundary=x", 415),
-        ("application/json", 202),
-        ("application/json; charset=utf-8", 202),
+        ("application/json", 200),
+        ("application/json; charset=utf-8", 200),
     ],
 )
-def test_admin_calls_are_taken_only_as_json(content_type: str, status: int) -> None:
+def test_control_calls_are_taken_only_as_json(content_type: str, status: int) -> None:
     async def scenario(port: int) -> Answer:
         reader, writer = await connect(port)
-        body = b'{"input": ""}'
+        event = {
+            "eventType": "Microsoft.EventGrid.SubscriptionValidationEvent",
+            "data": {"validationCode": "code"},
+        }
+        body = json.dumps([event]).encode()
         headers = {"Content-Type": content_type, "Content-Length": str(len(body))}
-        writer.write(request_bytes("POST", "/admin/functions/yearly", headers, body))
+        writer.write(request_bytes("POST", WEBHOOK, headers, body))
         answer = await read_answer(reader)
         writer.close()
         return answer
@@ -449,3 +468,5 @@ def test_admin_calls_are_taken_only_as_json(content_type: str, status: int) -> N
     assert answer.status == status
     if status == 415:
         assert "application/json" in answer.problem()["detail"]
+    else:
+        assert json.loads(answer.body) == {"validationResponse": "code"}

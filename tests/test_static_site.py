@@ -12,8 +12,8 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from local_host import build_web_app, startup_listing
-from local_host.__main__ import DEFAULT_SITE, parse_arguments
-from local_host.static_site import SiteConfig, route_pattern
+from local_host.__main__ import DEFAULT_SITE, argument_parser, checked_arguments
+from local_host.static_site import StaticSite, route_pattern
 from tests.local_host_test_app import app as ping_app
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -221,18 +221,19 @@ def test_a_folder_without_config_is_served_plainly(tmp_path: Path) -> None:
 
 
 def test_command_line_site_options(tmp_path: Path) -> None:
-    assert parse_arguments([]).site == DEFAULT_SITE
+    def site_of(argv: list[str]) -> Path | None:
+        return checked_arguments(argument_parser(), argv).site
+
+    assert site_of([]) == DEFAULT_SITE
     assert DEFAULT_SITE == REPO_ROOT / "static-web"
-    assert parse_arguments(["--no-site"]).site is None
-    assert parse_arguments(["--site", str(tmp_path)]).site == tmp_path
+    assert site_of(["--no-site"]) is None
+    assert site_of(["--site", str(tmp_path)]) == tmp_path
     with pytest.raises(SystemExit):
-        parse_arguments(["--site", str(tmp_path / "missing")])
-    with pytest.raises(SystemExit):
-        parse_arguments(["--site", str(tmp_path), "--no-site"])
+        site_of(["--site", str(tmp_path / "missing")])
 
 
 def test_the_sites_own_config_allows_only_the_site_and_its_api() -> None:
-    config = SiteConfig.from_folder(REPO_ROOT / "static-web")
+    config = StaticSite(REPO_ROOT / "static-web", "api")
     policy = dict(
         directive.strip().split(" ", 1)
         for directive in config.headers_for("/").get("Content-Security-Policy", "").split(";")
@@ -243,5 +244,5 @@ def test_the_sites_own_config_allows_only_the_site_and_its_api() -> None:
     assert policy["frame-ancestors"] == "'none'"
     assert config.headers_for("/js/app.js")["Cache-Control"].startswith("public")
     assert config.headers_for("/index.html")["Cache-Control"] == "no-cache"
-    assert config.fallback_for("/js/missing.js") is None
-    assert config.fallback_for("/some/page") == "/index.html"
+    assert config.fallback == "/index.html"
+    assert any(pattern.fullmatch("/js/missing.js") for pattern in config.fallback_exclude)

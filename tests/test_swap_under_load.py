@@ -40,23 +40,12 @@ def stack(azurite, tmp_path):
         "MODELS_CONTAINER": "swap",
         "MODEL_REFRESH_SECONDS": str(REFRESH_SECONDS),
     }
-    webhook = (
-        f"http://127.0.0.1:{port}/runtime/webhooks/blobs?functionName=Host.Functions.promote_model"
-    )
     commands = [
         [sys.executable, "-m", "local_host", "--host", "127.0.0.1", "--port", str(port)],
+        # Watches what the app's blob trigger declares: MODELS_STORAGE, MODELS_CONTAINER above.
         [
-            sys.executable,
-            "-m",
-            "local_host.blob_events",
-            "--connection-string",
-            azurite,
-            "--container",
-            "swap",
-            "--webhook",
-            webhook,
-            "--interval",
-            "0.5",
+            *(sys.executable, "-m", "local_host.event_grid"),
+            *("--host-url", f"http://127.0.0.1:{port}", "--interval", "0.5"),
         ],
     ]
     processes = []
