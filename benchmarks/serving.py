@@ -9,7 +9,9 @@
 4. cold start: a fresh process importing `function_app` and answering its first prediction (wall
    time, peak RSS), against a fresh process importing TensorFlow and loading the Keras model;
 5. HTTP through the local host: requests/s, p50/p99 latency and errors, with concurrent clients
-   for a fixed time.
+   for a fixed time;
+6. serving overhead in process (benchmarks/serving_overhead.py): our JSON endpoint and the V2
+   endpoint (JSON and binary) against the bare session, single image p50 and batches of 256.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from benchmarks import serving_overhead
 
 ROOT = Path(__file__).resolve().parent.parent
 MNIST = Path(os.environ.get("MNIST_PATH") or ROOT.parent / "shared" / "data" / "mnist.npz")
@@ -283,6 +287,11 @@ def main() -> int:
         f"p99 {http['p99_ms']:.2f} ms, {http['errors']} errors of {http['requests']}",
         flush=True,
     )
+    overhead = results["overhead"] = serving_overhead.measure(
+        digits(serving_overhead.BATCH), rounds=15, single_calls=200, batch_calls=3
+    )
+    print("6. in process, against the bare session:", flush=True)
+    print(serving_overhead.report(overhead), flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
     return 0

@@ -29,3 +29,7 @@ class CompressedBody(UnsupportedContent):
 
 class NoModelAvailable(ServingError):
     """Not even the bundled model can be served."""
+
+
+class UnknownModel(ServingError):
+    """The request names a model or a version that this server does not serve."""

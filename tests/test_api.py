@@ -25,6 +25,17 @@ from tests.helpers import call, http_request, picture_of_digit, problem_of
 # environment; without it, the bundled model only).
 api = api_functions(Services())
 ALL_METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
+V2_FUNCTIONS = {
+    "v2_server_metadata",
+    "v2_live",
+    "v2_ready",
+    "v2_model_metadata",
+    "v2_model_ready",
+    "v2_infer",
+    "v2_version_metadata",
+    "v2_version_ready",
+    "v2_version_infer",
+}
 
 
 @pytest.fixture(scope="module")
@@ -78,6 +89,15 @@ def test_app_declares_exactly_the_http_functions(declared):
         "health": ("health", ALL_METHODS, anonymous),
         "models": ("models", ALL_METHODS, anonymous),
         "openapi": ("openapi.json", ALL_METHODS, anonymous),
+        "v2_server_metadata": ("v2", ALL_METHODS, anonymous),
+        "v2_live": ("v2/health/live", ALL_METHODS, anonymous),
+        "v2_ready": ("v2/health/ready", ALL_METHODS, anonymous),
+        "v2_model_metadata": ("v2/models/{name}", ALL_METHODS, anonymous),
+        "v2_model_ready": ("v2/models/{name}/ready", ALL_METHODS, anonymous),
+        "v2_infer": ("v2/models/{name}/infer", ALL_METHODS, anonymous),
+        "v2_version_metadata": ("v2/models/{name}/versions/{version}", ALL_METHODS, anonymous),
+        "v2_version_ready": ("v2/models/{name}/versions/{version}/ready", ALL_METHODS, anonymous),
+        "v2_version_infer": ("v2/models/{name}/versions/{version}/infer", ALL_METHODS, anonymous),
     }
 
 
@@ -88,6 +108,7 @@ def test_app_declares_the_promotion_triggers(declared):
         "health",
         "models",
         "openapi",
+        *V2_FUNCTIONS,
         "promote_model",
         "reconcile_incoming",
     }
@@ -157,6 +178,20 @@ def test_batch_answers_every_image_in_order(digits):
     assert answer["model_version"] == response.headers["X-Model-Version"]
 
 
+def test_batch_of_rows_and_of_mixed_forms(digits):
+    images, labels = digits
+    for batch in (
+        [image.tolist() for image in images],
+        [
+            image.tolist() if index % 2 else image.ravel().tolist()
+            for index, image in enumerate(images)
+        ],
+    ):
+        response = call(api.predict, http_request("POST", "predict", {"images": batch}))
+        assert response.status_code == 200
+        assert [item["prediction"] for item in body_of(response)["predictions"]] == labels.tolist()
+
+
 def test_largest_batch_is_accepted(digits):
     images, _ = digits
     batch = [images[index % len(images)].ravel().tolist() for index in range(MAX_BATCH)]
@@ -193,6 +228,11 @@ BAD_JSON_BODIES = {
     "a string pixel": ({"pixels": ["1"] * 784}, "not a number"),
     "a boolean pixel": ({"pixels": [True] * 784}, "not a number"),
     "a null pixel": ({"pixels": [None] * 784}, "not a number"),
+    "a boolean among floats": ({"pixels": [0.5] * 783 + [False]}, "not a number"),
+    "a string among integers": ({"pixels": [0] * 783 + ["1"]}, "not a number"),
+    "a null among floats": ({"pixels": [None] + [0.5] * 783}, "not a number"),
+    "a float over 255": ({"pixels": [0.5] * 783 + [255.5]}, "0..255"),
+    "an integer over 255 among floats": ({"pixels": [0.5] * 783 + [256]}, "0..255"),
     "NaN": (b'{"pixels": [NaN' + b", 0" * 783 + b"]}", "NaN is not a pixel value"),
     "Infinity": (b'{"pixels": [Infinity' + b", 0" * 783 + b"]}", "Infinity is not"),
     "overflowing number": (b'{"pixels": [1e999' + b", 0" * 783 + b"]}", "infinite"),
@@ -202,6 +242,8 @@ BAD_JSON_BODIES = {
     "too many images": ({"images": [ONE] * (MAX_BATCH + 1)}, f"at most {MAX_BATCH}"),
     "images not an array": ({"images": {"a": ONE}}, "array of images"),
     "bad image in batch": ({"images": [ONE, [1, 2, 3]]}, "images[1] has 3 items"),
+    "a boolean in a batch": ({"images": [ONE, [0] * 783 + [True]]}, "images[1] holds a value"),
+    "a value over 255 in a batch": ({"images": [ONE, ONE, [300] * 784]}, "images[2] holds values"),
     "deep nesting": (b"[" * 200_000, "nested too deeply"),
     "a 5000-digit integer": (b"[" + b"1" * 5000 + b"]", "too long"),
     "an integer beyond float64": (
@@ -426,7 +468,23 @@ def test_openapi_document_describes_every_route():
     response = call(api.openapi, http_request("GET", "openapi.json"))
     document = body_of(response)
     assert document["openapi"] == "3.1.0"
-    assert set(document["paths"]) == {"/predict", "/health", "/models", "/openapi.json"}
+    v2_model = "/v2/models/{name}"
+    v2_version = f"{v2_model}/versions/{{version}}"
+    assert set(document["paths"]) == {
+        "/predict",
+        "/health",
+        "/models",
+        "/openapi.json",
+        "/v2",
+        "/v2/health/live",
+        "/v2/health/ready",
+        *(f"{model}{suffix}" for model in (v2_model, v2_version) for suffix in ("", "/ready")),
+        f"{v2_model}/infer",
+        f"{v2_version}/infer",
+    }
+    infer = document["paths"]["/v2/models/{name}/infer"]["post"]
+    assert set(infer["requestBody"]["content"]) == {"application/json", "application/octet-stream"}
+    assert {"200", "400", "404", "405", "413", "415"} <= set(infer["responses"])
     predict = document["paths"]["/predict"]["post"]
     assert set(predict["requestBody"]["content"]) == {"application/json", "image/png", "image/jpeg"}
     assert {"200", "400", "405", "413", "415"} <= set(predict["responses"])

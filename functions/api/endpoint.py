@@ -1,5 +1,6 @@
-"""One wrapper for every HTTP function: method check, errors to problem+json, bugs logged.
-It wraps plain and `async def` handlers alike (the worker runs the latter on its event loop)."""
+"""One wrapper for every HTTP function: method check, errors to problem+json (or to the body
+another protocol's errors have), bugs logged. It wraps plain and `async def` handlers alike
+(the worker runs the latter on its event loop)."""
 
 from __future__ import annotations
 
@@ -15,11 +16,15 @@ from functions.api.responses import problem_response
 
 log = logging.getLogger(__name__)
 Handler = Callable[[func.HttpRequest], func.HttpResponse]
+ErrorAnswer = Callable[[ApiError], func.HttpResponse]
 
 
-def endpoint(*allowed_methods: str) -> Callable[[Handler], Handler]:
+def endpoint(
+    *allowed_methods: str, answer_error: ErrorAnswer = problem_response
+) -> Callable[[Handler], Handler]:
     """The function is declared for every method, so that a wrong one gets a 405 problem+json
-    from here rather than the host's bare 404."""
+    from here rather than the host's bare 404. `answer_error` writes the body of every error
+    answer; the status and headers always come from `problems.py`."""
 
     # HEAD is GET without the body (RFC 9110); the host drops the body, as the Functions
     # host does for any function declared for HEAD.
@@ -38,7 +43,7 @@ def endpoint(*allowed_methods: str) -> Callable[[Handler], Handler]:
                     check_method(req)
                     return await handler(req)
                 except Exception as error:  # answered, and logged, in _failure
-                    return _failure(req, error)
+                    return answer_error(_failure(req, error))
 
             return run_async
 
@@ -48,20 +53,20 @@ def endpoint(*allowed_methods: str) -> Callable[[Handler], Handler]:
                 check_method(req)
                 return handler(req)
             except Exception as error:  # answered, and logged, in _failure
-                return _failure(req, error)
+                return answer_error(_failure(req, error))
 
         return run
 
     return wrap
 
 
-def _failure(req: func.HttpRequest, error: Exception) -> func.HttpResponse:
+def _failure(req: func.HttpRequest, error: Exception) -> ApiError:
     """An error with a problem in `problems.py` is the client's answer; anything else is a bug:
     logged whole, answered 500."""
     known = problem_for(error)
     if known is not None:
         answer, level = known
         log.log(level, "%s %s -> %d: %s", req.method, req.url, answer.status, error)
-        return problem_response(answer)
+        return answer
     log.error("%s %s failed", req.method, req.url, exc_info=error)
-    return problem_response(ApiError("an internal error occurred; it has been logged"))
+    return ApiError("an internal error occurred; it has been logged")

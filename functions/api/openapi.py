@@ -5,6 +5,10 @@ from __future__ import annotations
 from functools import cache
 
 from functions.serving.inputs import MAX_BATCH
+from functions.serving.v2_model import MODEL_NAME
+
+API_TITLE = "Digit recognition API"
+API_VERSION = "1.0.0"
 
 PIXEL = {"type": "number", "minimum": 0, "maximum": 255}
 FLAT = {
@@ -50,6 +54,250 @@ def _problem(description: str) -> dict[str, object]:
 
 def _json(description: str, schema: dict) -> dict[str, object]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+# --- the Open Inference Protocol (KServe V2) -----------------------------------------------
+
+V2_PARAMETERS = {
+    "type": "object",
+    "maxProperties": 64,
+    "additionalProperties": {"type": ["string", "number", "boolean"]},
+}
+V2_TENSOR_METADATA = {
+    "type": "object",
+    "required": ["name", "datatype", "shape"],
+    "properties": {
+        "name": {"type": "string"},
+        "datatype": {"type": "string"},
+        "shape": {"type": "array", "items": {"type": "integer"}},
+    },
+}
+V2_SCHEMAS = {
+    "V2Error": {
+        "type": "object",
+        "required": ["error"],
+        "additionalProperties": False,
+        "properties": {"error": {"type": "string"}},
+    },
+    "V2ServerMetadata": {
+        "type": "object",
+        "required": ["name", "version", "extensions"],
+        "properties": {
+            "name": {"type": "string"},
+            "version": {"type": "string"},
+            "extensions": {"type": "array", "items": {"type": "string"}},
+        },
+    },
+    "V2ModelMetadata": {
+        "type": "object",
+        "required": ["name", "versions", "platform", "inputs", "outputs"],
+        "properties": {
+            "name": {"const": MODEL_NAME},
+            "versions": {"type": "array", "items": {"type": "string"}},
+            "platform": {"const": "onnxruntime_onnx"},
+            "inputs": {"type": "array", "items": V2_TENSOR_METADATA},
+            "outputs": {"type": "array", "items": V2_TENSOR_METADATA},
+        },
+    },
+    "V2InferRequest": {
+        "type": "object",
+        "required": ["inputs"],
+        "additionalProperties": False,
+        "description": "With the binary tensor data extension, the input's bytes (row-major, "
+        "little-endian) follow this JSON, whose length Inference-Header-Content-Length gives, "
+        "and the input says how many in parameters.binary_data_size instead of sending data",
+        "properties": {
+            "id": {"type": "string", "maxLength": 256},
+            "parameters": {
+                **V2_PARAMETERS,
+                "description": "Echoed in the response; binary_data_output (boolean) is the "
+                "default binary_data of every output",
+            },
+            "inputs": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": 1,
+                "items": {
+                    "type": "object",
+                    "required": ["name", "shape", "datatype"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "name": {"const": "pixels"},
+                        "shape": {
+                            "type": "array",
+                            "description": "[N, 28, 28, 1], [N, 28, 28] or [N, 784], N from 1 "
+                            f"to {MAX_BATCH}",
+                            "items": {"type": "integer", "minimum": 1},
+                            "minItems": 2,
+                            "maxItems": 4,
+                        },
+                        "datatype": {"enum": ["FP32", "UINT8"]},
+                        "parameters": {
+                            "type": "object",
+                            "additionalProperties": False,
+                            "properties": {"binary_data_size": {"type": "integer", "minimum": 0}},
+                        },
+                        "data": {
+                            "type": "array",
+                            "description": "N x 784 values 0..255 (integers for UINT8), flat or "
+                            "nested row-major",
+                        },
+                    },
+                },
+            },
+            "outputs": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": 2,
+                "items": {
+                    "type": "object",
+                    "required": ["name"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "name": {"enum": ["probabilities", "digit"]},
+                        "parameters": {
+                            "type": "object",
+                            "additionalProperties": False,
+                            "properties": {"binary_data": {"type": "boolean"}},
+                        },
+                    },
+                },
+            },
+        },
+    },
+    "V2InferResponse": {
+        "type": "object",
+        "required": ["model_name", "model_version", "outputs"],
+        "properties": {
+            "model_name": {"const": MODEL_NAME},
+            "model_version": {"type": "string"},
+            "id": {"type": "string"},
+            "parameters": V2_PARAMETERS,
+            "outputs": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["name", "datatype", "shape"],
+                    "properties": {
+                        "name": {"enum": ["probabilities", "digit"]},
+                        "datatype": {"enum": ["FP32", "INT64"]},
+                        "shape": {"type": "array", "items": {"type": "integer"}},
+                        "data": {"type": "array", "items": {"type": "number"}},
+                        "parameters": {
+                            "type": "object",
+                            "properties": {"binary_data_size": {"type": "integer"}},
+                        },
+                    },
+                },
+            },
+        },
+    },
+}
+V2_NAME = {
+    "name": "name",
+    "in": "path",
+    "required": True,
+    "description": "The model's name: the family of every version served",
+    "schema": {"const": MODEL_NAME},
+}
+V2_VERSION = {
+    "name": "version",
+    "in": "path",
+    "required": True,
+    "description": "The served version (see the model's metadata); any other is a 404",
+    "schema": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"},
+}
+
+
+def _v2_error(description: str) -> dict[str, object]:
+    return _json(description, _ref("V2Error"))
+
+
+V2_WRONG_METHOD = _v2_error("Wrong method; the Allow header names the right one")
+V2_UNAVAILABLE = _v2_error("No model can be served")
+V2_NOT_SERVED = _v2_error("No such model, or not the served version (the error names it)")
+
+
+def _v2_get(operation: str, summary: str, ok: dict, *, model: bool = True) -> dict:
+    responses = {"200": ok, "405": V2_WRONG_METHOD, "503": V2_UNAVAILABLE}
+    if model:
+        responses["404"] = V2_NOT_SERVED
+    return {"get": {"operationId": operation, "summary": summary, "responses": responses}}
+
+
+def _v2_infer(operation: str) -> dict[str, object]:
+    return {
+        "post": {
+            "operationId": operation,
+            "summary": "Classify N images (JSON, or the binary tensor data extension)",
+            "parameters": [
+                {
+                    "name": "Inference-Header-Content-Length",
+                    "in": "header",
+                    "required": False,
+                    "description": "With binary tensor data: the length of the JSON header",
+                    "schema": {"type": "string", "pattern": "^[0-9]{1,10}$"},
+                }
+            ],
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {"schema": _ref("V2InferRequest")},
+                    "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+                },
+            },
+            "responses": {
+                "200": {
+                    "description": "The outputs asked for (probabilities by default); binary "
+                    "outputs follow the JSON header, whose length the header gives",
+                    "headers": {
+                        "X-Model-Version": {"schema": {"type": "string"}},
+                        "Inference-Header-Content-Length": {"schema": {"type": "string"}},
+                    },
+                    "content": {
+                        "application/json": {"schema": _ref("V2InferResponse")},
+                        "application/octet-stream": {
+                            "schema": {"type": "string", "format": "binary"}
+                        },
+                    },
+                },
+                "400": _v2_error("Invalid request, shape, datatype, values or binary sizes"),
+                "404": V2_NOT_SERVED,
+                "405": V2_WRONG_METHOD,
+                "413": _v2_error("The body is over the size limit"),
+                "415": _v2_error("A compressed body (Content-Encoding)"),
+                "503": _v2_error("No model can be served, or it answered with the wrong shape"),
+            },
+        }
+    }
+
+
+def v2_paths() -> dict[str, object]:
+    no_body = {"description": "Yes (a no is any other status)"}
+    model = "/v2/models/{name}"
+    version = "/v2/models/{name}/versions/{version}"
+    metadata = _json("The served model's metadata", _ref("V2ModelMetadata"))
+    paths = {
+        "/v2": _v2_get(
+            "v2ServerMetadata",
+            "Server metadata",
+            _json("Server metadata", _ref("V2ServerMetadata")),
+            model=False,
+        ),
+        "/v2/health/live": _v2_get("v2Live", "Is the server live?", no_body, model=False),
+        "/v2/health/ready": _v2_get("v2Ready", "Can it serve a model?", no_body, model=False),
+        model: _v2_get("v2ModelMetadata", "Model metadata", metadata),
+        f"{model}/ready": _v2_get("v2ModelReady", "Is the model ready?", no_body),
+        f"{model}/infer": _v2_infer("v2Infer"),
+        version: _v2_get("v2VersionMetadata", "Model metadata", metadata),
+        f"{version}/ready": _v2_get("v2VersionReady", "Is this version ready?", no_body),
+        f"{version}/infer": _v2_infer("v2VersionInfer"),
+    }
+    for path, operations in paths.items():
+        parameters = [V2_NAME, V2_VERSION] if "{version}" in path else [V2_NAME]
+        if "{name}" in path:
+            operations["parameters"] = parameters
+    return paths
 
 
 SCHEMAS = {
@@ -153,6 +401,7 @@ SCHEMAS = {
             },
         },
     },
+    **V2_SCHEMAS,
     "Problem": {
         "type": "object",
         "required": ["type", "title", "status", "detail"],
@@ -170,11 +419,11 @@ WRONG_METHOD = _problem("Wrong method; the Allow header names the right one")
 
 @cache
 def openapi_document() -> dict[str, object]:
-    return {
+    document = {
         "openapi": "3.1.0",
         "info": {
-            "title": "Digit recognition API",
-            "version": "1.0.0",
+            "title": API_TITLE,
+            "version": API_VERSION,
             "description": "Classifies handwritten digits (MNIST, 0-9) with an ONNX model.",
         },
         "servers": [{"url": "/api"}],
@@ -260,3 +509,5 @@ def openapi_document() -> dict[str, object]:
         },
         "components": {"schemas": SCHEMAS},
     }
+    document["paths"].update(v2_paths())
+    return document

@@ -13,6 +13,7 @@ from functions.errors import (
     InputTooLarge,
     InvalidInput,
     NoModelAvailable,
+    UnknownModel,
     UnsupportedContent,
 )
 from functions.preprocessing import DecodersBusy
@@ -82,6 +83,7 @@ PROBLEMS: dict[type[Exception], Problem] = {
     ),
     UnsupportedContent: Problem(HTTPStatus.UNSUPPORTED_MEDIA_TYPE),
     NoModelAvailable: Problem(HTTPStatus.SERVICE_UNAVAILABLE),
+    UnknownModel: Problem(HTTPStatus.NOT_FOUND),
     # No fault of the request: every picture decoder stayed taken.
     DecodersBusy: Problem(
         HTTPStatus.SERVICE_UNAVAILABLE,

@@ -14,8 +14,17 @@ log = logging.getLogger(__name__)
 
 
 def classify(model: LoadedModel, request: PredictionInput) -> dict[str, object]:
+    probabilities = run_model(model, request.images)
+    answers = _answers(probabilities)
+    if request.batch:
+        return {"predictions": answers, "model_version": model.version}
+    return {**answers[0], "model_version": model.version}
+
+
+def run_model(model: LoadedModel, images: np.ndarray) -> np.ndarray:
+    """The model's (n, 10) probabilities for a batch, logged with the time it took."""
     started = time.perf_counter()
-    probabilities = model.predict(request.images)
+    probabilities = model.predict(images)
     latency_ms = (time.perf_counter() - started) * 1e3
     log.info(
         "predicted %d image(s) with %s in %.3f ms",
@@ -28,16 +37,16 @@ def classify(model: LoadedModel, request: PredictionInput) -> dict[str, object]:
             "inference_ms": round(latency_ms, 3),
         },
     )
-    answers = [_answer(row) for row in probabilities]
-    if request.batch:
-        return {"predictions": answers, "model_version": model.version}
-    return {**answers[0], "model_version": model.version}
+    return probabilities
 
 
-def _answer(row: np.ndarray) -> dict[str, object]:
-    digit = int(np.argmax(row))
-    return {
-        "prediction": digit,
-        "confidence": round(float(row[digit]), 6),
-        "probabilities": [round(float(value), 6) for value in row],
-    }
+def _answers(probabilities: np.ndarray) -> list[dict[str, object]]:
+    """One answer per row, rounded to 6 decimals in one numpy call: per-value Python rounding
+    cost a tenth of a single-image request. The rows stay numpy arrays; the JSON writer takes
+    them as they are."""
+    rounded = np.round(probabilities.astype(np.float64), 6)
+    digits = np.argmax(probabilities, axis=1).tolist()
+    return [
+        {"prediction": digit, "confidence": float(row[digit]), "probabilities": row}
+        for digit, row in zip(digits, rounded, strict=True)
+    ]

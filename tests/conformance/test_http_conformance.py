@@ -6,6 +6,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -127,6 +128,46 @@ def requests(mnist) -> list[Request]:
         Request("HEAD openapi", "HEAD", "openapi.json", headers=()),
         Request("PUT openapi", "PUT", "openapi.json", b"{}"),
         Request("OPTIONS openapi", "OPTIONS", "openapi.json", headers=()),
+        *v2_requests(digit),
+    ]
+
+
+def v2_requests(digit) -> list[Request]:
+    """The Open Inference Protocol routes: health, metadata, JSON and binary inference, errors."""
+    model = "v2/models/mnist-cnn"
+    tensor = {"name": "pixels", "shape": [1, 784], "datatype": "UINT8"}
+    as_json = {
+        "id": "7",
+        "inputs": [{**tensor, "data": digit.ravel().tolist()}],
+        "outputs": [{"name": "probabilities"}, {"name": "digit"}],
+    }
+    header = json_body(
+        {
+            "inputs": [{**tensor, "parameters": {"binary_data_size": 784}}],
+            "parameters": {"binary_data_output": True},
+        }
+    )
+    binary = (("Inference-Header-Content-Length", str(len(header))),)
+    wrong_shape = {"inputs": [{**tensor, "shape": [1, 10], "data": [0] * 10}]}
+    return [
+        Request("V2 server metadata", "GET", "v2", headers=()),
+        Request("V2 live", "GET", "v2/health/live", headers=()),
+        Request("V2 ready", "GET", "v2/health/ready", headers=()),
+        Request("V2 model metadata", "GET", model, headers=()),
+        Request("V2 model ready", "GET", f"{model}/ready", headers=()),
+        Request("V2 unknown model", "GET", "v2/models/resnet50/ready", headers=()),
+        Request("V2 other version", "GET", f"{model}/versions/0.0.1", headers=()),
+        Request("V2 JSON infer", "POST", f"{model}/infer", json_body(as_json)),
+        Request("V2 binary infer", "POST", f"{model}/infer", header + digit.tobytes(), binary),
+        Request("V2 wrong shape", "POST", f"{model}/infer", json_body(wrong_shape)),
+        Request(
+            "V2 header past the body",
+            "POST",
+            f"{model}/infer",
+            header + digit.tobytes(),
+            (("Inference-Header-Content-Length", "99999"),),
+        ),
+        Request("V2 GET infer", "GET", f"{model}/infer", headers=()),
     ]
 
 
@@ -139,20 +180,31 @@ def local_host(conformance_storage, tmp_path_factory) -> Iterator[str]:
         yield url
 
 
+def route_parameters(template: str, route: str) -> dict[str, str] | None:
+    """The parameters of `route` if it matches the route `template` (literal segments and
+    plain {name} parameters, one segment each, as the host routes them), else None."""
+    pattern = re.sub(r"\\{(\w+)\\}", r"(?P<\1>[^/]+)", re.escape(template))
+    match = re.fullmatch(pattern, route)
+    return match.groupdict() if match else None
+
+
 def through_worker(worker, request: Request) -> Answer:
-    function = next(
-        name
+    routed = [
+        (name, parameters)
         for name, metadata in worker.functions.items()
-        if any(
-            json.loads(binding).get("route") == request.route for binding in metadata.raw_bindings
-        )
-    )
+        for binding in map(json.loads, metadata.raw_bindings)
+        if "route" in binding
+        and (parameters := route_parameters(binding["route"], request.route)) is not None
+    ]
+    # A literal route wins over a template, as in the host's routing.
+    function, parameters = min(routed, key=lambda match: len(match[1]))
     answer = worker.call_http(
         function,
         request.method,
         f"http://localhost:7071{ROUTE_PREFIX}{request.route}",
         dict(request.headers),
         request.body,
+        params=parameters,
     )
     return Answer.of(
         request.method, int(answer.status_code), dict(answer.headers), answer.body.bytes

@@ -184,9 +184,19 @@ class WorkerHost:
             "invocation_response",
         )
 
-    def call_http(self, function: str, method: str, url: str, headers: dict, body: bytes):
+    def call_http(
+        self,
+        function: str,
+        method: str,
+        url: str,
+        headers: dict,
+        body: bytes,
+        *,
+        params: dict[str, str] | None = None,
+    ):
         """An HTTP trigger's invocation as the host sends it (the body as bytes: the worker
-        declares RawHttpBodyBytes); returns the worker's RpcHttp answer."""
+        declares RawHttpBodyBytes; `params`: the route's parameters); returns the worker's
+        RpcHttp answer."""
         answer = self.invoke(
             self.functions[function].function_id,
             [
@@ -199,6 +209,7 @@ class WorkerHost:
                             headers=headers,
                             body=self.protos.TypedData(bytes=body),
                             rawBody=self.protos.TypedData(bytes=body),
+                            params=params or {},
                         )
                     ),
                 )
