@@ -52,7 +52,8 @@ bundle-model:
 	cp $(MODEL_OUT)/model.onnx $(MODEL_OUT)/report.json $(MODEL_OUT)/MODEL_CARD.md \
 	   $(MODEL_OUT)/confusion_matrix.png functions/model/
 
-# The serving benchmark: handler latency vs Keras, batches, cold start, HTTP (about a minute),
+# The serving benchmark: handler latency vs Keras, batches, cold start, HTTP, overhead against the
+# bare session and HTTP against a lean FastAPI server (about six minutes),
 # then what the largest accepted pictures cost to decode (docs/benchmarks.md).
 # Cold start is measured with the deployed app's dependencies only (requirements.txt).
 benchmark: setup build/runtime-venv/.installed

@@ -1,7 +1,8 @@
 """The baseline for the HTTP benchmark: a lean FastAPI + uvicorn + onnxruntime server on the same
 model, as a competent engineer would write one without Azure Functions. It takes what our
 clients send (``{"pixels": [...]}`` or the bare JSON array of 784 pixels, one image or a list
-of them) and answers every probability; nothing else: no validation, no problem documents. Run: ``python -m benchmarks.lean_server --port 8000 [--workers 2]``.
+of them) and answers every probability; nothing else: no validation, no problem documents.
+Run: ``python -m benchmarks.lean_server --port 8000 [--workers 2]``.
 """
 
 from __future__ import annotations

@@ -11,7 +11,9 @@
 5. HTTP through the local host: requests/s, p50/p99 latency and errors, with concurrent clients
    for a fixed time;
 6. serving overhead in process (benchmarks/serving_overhead.py): our JSON endpoint and the V2
-   endpoint (JSON and binary) against the bare session, single image p50 and batches of 256.
+   endpoint (JSON and binary) against the bare session, single image p50 and batches of 256;
+7. HTTP against a lean FastAPI + uvicorn server on the same model (benchmarks/http_comparison.py),
+   one and two processes each, at 1, 8 and 32 clients.
 """
 
 from __future__ import annotations
@@ -292,6 +294,10 @@ def main() -> int:
     )
     print("6. in process, against the bare session:", flush=True)
     print(serving_overhead.report(overhead), flush=True)
+    from benchmarks import http_comparison  # noqa: PLC0415 - it imports digits from here
+
+    print("7. over HTTP, the local host against a lean FastAPI + uvicorn server:", flush=True)
+    results["http_comparison"] = http_comparison.compare(digits(64), rounds=3, seconds=4)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
     return 0

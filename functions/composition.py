@@ -52,6 +52,11 @@ class Services:
                 self._provider = ModelProvider(self.bundled, storage=self.serving_storage)
             return self._provider
 
+    def model_is_loaded(self) -> bool:
+        """Whether serving has its model in memory: a request has nothing to build or load."""
+        provider = self._provider
+        return provider is not None and provider.is_loaded()
+
     def promoter(self) -> Promoter:
         """Built on first use; a missing setting fails here with its name."""
         with self._promoter_lock:

@@ -4,25 +4,13 @@ serve the function app, and the site beside it, without Core Tools."""
 from __future__ import annotations
 
 import argparse
-import asyncio
-import logging
 from pathlib import Path
 
-from aiohttp import web
-
-from local_host.server import build_web_app, serve
-from local_host.settings import (
-    APP_ROOT,
-    configure_logging,
-    host_cors_origins,
-    load_function_app,
-    load_local_settings,
-    read_route_prefix,
-    request_body_limit,
-)
+from local_host.processes import extra_processes
+from local_host.server import run, serve, web_app_from_settings
+from local_host.settings import APP_ROOT, configure_logging
 
 DEFAULT_SITE = APP_ROOT / "static-web"
-logger = logging.getLogger("local_host")
 
 
 def argument_parser(prog: str = "python -m local_host") -> argparse.ArgumentParser:
@@ -55,24 +43,15 @@ def checked_arguments(
     return arguments
 
 
-def web_app_from_settings(arguments: argparse.Namespace) -> web.Application:
-    """The app as its settings say: local.settings.json's values in the environment first (the
-    app reads them when imported), then host.json's prefix, the body limit and Host.CORS."""
-    settings_file = load_local_settings(APP_ROOT)
-    logger.info("App settings from %s", settings_file.name if settings_file else "nowhere")
-    return build_web_app(
-        load_function_app(arguments.app),
-        route_prefix=read_route_prefix(APP_ROOT),
-        max_body_bytes=request_body_limit(),
-        cors_origins=host_cors_origins(settings_file),
-        site=arguments.site,
-    )
-
-
 def main(argv: list[str] | None = None) -> None:
     arguments = checked_arguments(argument_parser(), argv)
     configure_logging()
-    asyncio.run(serve(web_app_from_settings(arguments), arguments.host, arguments.port))
+    try:
+        web_app = web_app_from_settings(arguments.app, arguments.site)
+        extra = extra_processes(arguments.app, arguments.site)
+    except ValueError as error:  # a setting or a route the host cannot serve
+        raise SystemExit(f"local host: {error}") from None
+    run(serve(web_app, arguments.host, arguments.port, extra_processes=extra))
 
 
 if __name__ == "__main__":

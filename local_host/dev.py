@@ -21,18 +21,15 @@ from pathlib import Path
 from azure.core.exceptions import AzureError, ResourceExistsError
 from azure.storage.blob.aio import BlobServiceClient
 
-from local_host.__main__ import (
-    argument_parser,
-    checked_arguments,
-    web_app_from_settings,
-)
+from local_host.__main__ import argument_parser, checked_arguments
 from local_host.event_grid import (
     SubscriptionRefused,
     WatchedBlobs,
     open_relay,
     watched_blobs,
 )
-from local_host.server import STOP_SIGNALS, background, serve
+from local_host.processes import extra_processes
+from local_host.server import STOP_SIGNALS, background, run, serve, web_app_from_settings
 from local_host.settings import (
     APP_ROOT,
     configure_logging,
@@ -183,7 +180,7 @@ async def run_stack(arguments: argparse.Namespace) -> None:
         for name, value in list(os.environ.items()):
             if value.replace(" ", "").lower() == "usedevelopmentstorage=true":
                 os.environ[name] = connection  # it means port 10000
-        web_app = web_app_from_settings(arguments)
+        web_app = web_app_from_settings(arguments.app, arguments.site)
         base_url = f"http://{arguments.host}:{arguments.port}"
         watched = watched_blobs(load_function_app(arguments.app), arguments.blob_function, base_url)
         containers = [watched.container, HOST_CONTAINER]
@@ -200,7 +197,8 @@ async def run_stack(arguments: argparse.Namespace) -> None:
             f"\nLocal stack (Ctrl-C stops it all):\n    Azurite  {endpoint} ({where})", flush=True
         )
         print(f"    events   {events}\n", flush=True)
-        await serve(web_app, arguments.host, arguments.port)
+        extra = extra_processes(arguments.app, arguments.site)
+        await serve(web_app, arguments.host, arguments.port, extra_processes=extra)
     finally:
         await azurite.stop()
 
@@ -216,7 +214,7 @@ def main(argv: list[str] | None = None) -> None:
     arguments = checked_arguments(parser, argv)
     configure_logging()
     try:
-        asyncio.run(run_stack(arguments))
+        run(run_stack(arguments))
     except (asyncio.CancelledError, KeyboardInterrupt):
         logger.info("Stopped")
     except ValueError as error:

@@ -200,9 +200,18 @@ class CappedSite(web.BaseSite):
     """``web.TCPSite`` with its connections counted and capped (counted here, not from the
     server's list, which grows only once a connection is set up: a burst would pass)."""
 
-    def __init__(self, runner: web.AppRunner, host: str, port: int, limits: ListenerLimits) -> None:
+    def __init__(
+        self,
+        runner: web.AppRunner,
+        host: str,
+        port: int,
+        limits: ListenerLimits,
+        *,
+        reuse_port: bool = False,
+    ) -> None:
         super().__init__(runner)
         self.host, self.port, self.limits, self.open_connections = host, port, limits, 0
+        self.reuse_port = reuse_port  # processes sharing the port (FUNCTIONS_WORKER_PROCESS_COUNT)
 
     @property
     def name(self) -> str:
@@ -227,7 +236,9 @@ class CappedSite(web.BaseSite):
     async def start(self) -> None:
         await super().start()
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(self._protocol, self.host, self.port)
+        self._server = await loop.create_server(
+            self._protocol, self.host, self.port, reuse_port=self.reuse_port or None
+        )
 
 
 async def read_control_json(request: web.Request, *, shape: str) -> object:

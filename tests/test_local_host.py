@@ -24,7 +24,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from local_host import build_web_app, startup_listing
-from local_host.settings import load_local_settings, read_route_prefix
+from local_host.settings import load_local_settings, read_route_prefix, worker_process_count
 from tests.helpers import read_lines, wait_for_line
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -448,7 +448,7 @@ def test_route_prefix_comes_from_host_json(tmp_path: Path) -> None:
 # --- the command line, as a real process ---------------------------------------------------
 
 
-def start_local_host() -> tuple[subprocess.Popen[str], queue.Queue[str]]:
+def start_local_host(**settings: str) -> tuple[subprocess.Popen[str], queue.Queue[str]]:
     """``python -m local_host`` on a free port, with its stdout lines fed into a queue."""
     process = subprocess.Popen(
         [
@@ -457,7 +457,12 @@ def start_local_host() -> tuple[subprocess.Popen[str], queue.Queue[str]]:
         ],
         cwd=REPO_ROOT,
         # An app setting, read as the Functions host reads it.
-        env={**os.environ, "PYTHONUNBUFFERED": "1", "FUNCTIONS_REQUEST_BODY_SIZE_LIMIT": "1000"},
+        env={
+            **os.environ,
+            "PYTHONUNBUFFERED": "1",
+            "FUNCTIONS_REQUEST_BODY_SIZE_LIMIT": "1000",
+            **settings,
+        },
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -490,3 +495,68 @@ def test_command_line_serves_over_http_and_stops_cleanly(stop_signal: signal.Sig
     stderr = process.stderr.read()
     assert "GET /api/ping 200" in stderr
     assert "Traceback" not in stderr
+
+
+def answering_pids(url: str, requests: int) -> set[int]:
+    """The processes that answered ``requests`` GETs, each on a new connection."""
+    pids = set()
+    for _ in range(requests):
+        with urllib.request.urlopen(url, timeout=10) as response:
+            pids.add(int(response.read()))
+    return pids
+
+
+def is_running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def wait_until_gone(pid: int, timeout: float = 20) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not is_running(pid):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_worker_process_count_serves_the_port_from_that_many_processes() -> None:
+    process, lines = start_local_host(FUNCTIONS_WORKER_PROCESS_COUNT="2")
+    try:
+        url = wait_for_line(lines, r"pid: \[GET\] (http://\S+)").group(1)
+        # The kernel spreads new connections over the listeners: 40 all on one is 2**-39.
+        pids = answering_pids(url, 40)
+        assert len(pids) == 2
+        assert process.pid in pids
+        (extra,) = pids - {process.pid}
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+        assert wait_until_gone(extra)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert "Traceback" not in process.stderr.read()
+
+
+def test_an_extra_process_stops_when_the_first_is_killed() -> None:
+    process, lines = start_local_host(FUNCTIONS_WORKER_PROCESS_COUNT="2")
+    try:
+        url = wait_for_line(lines, r"pid: \[GET\] (http://\S+)").group(1)
+        (extra,) = answering_pids(url, 40) - {process.pid}
+        process.kill()
+        process.wait(timeout=10)
+        assert wait_until_gone(extra)
+    finally:
+        if process.poll() is None:
+            process.kill()
+
+
+@pytest.mark.parametrize("value", ["0", "11", "two", "-1"])
+def test_worker_process_count_outside_one_to_ten_is_refused(value: str) -> None:
+    with pytest.raises(ValueError, match=f"FUNCTIONS_WORKER_PROCESS_COUNT.*{value!r}"):
+        worker_process_count({"FUNCTIONS_WORKER_PROCESS_COUNT": value})
+    assert worker_process_count({}) == 1
+    assert worker_process_count({"FUNCTIONS_WORKER_PROCESS_COUNT": "10"}) == 10

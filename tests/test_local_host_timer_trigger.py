@@ -70,6 +70,23 @@ def test_run_on_startup() -> None:
     assert reasons == ["run"]
 
 
+def test_an_extra_serving_process_leaves_the_timers_to_the_first() -> None:
+    app = func.FunctionApp()
+    runs: list[float] = []
+
+    @app.timer_trigger(arg_name="timer", schedule=EVERY_SECOND, run_on_startup=True)
+    async def reconcile(timer: func.TimerRequest) -> None:
+        runs.append(time.time())
+
+    async def run() -> None:
+        web_app = build_web_app(app, run_timers=False)
+        async with TestClient(TestServer(web_app)):
+            await asyncio.sleep(1.5)
+
+    asyncio.run(run())
+    assert runs == []
+
+
 def test_a_failing_timer_is_logged_and_keeps_its_schedule(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

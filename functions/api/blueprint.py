@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import azure.functions as func
 
-from functions.api.endpoint import Handler, endpoint
+from functions.api.endpoint import Handler, endpoint, small_bodies_on_the_loop
 from functions.api.openapi import openapi_document
 from functions.api.pacing import Pacer
 from functions.api.responses import json_response
@@ -81,8 +81,9 @@ def api_functions(services: Services, models_pace: Pacer | None = None) -> ApiFu
 def api_blueprint(services: Services) -> func.Blueprint:
     functions = api_functions(services)
     bp = func.Blueprint()
+    predict = small_bodies_on_the_loop(functions.predict, ready=services.model_is_loaded)
     for route, handler in (
-        ("predict", functions.predict),
+        ("predict", predict),
         ("health", functions.health),
         ("models", functions.models),
         ("openapi.json", functions.openapi),

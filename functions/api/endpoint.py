@@ -4,10 +4,11 @@ another protocol's errors have), bugs logged. It wraps plain and `async def` han
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import inspect
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import azure.functions as func
 
@@ -16,7 +17,11 @@ from functions.api.responses import problem_response
 
 log = logging.getLogger(__name__)
 Handler = Callable[[func.HttpRequest], func.HttpResponse]
+AsyncHandler = Callable[[func.HttpRequest], Awaitable[func.HttpResponse]]
 ErrorAnswer = Callable[[ApiError], func.HttpResponse]
+# A few images as JSON, or a small batch as binary: about 0.2 ms of work each, less than the
+# hop to the worker's thread pool and back costs (docs/benchmarks.md, HTTP comparison).
+ON_LOOP_MAX_BODY_BYTES = 16 * 1024
 
 
 def endpoint(
@@ -70,3 +75,20 @@ def _failure(req: func.HttpRequest, error: Exception) -> ApiError:
         return answer
     log.error("%s %s failed", req.method, req.url, exc_info=error)
     return ApiError("an internal error occurred; it has been logged")
+
+
+def small_bodies_on_the_loop(handler: Handler, *, ready: Callable[[], bool]) -> AsyncHandler:
+    """The plain `handler` as an `async def` for the blueprint to declare: run on the event loop
+    when the body is small and not a picture and `ready()` says nothing will block (the model is
+    loaded); in a worker thread otherwise, so that a batch of 256, a photo to decode or a cold
+    start never holds the loop."""
+
+    @functools.wraps(handler)
+    async def run(req: func.HttpRequest) -> func.HttpResponse:
+        content_type = (req.headers.get("Content-Type") or "").lstrip().lower()
+        small = len(req.get_body()) <= ON_LOOP_MAX_BODY_BYTES
+        if small and not content_type.startswith("image/") and ready():
+            return handler(req)
+        return await asyncio.to_thread(handler, req)
+
+    return run

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import azure.functions as func
 
 from functions.api.blueprint import ALL_METHODS
-from functions.api.endpoint import Handler, endpoint
+from functions.api.endpoint import Handler, endpoint, small_bodies_on_the_loop
 from functions.api.openapi import API_TITLE, API_VERSION
 from functions.api.responses import NO_STORE, json_response, v2_error_response
 from functions.composition import Services
@@ -96,16 +96,17 @@ def v2_functions(services: Services) -> V2Functions:
 def v2_blueprint(services: Services) -> func.Blueprint:
     functions = v2_functions(services)
     bp = func.Blueprint()
+    infer = small_bodies_on_the_loop(functions.infer, ready=services.model_is_loaded)
     for name, route, handler in (
         ("v2_server_metadata", "v2", functions.server_metadata),
         ("v2_live", "v2/health/live", functions.live),
         ("v2_ready", "v2/health/ready", functions.ready),
         ("v2_model_metadata", MODEL, functions.model_metadata),
         ("v2_model_ready", f"{MODEL}/ready", functions.model_ready),
-        ("v2_infer", f"{MODEL}/infer", functions.infer),
+        ("v2_infer", f"{MODEL}/infer", infer),
         ("v2_version_metadata", VERSION, functions.model_metadata),
         ("v2_version_ready", f"{VERSION}/ready", functions.model_ready),
-        ("v2_version_infer", f"{VERSION}/infer", functions.infer),
+        ("v2_version_infer", f"{VERSION}/infer", infer),
     ):
         route_declared = bp.route(route=route, methods=ALL_METHODS, auth_level=ANONYMOUS)
         bp.function_name(name)(route_declared(handler))

@@ -75,6 +75,10 @@ class ModelProvider:
             model = self._start()
         return model
 
+    def is_loaded(self) -> bool:
+        """Whether `current` returns at once (no cold start to go through)."""
+        return self.holder.current is not None
+
     async def current_async(self) -> LoadedModel:
         """`current` for handlers on the event loop: only a cold start (loading the bundled
         model, the first look at storage) runs in a thread."""

@@ -1,0 +1,163 @@
+"""Over HTTP: the local host against a lean FastAPI + uvicorn server (benchmarks/lean_server.py)
+on the same model, with the same number of processes on both sides (1 and 2), at 1, 8 and 32
+closed-loop clients (benchmarks/http_load.py, in its own process). The two servers take turns
+round by round, so load from elsewhere weighs on both alike; medians of the rounds.
+
+    python -m benchmarks.http_comparison [--rounds 3] [--seconds 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.serving import digits
+
+ROOT = Path(__file__).resolve().parent.parent
+CLIENTS = (1, 8, 32)
+PROCESSES = (1, 2)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def server_command(server: str, port: int, processes: int) -> tuple[list[str], dict[str, str]]:
+    """The command line and environment that start ``server`` with ``processes`` processes."""
+    if server == "local host":
+        command = [sys.executable, "-m", "local_host", "--no-site", "--host", "127.0.0.1"]
+        settings = {"FUNCTIONS_WORKER_PROCESS_COUNT": str(processes)}
+    else:
+        command = [sys.executable, "-m", "benchmarks.lean_server", "--workers", str(processes)]
+        settings = {}
+    return [*command, "--port", str(port)], {**os.environ, **settings}
+
+
+@contextmanager
+def running(server: str, processes: int) -> Iterator[str]:
+    """Start the server and yield its predict URL once every process answers."""
+    port = free_port()
+    command, environ = server_command(server, port, processes)
+    process = subprocess.Popen(  # noqa: S603
+        command, cwd=ROOT, env=environ, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        wait_until_answering(f"http://127.0.0.1:{port}/api/health", process)
+        # uvicorn's workers start after its first answers: give them time to listen.
+        time.sleep(2 if processes > 1 else 0)
+        yield f"http://127.0.0.1:{port}/api/predict"
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def wait_until_answering(url: str, process: subprocess.Popen, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args} exited with status {process.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=2):  # noqa: S310 - our own http URL
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"{url} did not answer within {timeout} s")
+
+
+def load(url: str, clients: int, seconds: float, images_file: Path) -> dict[str, float]:
+    """One closed-loop run of benchmarks.http_load against ``url``."""
+    result = subprocess.run(  # noqa: S603
+        [
+            *(sys.executable, "-m", "benchmarks.http_load", "--url", url),
+            *("--clients", str(clients), "--seconds", str(seconds)),
+            *("--images", str(images_file)),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(result.stdout)
+
+
+def compare(images: np.ndarray, rounds: int, seconds: float) -> list[dict]:
+    """One row per (processes, clients): each server's median requests/s and p99 over rounds."""
+    with tempfile.TemporaryDirectory() as folder:
+        images_file = Path(folder) / "images.json"
+        images_file.write_text(json.dumps([image.ravel().tolist() for image in images]))
+        rows = []
+        for processes in PROCESSES:
+            with running("local host", processes) as ours, running("lean", processes) as lean:
+                for clients in CLIENTS:
+                    runs: dict[str, list[dict]] = {"ours": [], "lean": []}
+                    load(ours, clients, 1, images_file)  # warm both up
+                    load(lean, clients, 1, images_file)
+                    for _ in range(rounds):
+                        runs["ours"].append(load(ours, clients, seconds, images_file))
+                        runs["lean"].append(load(lean, clients, seconds, images_file))
+                    rows.append(row(processes, clients, runs))
+                    print(describe(rows[-1]), flush=True)
+    return rows
+
+
+def row(processes: int, clients: int, runs: dict[str, list[dict]]) -> dict:
+    def median(side: str, key: str) -> float:
+        return statistics.median(run[key] for run in runs[side])
+
+    figures = {
+        side: {
+            "requests_per_s": median(side, "requests_per_s"),
+            "p50_ms": median(side, "p50_ms"),
+            "p99_ms": median(side, "p99_ms"),
+            "errors": sum(run["errors"] for run in runs[side]),
+        }
+        for side in runs
+    }
+    return {
+        "processes": processes,
+        "clients": clients,
+        **figures,
+        "requests_ratio": figures["ours"]["requests_per_s"] / figures["lean"]["requests_per_s"],
+        "p99_ratio": figures["ours"]["p99_ms"] / figures["lean"]["p99_ms"],
+    }
+
+
+def describe(row: dict) -> str:
+    ours, lean = row["ours"], row["lean"]
+    return (
+        f"   {row['processes']} process(es), {row['clients']:>2} clients: local host "
+        f"{ours['requests_per_s']:,.0f} req/s (p99 {ours['p99_ms']:.2f} ms), lean "
+        f"{lean['requests_per_s']:,.0f} req/s (p99 {lean['p99_ms']:.2f} ms): "
+        f"x{row['requests_ratio']:.2f} requests/s, p99 x{row['p99_ratio']:.2f}; "
+        f"errors {ours['errors']} and {lean['errors']}"
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.http_comparison")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=4)
+    parser.add_argument("--json", type=Path, help="also write the rows here")
+    arguments = parser.parse_args(argv)
+    rows = compare(digits(64), arguments.rounds, arguments.seconds)
+    if arguments.json:
+        arguments.json.write_text(json.dumps(rows, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
