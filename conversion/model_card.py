@@ -69,8 +69,7 @@ below.
 Built with {metadata["framework"]}.
 
 Recipe `{settings.recipe}` (docs/model_frontier.md). Seed {settings.seed}; {settings.epochs}
-epochs (best: epoch {training["best_epoch"]}, validation accuracy
-{training["best_validation_accuracy"]:.4f}); batch {settings.batch_size};
+epochs ({_chosen_epoch(training)}); batch {settings.batch_size};
 {recipe.describe(settings.learning_rate)}; augmentation {augmentation}.
 Architecture: {NETWORKS[recipe.network].describe()}.
 
@@ -102,3 +101,10 @@ American Census Bureau employees' and high-school students' writing from the 199
 and writing styles (a crossed 7, a hooked 1) may be recognised less well. It is not for reading
 multi-digit numbers, forms, or anything on which a decision about a person depends.
 """
+
+
+def _chosen_epoch(training: dict) -> str:
+    accuracy = training["best_validation_accuracy"]
+    if accuracy is None:
+        return f"all {training['fit_images']:,} training images, the last epoch shipped"
+    return f"best: epoch {training['best_epoch']}, validation accuracy {accuracy:.4f}"

@@ -62,6 +62,11 @@ NETWORKS: dict[str, ConvShape] = {
         (Conv(16, 3, pool=True), Conv(48, 3, pool=True), Conv(96, 3), Conv(64, 3, valid=True)),
         dense=128,
     ),
+    # Wider at 7x7, where a filter costs a sixteenth of one at 28x28: 6.2 M multiply-adds.
+    "cnn-16-48-128-64": ConvShape(
+        (Conv(16, 3, pool=True), Conv(48, 3, pool=True), Conv(128, 3), Conv(64, 3, valid=True)),
+        dense=128,
+    ),
 }
 DEFAULT_NETWORK = "cnn-32-64-96"
 

@@ -31,12 +31,14 @@ def train_model(mnist: Mnist, settings: TrainingSettings) -> tuple[TrainingResul
     started = time.perf_counter()
     result = train(mnist.x_train, mnist.y_train, settings)
     log.info(
-        "trained: best epoch %d, validation accuracy %.4f",
+        "trained: best epoch %d, validation accuracy %s",
         result.best_epoch,
-        result.best_validation_accuracy,
+        result.best_validation_accuracy or "not measured (no hold-out)",
     )
     fit_images = settings.limit or len(mnist.x_train)
-    validation_images = min(settings.validation_size, fit_images // 5)
+    validation_images = 0
+    if RECIPES[settings.recipe].hold_out:
+        validation_images = min(settings.validation_size, fit_images // 5)
     record = {
         "data": {"source": mnist.source, "sha256": mnist.sha256},
         "settings": dataclasses.asdict(settings),
