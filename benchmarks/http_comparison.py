@@ -25,10 +25,12 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.serving import digits
+from local_host.dev import azurite_connection_string
 
 ROOT = Path(__file__).resolve().parent.parent
 CLIENTS = (1, 8, 32)
 PROCESSES = (1, 2)
+CLOSED_PORT = 9  # discard: nothing listens there
 
 
 def free_port() -> int:
@@ -41,7 +43,12 @@ def server_command(server: str, port: int, processes: int) -> tuple[list[str], d
     """The command line and environment that start ``server`` with ``processes`` processes."""
     if server == "local host":
         command = [sys.executable, "-m", "local_host", "--no-site", "--host", "127.0.0.1"]
-        settings = {"FUNCTIONS_WORKER_PROCESS_COUNT": str(processes)}
+        # Storage on a closed port: both serve the bundled model, even where an Azurite with a
+        # promoted model runs (the blob trigger needs a connection to start at all).
+        settings = {
+            "FUNCTIONS_WORKER_PROCESS_COUNT": str(processes),
+            "MODELS_STORAGE": azurite_connection_string(CLOSED_PORT),
+        }
     else:
         command = [sys.executable, "-m", "benchmarks.lean_server", "--workers", str(processes)]
         settings = {}
@@ -49,21 +56,34 @@ def server_command(server: str, port: int, processes: int) -> tuple[list[str], d
 
 
 @contextmanager
-def running(server: str, processes: int) -> Iterator[str]:
-    """Start the server and yield its predict URL once every process answers."""
+def running(server: str, processes: int, body: bytes) -> Iterator[str]:
+    """Start the server and yield its predict URL once every process has answered ``body``."""
     port = free_port()
     command, environ = server_command(server, port, processes)
     process = subprocess.Popen(  # noqa: S603
-        command, cwd=ROOT, env=environ, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        command, cwd=ROOT, env=environ, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
     )
     try:
+        if server == "local host":  # it lists its functions once every process listens
+            for line in process.stdout:
+                if line.startswith(b"Functions:"):
+                    break
         wait_until_answering(f"http://127.0.0.1:{port}/api/health", process)
-        # uvicorn's workers start after its first answers: give them time to listen.
-        time.sleep(2 if processes > 1 else 0)
-        yield f"http://127.0.0.1:{port}/api/predict"
+        time.sleep(2 if processes > 1 and server != "local host" else 0)  # uvicorn's workers
+        url = f"http://127.0.0.1:{port}/api/predict"
+        # Each on a new connection: with two processes, 40 all landing on one is 2**-39, so
+        # every process has its model loaded before the rounds.
+        for _ in range(40):
+            request = urllib.request.Request(url, body, {"Content-Type": "application/json"})
+            with urllib.request.urlopen(request, timeout=30):  # noqa: S310 - our own http URL
+                pass
+        yield url
     finally:
         process.terminate()
-        process.wait(timeout=30)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
 
 
 def wait_until_answering(url: str, process: subprocess.Popen, timeout: float = 60) -> None:
@@ -102,7 +122,12 @@ def compare(images: np.ndarray, rounds: int, seconds: float) -> list[dict]:
         images_file.write_text(json.dumps([image.ravel().tolist() for image in images]))
         rows = []
         for processes in PROCESSES:
-            with running("local host", processes) as ours, running("lean", processes) as lean:
+            body = json.dumps({"pixels": images[0].ravel().tolist()}).encode()
+            ours_running, lean_running = (
+                running("local host", processes, body),
+                running("lean", processes, body),
+            )
+            with ours_running as ours, lean_running as lean:
                 for clients in CLIENTS:
                     runs: dict[str, list[dict]] = {"ours": [], "lean": []}
                     load(ours, clients, 1, images_file)  # warm both up

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from local_host.processes import extra_processes
+from local_host.processes import ExtraProcessFailed, extra_processes
 from local_host.server import run, serve, web_app_from_settings
 from local_host.settings import APP_ROOT, configure_logging
 
@@ -51,7 +51,10 @@ def main(argv: list[str] | None = None) -> None:
         extra = extra_processes(arguments.app, arguments.site)
     except ValueError as error:  # a setting or a route the host cannot serve
         raise SystemExit(f"local host: {error}") from None
-    run(serve(web_app, arguments.host, arguments.port, extra_processes=extra))
+    try:
+        run(serve(web_app, arguments.host, arguments.port, extra_processes=extra))
+    except ExtraProcessFailed as error:
+        raise SystemExit(f"local host: {error}") from None
 
 
 if __name__ == "__main__":

@@ -8,7 +8,9 @@ import inspect
 import logging
 import os
 import re
+import threading
 import time
+import uuid
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +19,42 @@ import azure.functions as func
 from azure.functions.decorators.core import Binding, Trigger
 
 logger = logging.getLogger(__name__)
+
+# The parameter the worker fills with the invocation's func.Context, when a function has it.
+CONTEXT_PARAMETER = "context"
+_INVOCATION_THREADS = threading.local()  # the worker's is one per process too
+
+
+class InvocationContext(func.Context):
+    """What the worker hands a function's ``context`` parameter: its invocation id, and the
+    thread-local storage the worker's log handler reads that id from."""
+
+    def __init__(self, function_name: str) -> None:
+        self._function_name, self._invocation_id = function_name, str(uuid.uuid4())
+
+    @property
+    def invocation_id(self) -> str:
+        return self._invocation_id
+
+    @property
+    def thread_local_storage(self) -> threading.local:
+        return _INVOCATION_THREADS
+
+    @property
+    def function_name(self) -> str:
+        return self._function_name
+
+    @property
+    def function_directory(self) -> str:
+        return os.getcwd()
+
+    @property
+    def trace_context(self) -> None:
+        return None
+
+    @property
+    def retry_context(self) -> None:
+        return None
 
 
 @dataclass(frozen=True)
@@ -43,11 +81,23 @@ class AppFunction:
         if extra:
             raise ValueError(f"{self.name}: the local host does not supply {', '.join(extra)}")
         parameters = list(inspect.signature(self.user_function).parameters)
-        if parameters != [self.trigger.name]:
+        if set(parameters) - {CONTEXT_PARAMETER} != {self.trigger.name}:
             raise ValueError(
                 f"{self.name}: takes {parameters}, but its only binding is its "
-                f"{self.trigger_type} {self.trigger.name!r}"
+                f"{self.trigger_type} {self.trigger.name!r} (besides, it may take "
+                f"{CONTEXT_PARAMETER!r})"
             )
+
+    @functools.cached_property
+    def takes_context(self) -> bool:
+        return CONTEXT_PARAMETER in inspect.signature(self.user_function).parameters
+
+    async def call(self, trigger_value: Any) -> Any:
+        """Call with the trigger's value, and the invocation's ``context`` if it asks for it."""
+        arguments = {self.trigger.name: trigger_value}
+        if self.takes_context:
+            arguments[CONTEXT_PARAMETER] = InvocationContext(self.name)
+        return await call_user_function(self.user_function, **arguments)
 
     async def invoke_logged(self, reason: str, argument: Any) -> Any:
         """Call with the trigger's value between the host's "Executing"/"Executed" log lines;
@@ -55,7 +105,7 @@ class AppFunction:
         logger.info("Executing 'Functions.%s' (Reason='%s')", self.name, reason)
         started = time.perf_counter()
         try:
-            result = await call_user_function(self.user_function, **{self.trigger.name: argument})
+            result = await self.call(argument)
         except Exception:
             logger.exception(
                 "Executed 'Functions.%s' (Failed, Duration=%dms)",

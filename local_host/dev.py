@@ -28,7 +28,7 @@ from local_host.event_grid import (
     open_relay,
     watched_blobs,
 )
-from local_host.processes import extra_processes
+from local_host.processes import ExtraProcessFailed, extra_processes
 from local_host.server import STOP_SIGNALS, background, run, serve, web_app_from_settings
 from local_host.settings import (
     APP_ROOT,
@@ -217,7 +217,7 @@ def main(argv: list[str] | None = None) -> None:
         run(run_stack(arguments))
     except (asyncio.CancelledError, KeyboardInterrupt):
         logger.info("Stopped")
-    except ValueError as error:
+    except (ValueError, ExtraProcessFailed) as error:
         raise SystemExit(f"local stack: {error}") from None
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
+import socket
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -207,11 +209,14 @@ class CappedSite(web.BaseSite):
         port: int,
         limits: ListenerLimits,
         *,
-        reuse_port: bool = False,
+        sockets: Sequence[socket.socket] = (),
     ) -> None:
         super().__init__(runner)
         self.host, self.port, self.limits, self.open_connections = host, port, limits, 0
-        self.reuse_port = reuse_port  # processes sharing the port (FUNCTIONS_WORKER_PROCESS_COUNT)
+        # Listening sockets another process opened (FUNCTIONS_WORKER_PROCESS_COUNT): served
+        # instead of binding host:port, so that whichever process is free accepts.
+        self.sockets = list(sockets)
+        self._more_servers: list[asyncio.AbstractServer] = []
 
     @property
     def name(self) -> str:
@@ -236,9 +241,20 @@ class CappedSite(web.BaseSite):
     async def start(self) -> None:
         await super().start()
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(
-            self._protocol, self.host, self.port, reuse_port=self.reuse_port or None
-        )
+        if not self.sockets:
+            self._server = await loop.create_server(self._protocol, self.host, self.port)
+            return
+        servers = [await loop.create_server(self._protocol, sock=sock) for sock in self.sockets]
+        self._server, self._more_servers = servers[0], servers[1:]
+
+    async def stop(self) -> None:
+        for server in self._more_servers:
+            server.close()
+        await super().stop()
+
+    def listening_sockets(self) -> list[socket.socket]:
+        """Copies of the listening sockets, for another process to serve too."""
+        return [socket.socket(fileno=os.dup(sock.fileno())) for sock in self._server.sockets]
 
 
 async def read_control_json(request: web.Request, *, shape: str) -> object:

@@ -15,7 +15,7 @@ import azure.functions as func
 from aiohttp import web
 from multidict import CIMultiDict
 
-from local_host.app_functions import AppFunction, call_user_function
+from local_host.app_functions import AppFunction
 from local_host.guards import read_body
 
 logger = logging.getLogger(__name__)
@@ -72,9 +72,9 @@ class _Route:
                 text=f"{request.method} is not allowed here; use {', '.join(allowed)}.",
             )
         function = chosen[0]
-        arguments = {function.trigger.name: await to_function_request(request)}
+        function_request = await to_function_request(request)
         try:
-            return to_web_response(await call_user_function(function.user_function, **arguments))
+            return to_web_response(await function.call(function_request))
         except Exception:
             # The traceback goes to the log only; the client gets a generic problem document.
             logger.exception("Function %r failed", function.name)

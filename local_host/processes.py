@@ -1,9 +1,10 @@
 """More serving processes, as the Functions host starts ``FUNCTIONS_WORKER_PROCESS_COUNT`` workers.
 
-Each extra process builds the same web app and listens on the same port: every listener sets
-SO_REUSEPORT and the kernel spreads new connections among them. Only the first process runs the
-timers (a timer fires once per host) and whatever the caller adds to it (the Event Grid stand-in);
-an extra process stops with the first, even one killed outright.
+Each extra process builds the same web app and accepts on the first process's listening sockets
+(handed over when it starts), so that whichever process is free takes the next connection, as
+the Functions host hands an invocation to a free worker. Only the first process runs the timers
+(a timer fires once per host) and whatever the caller adds to it (the Event Grid stand-in); an
+extra process stops with the first, even one killed outright.
 """
 
 from __future__ import annotations
@@ -12,6 +13,9 @@ import asyncio
 import logging
 import multiprocessing
 import os
+import signal
+import socket
+import time
 from collections.abc import Mapping
 from multiprocessing.context import SpawnProcess
 from multiprocessing.synchronize import Event
@@ -19,7 +23,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from local_host.server import run, start_listening, wait_for_stop_signal, web_app_from_settings
+from local_host.server import run, start_listening, web_app_from_settings
 from local_host.settings import configure_logging, worker_process_count
 
 logger = logging.getLogger(__name__)
@@ -30,6 +34,10 @@ READY_TIMEOUT_SECONDS = 60
 STOP_TIMEOUT_SECONDS = 10
 
 
+class ExtraProcessFailed(RuntimeError):
+    """An extra process exited or did not listen in time; its log says why."""
+
+
 class ExtraProcesses:
     """``count`` processes serving ``app_module`` (and ``site``) beside this one."""
 
@@ -37,30 +45,49 @@ class ExtraProcesses:
         self.count, self.app_module, self.site = count, app_module, site
         self.processes: list[SpawnProcess] = []
 
-    async def start(self, host: str, port: int) -> None:
-        """Start them and return once each listens; a RuntimeError if one does not."""
+    async def start(self, sockets: list[socket.socket]) -> None:
+        """Start them and return once each listens; ExtraProcessFailed if one does not."""
+        readiness = []
         for _ in range(self.count):
             ready = _SPAWN.Event()
             process = _SPAWN.Process(
                 target=_serve_beside_parent,
-                args=(self.app_module, self.site, host, port, ready),
+                args=(self.app_module, self.site, sockets, ready),
                 name="local_host extra process",
             )
-            process.start()
+            # Ctrl-C reaches the whole process group: only this process handles it, and stops
+            # the others with SIGTERM once it has stopped listening (requests in flight finish).
+            default_interrupt = signal.signal(signal.SIGINT, signal.SIG_IGN)
+            try:
+                process.start()
+            finally:
+                signal.signal(signal.SIGINT, default_interrupt)
             self.processes.append(process)
-            listening = await asyncio.to_thread(ready.wait, READY_TIMEOUT_SECONDS)
-            if not listening:
-                raise RuntimeError(
-                    f"an extra serving process did not listen within {READY_TIMEOUT_SECONDS} s "
-                    f"(exit status {process.exitcode}); see its log above"
-                )
+            readiness.append((process, ready))
+        deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+        for process, ready in readiness:
+            # Polled, not waited for in a thread: a stop signal meanwhile cancels it at once.
+            while not ready.is_set():
+                if process.exitcode is not None:
+                    raise ExtraProcessFailed(
+                        f"an extra serving process exited with status {process.exitcode} "
+                        "before it listened; see its log above"
+                    )
+                if time.monotonic() > deadline:
+                    raise ExtraProcessFailed(
+                        f"an extra serving process did not listen within {READY_TIMEOUT_SECONDS} s"
+                    )
+                await asyncio.sleep(0.05)
+        for sock in sockets:
+            sock.close()  # this process's copies: the children have theirs
         pids = ", ".join(str(process.pid) for process in self.processes)
         logger.info("%d processes serve the port: %d and %s", self.count + 1, os.getpid(), pids)
 
     async def stop(self) -> None:
         """SIGTERM each (they finish the requests in flight), then SIGKILL the late ones."""
         for process in self.processes:
-            process.terminate()
+            if process.exitcode is None:
+                process.terminate()
         for process in self.processes:
             await asyncio.to_thread(process.join, STOP_TIMEOUT_SECONDS)
             if process.exitcode is None:
@@ -79,32 +106,26 @@ def extra_processes(
 
 
 def _serve_beside_parent(
-    app_module: str, site: Path | None, host: str, port: int, ready: Event
+    app_module: str, site: Path | None, sockets: list[socket.socket], ready: Event
 ) -> None:
-    """An extra process's life: the app without its timers, until a stop signal or until the
-    first process is gone."""
+    """An extra process's life: the app without its timers, until SIGTERM or until the first
+    process is gone."""
     configure_logging()
     web_app = web_app_from_settings(app_module, site, run_timers=False)
-    run(_serve_until_stopped(web_app, host, port, ready))
+    run(_serve_until_stopped(web_app, sockets, ready))
 
 
 async def _serve_until_stopped(
-    web_app: web.Application, host: str, port: int, ready: Event
+    web_app: web.Application, sockets: list[socket.socket], ready: Event
 ) -> None:
-    runner, _ = await start_listening(web_app, host, port, reuse_port=True)
+    runner, _ = await start_listening(web_app, "", 0, sockets=sockets)
     try:
         ready.set()
-        parent_gone = asyncio.Event()
-        # The parent's sentinel becomes readable when it exits, however it exits.
-        parent = multiprocessing.parent_process()
-        asyncio.get_running_loop().add_reader(parent.sentinel, parent_gone.set)
-        stop_signal = asyncio.ensure_future(wait_for_stop_signal())
-        gone = asyncio.ensure_future(parent_gone.wait())
-        await asyncio.wait([stop_signal, gone], return_when=asyncio.FIRST_COMPLETED)
-        if gone.done():
-            logger.warning("The first serving process is gone; stopping")
-        for task in (stop_signal, gone):
-            task.cancel()
-        await asyncio.gather(stop_signal, gone, return_exceptions=True)
+        stop, loop = asyncio.Event(), asyncio.get_running_loop()
+        # SIGTERM from the first process (SIGINT is ignored here: see ExtraProcesses.start), or
+        # the first process gone: its sentinel becomes readable when it exits, however it exits.
+        loop.add_signal_handler(signal.SIGTERM, stop.set)
+        loop.add_reader(multiprocessing.parent_process().sentinel, stop.set)
+        await stop.wait()
     finally:
         await runner.cleanup()

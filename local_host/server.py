@@ -5,13 +5,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import socket
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import azure.functions as func
-import uvloop
 from aiohttp import web
+
+try:
+    import uvloop
+except ImportError:  # not built for Windows
+    uvloop = None
 
 from local_host.app_functions import app_functions
 from local_host.blob_trigger import BLOB_TRIGGER, attach_blob_triggers
@@ -48,8 +53,12 @@ LISTING_KEY = web.AppKey("local_host.listing", list[str])
 
 def run(main: Coroutine[Any, Any, None]) -> None:
     """Run the host's main coroutine on uvloop's event loop: at 8 and 32 clients it served a
-    tenth to a fifth more requests/s than asyncio's own (docs/benchmarks.md)."""
-    uvloop.run(main)
+    tenth to a fifth more requests/s than asyncio's own (docs/benchmarks.md). asyncio's where
+    uvloop is missing (Windows)."""
+    if uvloop is None:
+        asyncio.run(main)
+    else:
+        uvloop.run(main)
 
 
 def build_web_app(
@@ -139,19 +148,20 @@ async def start_listening(
     port: int,
     limits: ListenerLimits | None = None,
     *,
-    reuse_port: bool = False,
-) -> tuple[web.AppRunner, int]:
-    """Serve ``web_app`` on ``host:port`` (0: a free one); return the runner (clean it up to
-    stop) and the port. ``reuse_port``: other processes may listen on the same port."""
+    sockets: Sequence[socket.socket] = (),
+) -> tuple[web.AppRunner, CappedSite]:
+    """Serve ``web_app`` on ``host:port`` (0: a free one), or on ``sockets`` another process
+    listens on; return the runner (clean it up to stop) and the site."""
     limits = limits or ListenerLimits()
     runner = web.AppRunner(web_app, **limits.handler_options())
     await runner.setup()
+    site = CappedSite(runner, host, port, limits, sockets=sockets)
     try:
-        await CappedSite(runner, host, port, limits, reuse_port=reuse_port).start()
+        await site.start()
     except BaseException:
         await runner.cleanup()
         raise
-    return runner, runner.addresses[0][1]
+    return runner, site
 
 
 async def serve(
@@ -163,13 +173,12 @@ async def serve(
     extra_processes: ExtraProcesses | None = None,
 ) -> None:
     """Serve until SIGINT or SIGTERM, then let requests in flight finish and stop; with
-    ``extra_processes``, they serve the same port beside this one and stop with it."""
-    runner, bound_port = await start_listening(
-        web_app, host, port, limits, reuse_port=extra_processes is not None
-    )
+    ``extra_processes``, they accept on the same sockets beside this one and stop with it."""
+    runner, site = await start_listening(web_app, host, port, limits)
+    bound_port = runner.addresses[0][1]
     try:
         if extra_processes is not None:
-            await extra_processes.start(host, bound_port)
+            await extra_processes.start(site.listening_sockets())
         print(startup_listing(web_app, f"http://{host}:{bound_port}"), flush=True)
         logger.info("Listening on http://%s:%d (Ctrl-C to stop)", host, bound_port)
         await wait_for_stop_signal()

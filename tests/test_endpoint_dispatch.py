@@ -4,14 +4,23 @@ thread hop costs more than the work), pictures, large bodies and cold starts in 
 from __future__ import annotations
 
 import asyncio
+import importlib
 import inspect
 import threading
 
 import azure.functions as func
 import pytest
 
+import function_app
 from functions.api.endpoint import ON_LOOP_MAX_BODY_BYTES, small_bodies_on_the_loop
+from functions.composition import Services
+from functions.settings import MissingSetting
+from local_host.app_functions import InvocationContext
 from tests.helpers import http_request
+
+
+def no_settings():
+    raise MissingSetting("MODELS_STORAGE")  # serving falls back to the bundled model
 
 
 def thread_of(req: func.HttpRequest) -> func.HttpResponse:
@@ -22,7 +31,7 @@ def ran_on_the_loop(req: func.HttpRequest, *, ready: bool = True) -> bool:
     declared = small_bodies_on_the_loop(thread_of, ready=lambda: ready)
 
     async def call() -> bool:
-        answer = await declared(req)
+        answer = await declared(req, InvocationContext("predict"))
         return int(answer.get_body()) == threading.get_ident()
 
     return asyncio.run(call())
@@ -50,7 +59,43 @@ def test_the_rest_runs_in_a_thread(body: bytes, content_type: str, ready: bool) 
     assert not ran_on_the_loop(req, ready=ready)
 
 
-def test_the_declared_function_is_async_and_keeps_the_handlers_name() -> None:
+def test_the_thread_names_the_invocation_as_the_workers_pool_does() -> None:
+    seen = []
+
+    def invocation_seen(req: func.HttpRequest) -> func.HttpResponse:
+        seen.append(getattr(context.thread_local_storage, "invocation_id", None))
+        return func.HttpResponse()
+
+    context = InvocationContext("predict")
+    declared = small_bodies_on_the_loop(invocation_seen, ready=lambda: False)
+    asyncio.run(declared(http_request("POST", "predict", {}), context))
+    assert seen == [context.invocation_id]
+
+
+def test_the_declared_function_is_async_takes_the_context_and_keeps_the_name() -> None:
     declared = small_bodies_on_the_loop(thread_of, ready=lambda: True)
     assert inspect.iscoroutinefunction(declared)
     assert declared.__name__ == "thread_of"
+    # What the worker reads to decide what to pass: the request and the invocation's context.
+    assert list(inspect.signature(declared).parameters) == ["req", "context"]
+
+
+@pytest.fixture(scope="module")
+def declared():
+    # get_functions() indexes an app once: a freshly built one for this module.
+    return importlib.reload(function_app).app.get_functions()
+
+
+@pytest.mark.parametrize("name", ["predict", "v2_infer", "v2_version_infer"])
+def test_the_app_declares_predict_and_infer_this_way(declared, name: str) -> None:
+    (function,) = [f for f in declared if f.get_function_name() == name]
+    user_function = function.get_user_function()
+    assert inspect.iscoroutinefunction(user_function)
+    assert list(inspect.signature(user_function).parameters) == ["req", "context"]
+
+
+def test_the_model_counts_as_loaded_only_once_it_is() -> None:
+    services = Services(read_settings=no_settings)
+    assert not services.model_is_loaded()
+    services.provider.current()
+    assert services.model_is_loaded()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -14,6 +15,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -448,11 +450,13 @@ def test_route_prefix_comes_from_host_json(tmp_path: Path) -> None:
 # --- the command line, as a real process ---------------------------------------------------
 
 
-def start_local_host(**settings: str) -> tuple[subprocess.Popen[str], queue.Queue[str]]:
+def start_local_host(
+    app: str = "tests.local_host_test_app", **settings: str
+) -> tuple[subprocess.Popen[str], queue.Queue[str]]:
     """``python -m local_host`` on a free port, with its stdout lines fed into a queue."""
     process = subprocess.Popen(
         [
-            *(sys.executable, "-m", "local_host", "--app", "tests.local_host_test_app"),
+            *(sys.executable, "-m", "local_host", "--app", app),
             *("--host", "127.0.0.1", "--port", "0"),
         ],
         cwd=REPO_ROOT,
@@ -507,11 +511,12 @@ def answering_pids(url: str, requests: int) -> set[int]:
 
 
 def is_running(pid: int) -> bool:
+    """Alive and not a zombie (an orphan is reaped by whatever adopted it, maybe never)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
         return False
-    return True
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def wait_until_gone(pid: int, timeout: float = 20) -> bool:
@@ -541,6 +546,27 @@ def test_worker_process_count_serves_the_port_from_that_many_processes() -> None
     assert "Traceback" not in process.stderr.read()
 
 
+def test_only_the_first_process_runs_the_timers() -> None:
+    process, lines = start_local_host(
+        "tests.local_host_timer_pid_app", FUNCTIONS_WORKER_PROCESS_COUNT="2"
+    )
+    try:
+        seen = []  # the timer's line and the listing come in either order
+        deadline = time.monotonic() + 60
+        while not all(any(line.startswith(start) for line in seen) for start in ("timer", "pid:")):
+            seen.append(lines.get(timeout=max(deadline - time.monotonic(), 0.1)).strip())
+        url = next(line.split()[-1] for line in seen if line.startswith("pid:"))
+        assert len(answering_pids(url, 40)) == 2  # the extra process is up, and did not run it
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+    time.sleep(0.5)  # the reader thread takes what is left of the output
+    timer_lines = [line for line in seen + list(lines.queue) if "timer ran in" in line]
+    assert timer_lines == [f"timer ran in {process.pid}"]
+
+
 def test_an_extra_process_stops_when_the_first_is_killed() -> None:
     process, lines = start_local_host(FUNCTIONS_WORKER_PROCESS_COUNT="2")
     try:
@@ -552,6 +578,8 @@ def test_an_extra_process_stops_when_the_first_is_killed() -> None:
     finally:
         if process.poll() is None:
             process.kill()
+        with contextlib.suppress(NameError, ProcessLookupError):
+            os.kill(extra, signal.SIGKILL)  # never an orphan holding the port
 
 
 @pytest.mark.parametrize("value", ["0", "11", "two", "-1"])
@@ -560,3 +588,44 @@ def test_worker_process_count_outside_one_to_ten_is_refused(value: str) -> None:
         worker_process_count({"FUNCTIONS_WORKER_PROCESS_COUNT": value})
     assert worker_process_count({}) == 1
     assert worker_process_count({"FUNCTIONS_WORKER_PROCESS_COUNT": "10"}) == 10
+
+
+def test_a_function_asking_for_its_context_gets_one_per_invocation() -> None:
+    app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
+
+    @app.route(route="whoami", methods=["GET"])
+    def whoami(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+        return func.HttpResponse(f"{context.function_name} {context.invocation_id}")
+
+    async def scenario(client: TestClient) -> list[str]:
+        return [await (await client.get("/api/whoami")).text() for _ in range(2)]
+
+    first, second = (answer.split() for answer in with_client(scenario, build_web_app(app)))
+    assert first[0] == second[0] == "whoami"
+    assert first[1] != second[1]
+    assert str(uuid.UUID(first[1])) == first[1]
+
+
+def test_a_function_asking_for_other_arguments_is_refused_at_start_up() -> None:
+    app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
+
+    @app.route(route="odd", methods=["GET"])
+    def odd(req: func.HttpRequest, extra: str) -> func.HttpResponse:
+        return func.HttpResponse()
+
+    with pytest.raises(ValueError, match=r"odd: takes \['req', 'extra'\]"):
+        build_web_app(app)
+
+
+def test_an_extra_process_that_fails_to_start_stops_the_host_with_a_message() -> None:
+    process, _ = start_local_host(
+        "tests.local_host_extra_fails_app", FUNCTIONS_WORKER_PROCESS_COUNT="2"
+    )
+    try:
+        status = process.wait(timeout=45)  # not the 60 s a process is given to listen
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert status == 1
+    stderr = process.stderr.read()
+    assert "local host: an extra serving process exited with status 1 before it listened" in stderr

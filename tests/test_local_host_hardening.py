@@ -105,11 +105,11 @@ def serve_and_run(
     """Run ``scenario(port)`` against the hardening app behind the host's real listener."""
 
     async def run() -> Any:
-        runner, port = await start_listening(
+        runner, _ = await start_listening(
             build_web_app(hardening_app, **build_options), "127.0.0.1", 0, limits
         )
         try:
-            return await scenario(port)
+            return await scenario(runner.addresses[0][1])
         finally:
             await runner.cleanup()
 

@@ -83,12 +83,30 @@ def small_bodies_on_the_loop(handler: Handler, *, ready: Callable[[], bool]) -> 
     loaded); in a worker thread otherwise, so that a batch of 256, a photo to decode or a cold
     start never holds the loop."""
 
-    @functools.wraps(handler)
-    async def run(req: func.HttpRequest) -> func.HttpResponse:
+    async def run(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
         content_type = (req.headers.get("Content-Type") or "").lstrip().lower()
         small = len(req.get_body()) <= ON_LOOP_MAX_BODY_BYTES
         if small and not content_type.startswith("image/") and ready():
             return handler(req)
-        return await asyncio.to_thread(handler, req)
+        return await asyncio.to_thread(_in_invocation, context, handler, req)
 
+    # Not functools.wraps: the worker would read the handler's signature through __wrapped__
+    # and never pass `context`.
+    run.__name__, run.__qualname__, run.__doc__ = (
+        handler.__name__,
+        handler.__qualname__,
+        handler.__doc__,
+    )
     return run
+
+
+def _in_invocation(
+    context: func.Context, handler: Handler, req: func.HttpRequest
+) -> func.HttpResponse:
+    """What the worker does for the plain functions it runs in its own thread pool: the thread
+    names the invocation, so that the logs written there are tied to it (Application Insights)."""
+    context.thread_local_storage.invocation_id = context.invocation_id
+    try:
+        return handler(req)
+    finally:
+        context.thread_local_storage.invocation_id = None
