@@ -43,7 +43,7 @@ test: lint
 	$(BIN)/pytest
 	node --test tests/js/
 
-# Train -> convert -> verify -> evaluate into $(MODEL_OUT) (15 to 20 minutes on 2 cores).
+# Train -> convert -> verify -> evaluate into $(MODEL_OUT) (about 21 minutes on 2 cores).
 train: setup
 	$(BIN)/python -m conversion.pipeline --data $(MNIST_PATH) --out $(MODEL_OUT)
 

@@ -71,7 +71,7 @@ RECIPES: dict[str, Recipe] = {
         augmentation=Augmentation(rotation_degrees=12, shift=0.12, zoom=0.12),
     ),
 }
-DEFAULT_RECIPE = "cnn-1.1"
+DEFAULT_RECIPE = "deep16w-ema-40-all"
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ import onnx
 import pytest
 
 from conversion.pipeline import run_pipeline
-from conversion.train import TrainingSettings
+from conversion.train import DEFAULT_RECIPE, RECIPES, TrainingSettings
 from conversion.verify import VerificationError, verify_against_keras
 from functions.model_contract import REQUIRED_METADATA
 from tests.conftest import mnist_path
@@ -68,8 +68,15 @@ def test_report_carries_the_figures(tiny_run):
     assert evaluation["test_accuracy"] > 0.9
     assert saved["verification"]["argmax_disagreements"] == 0
     assert saved["verification"]["max_probability_difference"] <= 1e-4
-    assert saved["training"]["fit_images"] + saved["training"]["validation_images"] == 8000
-    assert len(saved["training"]["history"]["val_accuracy"]) == 2
+    training = saved["training"]
+    assert training["settings"]["recipe"] == DEFAULT_RECIPE
+    if RECIPES[DEFAULT_RECIPE].hold_out:
+        assert training["fit_images"] + training["validation_images"] == 8000
+        assert len(training["history"]["val_accuracy"]) == 2
+    else:  # all the images trained on, and the last epoch shipped
+        assert (training["fit_images"], training["validation_images"]) == (8000, 0)
+        assert (training["best_epoch"], training["best_validation_accuracy"]) == (2, None)
+        assert "val_accuracy" not in training["history"]
 
 
 def test_verification_fails_loudly_on_a_different_model(tiny_run, tmp_path):
