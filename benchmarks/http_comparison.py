@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -24,19 +23,13 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.serving import digits
+from benchmarks.serving import digits, free_port
 from local_host.dev import azurite_connection_string
 
 ROOT = Path(__file__).resolve().parent.parent
 CLIENTS = (1, 8, 32)
 PROCESSES = (1, 2)
 CLOSED_PORT = 9  # discard: nothing listens there
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def server_command(server: str, port: int, processes: int) -> tuple[list[str], dict[str, str]]:
@@ -115,14 +108,19 @@ def load(url: str, clients: int, seconds: float, images_file: Path) -> dict[str,
     return json.loads(result.stdout)
 
 
+def written_images(images: np.ndarray, folder: Path) -> tuple[Path, bytes]:
+    """The file of pixel lists benchmarks.http_load sends from, and one request body."""
+    images_file = folder / "images.json"
+    images_file.write_text(json.dumps([image.ravel().tolist() for image in images]))
+    return images_file, json.dumps({"pixels": images[0].ravel().tolist()}).encode()
+
+
 def compare(images: np.ndarray, rounds: int, seconds: float) -> list[dict]:
     """One row per (processes, clients): each server's median requests/s and p99 over rounds."""
     with tempfile.TemporaryDirectory() as folder:
-        images_file = Path(folder) / "images.json"
-        images_file.write_text(json.dumps([image.ravel().tolist() for image in images]))
+        images_file, body = written_images(images, Path(folder))
         rows = []
         for processes in PROCESSES:
-            body = json.dumps({"pixels": images[0].ravel().tolist()}).encode()
             ours_running, lean_running = (
                 running("local host", processes, body),
                 running("lean", processes, body),

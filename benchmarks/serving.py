@@ -180,41 +180,13 @@ def free_port() -> int:
 
 
 def local_http(images: np.ndarray, clients: int, seconds: float) -> dict[str, float]:
-    """Starts `python -m local_host` and loads it from a separate client process."""
-    port = free_port()
-    server = subprocess.Popen(  # noqa: S603
-        [sys.executable, "-m", "local_host", "--port", str(port)],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        payload = Path(tempfile.mkstemp(suffix=".json")[1])
-        payload.write_text(json.dumps([image.ravel().tolist() for image in images]))
-        result = subprocess.run(  # noqa: S603
-            [
-                sys.executable,
-                "-m",
-                "benchmarks.http_load",
-                "--url",
-                f"http://127.0.0.1:{port}/api/predict",
-                "--clients",
-                str(clients),
-                "--seconds",
-                str(seconds),
-                "--images",
-                str(payload),
-            ],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        payload.unlink()
-        return json.loads(result.stdout)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+    """`python -m local_host`, warmed, loaded from a separate client process."""
+    from benchmarks import http_comparison  # noqa: PLC0415 - it imports this module
+
+    with tempfile.TemporaryDirectory() as folder:
+        images_file, body = http_comparison.written_images(images, Path(folder))
+        with http_comparison.running("local host", 1, body) as url:
+            return http_comparison.load(url, clients, seconds, images_file)
 
 
 def machine() -> str:

@@ -14,6 +14,7 @@ import azure.functions as func
 
 from functions.api.problems import ApiError, MethodNotAllowed, problem_for
 from functions.api.responses import problem_response
+from functions.serving.inputs import IMAGE_TYPES, media_type
 
 log = logging.getLogger(__name__)
 Handler = Callable[[func.HttpRequest], func.HttpResponse]
@@ -84,9 +85,8 @@ def small_bodies_on_the_loop(handler: Handler, *, ready: Callable[[], bool]) -> 
     start never holds the loop."""
 
     async def run(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
-        content_type = (req.headers.get("Content-Type") or "").lstrip().lower()
-        small = len(req.get_body()) <= ON_LOOP_MAX_BODY_BYTES
-        if small and not content_type.startswith("image/") and ready():
+        picture = media_type(req.headers.get("Content-Type")) in IMAGE_TYPES
+        if len(req.get_body()) <= ON_LOOP_MAX_BODY_BYTES and not picture and ready():
             return handler(req)
         return await asyncio.to_thread(_in_invocation, context, handler, req)
 

@@ -42,14 +42,19 @@ def parse_prediction_input(
             "compressed bodies are not accepted; send the body uncompressed, without "
             "Content-Encoding"
         )
-    media_type = (content_type or "").split(";", 1)[0].strip().lower()
-    if media_type in IMAGE_TYPES:
+    media = media_type(content_type)
+    if media in IMAGE_TYPES:
         return _from_image(body)
-    if media_type in JSON_TYPES or media_type.endswith("+json") or not media_type:
+    if media in JSON_TYPES or media.endswith("+json") or not media:
         return _from_json(body)
     raise UnsupportedContent(
         "this content type is not supported; send application/json, image/png or image/jpeg"
     )
+
+
+def media_type(content_type: str | None) -> str:
+    """The Content-Type without its parameters, lower-case; "" when there is none."""
+    return (content_type or "").split(";", 1)[0].strip().lower()
 
 
 def _from_image(body: bytes) -> PredictionInput:
