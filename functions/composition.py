@@ -1,5 +1,6 @@
 """The one place where the app's parts are built: settings -> storage clients -> registries ->
-the bundled model, the model provider and the promoter, each once per process and on first use,
+the bundled model, the model provider, the promoter and the feedback store, each once per
+process and on first use,
 so that indexing the app needs no settings and a missing setting fails at first use, by name.
 `function_app.py` builds one `Services` and hands it to both blueprints; tests build their own
 with fakes or real Azurite objects."""
@@ -11,6 +12,8 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from functions.errors import StorageUnavailable
+from functions.feedback.store import FeedbackStore
 from functions.promotion.gate import GatePolicy
 from functions.promotion.gate_set import load_gate_set
 from functions.promotion.promoter import Promoter
@@ -30,6 +33,7 @@ class Services:
         bundled_path: Path = BUNDLED_MODEL,
         provider: ModelProvider | None = None,
         promoter: Promoter | None = None,
+        feedback_store: FeedbackStore | None = None,
     ) -> None:
         """Parts given here are used as they are; the rest are built on first use."""
         self.read_settings = read_settings
@@ -38,6 +42,8 @@ class Services:
         self._promoter = promoter
         self._provider_lock = threading.Lock()
         self._promoter_lock = threading.Lock()
+        self._feedback_store = feedback_store
+        self._feedback_lock = threading.Lock()
 
     def settings(self) -> Settings:
         return self.read_settings()
@@ -63,6 +69,23 @@ class Services:
             if self._promoter is None:
                 self._promoter = self._build_promoter()
             return self._promoter
+
+    def feedback_store(self) -> FeedbackStore:
+        """Built on first use; without storage settings, corrections cannot be kept: each is
+        refused as storage being unavailable, and the log names the missing setting."""
+        with self._feedback_lock:
+            if self._feedback_store is None:
+                try:
+                    configured = self.settings()
+                except MissingSetting as error:
+                    log.error("%s; corrections cannot be stored", error)
+                    raise StorageUnavailable(str(error)) from error
+                # A person waits for the answer: short timeouts and no retry, as serving.
+                container = container_client(
+                    configured, configured.feedback_container, **serving_options()
+                )
+                self._feedback_store = FeedbackStore(container)
+            return self._feedback_store
 
     def serving_storage(self) -> tuple[ModelRegistry, float] | None:
         """The registry the provider follows, and how often; None (the bundled model only)

@@ -33,3 +33,8 @@ class NoModelAvailable(ServingError):
 
 class UnknownModel(ServingError):
     """The request names a model or a version that this server does not serve."""
+
+
+class StorageUnavailable(ServingError):
+    """Storage did not take what the request asked to store: no fault of the request, and
+    nothing was stored."""

@@ -10,7 +10,9 @@ from functools import cache
 STORAGE_SETTING = "MODELS_STORAGE"  # also the blob trigger's `connection`
 CONTAINER_SETTING = "MODELS_CONTAINER"  # also the blob trigger's path: %MODELS_CONTAINER%/...
 SIGNING_KEY_SETTING = "MODEL_SIGNING_KEY"
+FEEDBACK_CONTAINER_SETTING = "FEEDBACK_CONTAINER"
 DEFAULT_CONTAINER = "models"
+DEFAULT_FEEDBACK_CONTAINER = "feedback"
 
 
 class MissingSetting(RuntimeError):
@@ -34,6 +36,8 @@ class Settings:
     min_accuracy: float
     max_regression: float
     signing_key: bytes | None
+    feedback_container: str
+    feedback_per_minute: float
 
 
 @cache
@@ -46,12 +50,18 @@ def settings() -> Settings:
         min_accuracy=_number("PROMOTION_MIN_ACCURACY", 0.98, minimum=0.0, maximum=1.0),
         max_regression=_number("PROMOTION_MAX_REGRESSION", 0.005, minimum=0.0, maximum=1.0),
         signing_key=signing_key(),
+        feedback_container=feedback_container(),
+        feedback_per_minute=_number("FEEDBACK_PER_MINUTE", 10.0, minimum=0.1, maximum=6000.0),
     )
 
 
-# The publisher reads these two (and the connection) alone: it needs none of the others.
+# The publisher and training read these (and the connection) alone: they need none of the others.
 def models_container() -> str:
     return os.environ.get(CONTAINER_SETTING) or DEFAULT_CONTAINER
+
+
+def feedback_container() -> str:
+    return os.environ.get(FEEDBACK_CONTAINER_SETTING) or DEFAULT_FEEDBACK_CONTAINER
 
 
 def signing_key() -> bytes | None:

@@ -52,6 +52,17 @@ param promotionMinAccuracy string = '0.98'
 @description('PROMOTION_MAX_REGRESSION')
 param promotionMaxRegression string = '0.005'
 
+@description('FEEDBACK_CONTAINER')
+param feedbackContainerName string = 'feedback'
+
+@description('FEEDBACK_PER_MINUTE')
+param feedbackPerMinute string = '10'
+
+@description('Days a correction is kept in the feedback container before it is deleted.')
+@minValue(1)
+@maxValue(3650)
+param feedbackRetentionDays int = 180
+
 @secure()
 @description('MODEL_SIGNING_KEY: when set, only signed model files are promoted. Empty: no signature check.')
 param modelSigningKey string = ''
@@ -132,11 +143,14 @@ module modelsStorage 'modules/models-storage.bicep' = {
     location: location
     tags: tags
     containerName: modelsContainerName
+    feedbackContainerName: feedbackContainerName
+    feedbackRetentionDays: feedbackRetentionDays
   }
 }
 
-// The app's identity: blob leases, writes and deletes (host storage, the trigger, the promoter);
-// queues (the host, and the blob trigger's poison messages on the models account).
+// The app's identity: blob leases, writes and deletes (host storage, the trigger, the promoter,
+// the feedback endpoint's writes to the feedback container); queues (the host, and the blob
+// trigger's poison messages on the models account).
 module hostStorageRoles 'modules/storage-roles.bicep' = {
   name: 'host-storage-roles'
   scope: rg
@@ -246,6 +260,8 @@ module api 'modules/function-app.bicep' = {
     promotionMinAccuracy: promotionMinAccuracy
     promotionMaxRegression: promotionMaxRegression
     modelSigningKey: modelSigningKey
+    feedbackContainerName: modelsStorage.outputs.feedbackContainerName
+    feedbackPerMinute: feedbackPerMinute
     allowedOrigins: concat([web.outputs.url], extraAllowedOrigins)
     maximumInstanceCount: maximumInstanceCount
     instanceMemoryMB: 2048
@@ -290,6 +306,7 @@ output WEB_URL string = web.outputs.url
 output MODELS_STORAGE_ACCOUNT_NAME string = modelsStorage.outputs.name
 output MODELS_STORAGE_ACCOUNT_URL string = modelsStorage.outputs.blobEndpoint
 output MODELS_CONTAINER string = modelsStorage.outputs.containerName
+output FEEDBACK_CONTAINER string = modelsStorage.outputs.feedbackContainerName
 output EVENT_GRID_SYSTEM_TOPIC_NAME string = eventGridTopic.outputs.name
 output APPLICATIONINSIGHTS_NAME string = monitoring.outputs.applicationInsightsName
 output AZUREML_WORKSPACE string = azureMl == 'workspace' ? azureml.outputs.workspaceName : ''

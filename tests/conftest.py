@@ -46,7 +46,14 @@ def azurite(azurite_process: Azurite) -> str:
 def base_url(azurite, tmp_path_factory):
     """The function app served by `python -m local_host`, as `make run` serves it, with its
     model storage in Azurite."""
-    environment = {**os.environ, "MODELS_STORAGE": azurite, "MODELS_CONTAINER": "models"}
+    environment = {
+        **os.environ,
+        "MODELS_STORAGE": azurite,
+        "MODELS_CONTAINER": "models",
+        # The API's fuzzing sends hundreds of corrections from one address: the rate limit
+        # itself is tested in tests/test_feedback_api.py.
+        "FEEDBACK_PER_MINUTE": "6000",
+    }
     log_path = tmp_path_factory.mktemp("local-host") / "host.log"
     with running_local_host(environment, log_path) as url:
         yield url

@@ -86,6 +86,7 @@ def test_app_declares_exactly_the_http_functions(declared):
     anonymous = str(func.AuthLevel.ANONYMOUS)
     assert routes == {
         "predict": ("predict", ALL_METHODS, anonymous),
+        "feedback": ("feedback", ALL_METHODS, anonymous),
         "health": ("health", ALL_METHODS, anonymous),
         "models": ("models", ALL_METHODS, anonymous),
         "openapi": ("openapi.json", ALL_METHODS, anonymous),
@@ -105,6 +106,7 @@ def test_app_declares_the_promotion_triggers(declared):
     triggers = {function.get_function_name(): function.get_trigger() for function in declared}
     assert set(triggers) == {
         "predict",
+        "feedback",
         "health",
         "models",
         "openapi",
@@ -472,6 +474,7 @@ def test_openapi_document_describes_every_route():
     v2_version = f"{v2_model}/versions/{{version}}"
     assert set(document["paths"]) == {
         "/predict",
+        "/feedback",
         "/health",
         "/models",
         "/openapi.json",

@@ -192,9 +192,27 @@ def test_infra_defaults_are_the_contract_defaults():
         "PROMOTION_MIN_ACCURACY",
         "PROMOTION_MAX_REGRESSION",
         "MODEL_SIGNING_KEY",
+        "FEEDBACK_CONTAINER",
+        "FEEDBACK_PER_MINUTE",
     }
     for setting, default in found.items():
         assert default == values[setting], setting
+
+
+def test_feedback_lives_beside_the_models_and_is_deleted_after_its_retention():
+    """The feedback container is in the models account, where the app's identity may write
+    (its account-wide data role), and a lifecycle rule deletes its items after the retention
+    that docs/contracts.md section 2a states."""
+    storage = (INFRA / "modules" / "models-storage.bicep").read_text()
+    main = (INFRA / "main.bicep").read_text()
+    assert re.search(r"param feedbackRetentionDays int = 180\b", storage)
+    assert re.search(r"param feedbackRetentionDays int = 180\b", main)
+    assert "deletes items 180 days after" in (REPO_ROOT / "docs" / "contracts.md").read_text()
+    assert "prefixMatch: [\n                '${feedbackContainerName}/items/'" in storage
+    assert "daysAfterModificationGreaterThan: feedbackRetentionDays" in storage
+    roles = re.search(r"module modelsStorageRoles .*?\n}\n", main, re.DOTALL).group(0)
+    assert "principalId: identity.outputs.principalId" in roles
+    assert "storageBlobDataOwner" in roles
 
 
 def test_main_parameters_cover_the_required_parameters():

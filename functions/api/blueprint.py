@@ -1,18 +1,21 @@
-"""The HTTP-triggered functions: predict, health, models and the OpenAPI document, built around
-the app's `Services`, which `function_app.py` hands in."""
+"""The HTTP-triggered functions: predict, feedback, health, models and the OpenAPI document,
+built around the app's `Services`, which `function_app.py` hands in."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 
 import azure.functions as func
 
 from functions.api.endpoint import Handler, endpoint, small_bodies_on_the_loop
 from functions.api.openapi import openapi_document
 from functions.api.pacing import Pacer
+from functions.api.rate_limit import ClientRateLimit, client_address
 from functions.api.responses import json_response
 from functions.composition import Services
 from functions.errors import NoModelAvailable
+from functions.feedback.request import parse_feedback
 from functions.serving.inputs import parse_prediction_input
 from functions.serving.predict import classify
 
@@ -23,17 +26,26 @@ MODELS_MAX_WAIT_SECONDS = 2.0
 
 @dataclass(frozen=True)
 class ApiFunctions:
-    """The four handlers, each wrapped by `endpoint`: what the blueprint declares, and what
-    tests call with real `func.HttpRequest` objects."""
+    """The handlers, each wrapped by `endpoint`: what the blueprint declares, and what tests
+    call with real `func.HttpRequest` objects."""
 
     predict: Handler
+    feedback: Handler
     health: Handler
     models: Handler
     openapi: Handler
 
 
-def api_functions(services: Services, models_pace: Pacer | None = None) -> ApiFunctions:
+def api_functions(
+    services: Services,
+    models_pace: Pacer | None = None,
+    feedback_limit: ClientRateLimit | None = None,
+) -> ApiFunctions:
     models_pace = models_pace or Pacer(MODELS_PER_SECOND, MODELS_MAX_WAIT_SECONDS)
+
+    @cache
+    def corrections_limit() -> ClientRateLimit:
+        return feedback_limit or ClientRateLimit(services.settings().feedback_per_minute)
 
     @endpoint("POST")
     def predict(req: func.HttpRequest) -> func.HttpResponse:
@@ -43,6 +55,17 @@ def api_functions(services: Services, models_pace: Pacer | None = None) -> ApiFu
         model = services.provider.current()
         answer = classify(model, request)
         return json_response(answer, headers={"X-Model-Version": model.version})
+
+    @endpoint("POST")
+    def feedback(req: func.HttpRequest) -> func.HttpResponse:
+        """A correction, stored once (contracts.md section 2a). A plain function: the worker
+        runs it in its thread pool, so the storage call never holds the event loop."""
+        store = services.feedback_store()  # unconfigured storage: 503 before anything else
+        corrections_limit().take(client_address(req.headers))
+        item = parse_feedback(
+            req.headers.get("Content-Type"), req.get_body(), req.headers.get("Content-Encoding")
+        )
+        return json_response({"item": store.save(item)}, status=202)
 
     @endpoint("GET")
     async def health(req: func.HttpRequest) -> func.HttpResponse:
@@ -75,7 +98,9 @@ def api_functions(services: Services, models_pace: Pacer | None = None) -> ApiFu
     async def openapi(req: func.HttpRequest) -> func.HttpResponse:
         return json_response(openapi_document(), headers={"Cache-Control": "public, max-age=300"})
 
-    return ApiFunctions(predict=predict, health=health, models=models, openapi=openapi)
+    return ApiFunctions(
+        predict=predict, feedback=feedback, health=health, models=models, openapi=openapi
+    )
 
 
 def api_blueprint(services: Services) -> func.Blueprint:
@@ -84,6 +109,7 @@ def api_blueprint(services: Services) -> func.Blueprint:
     predict = small_bodies_on_the_loop(functions.predict, ready=services.model_is_loaded)
     for route, handler in (
         ("predict", predict),
+        ("feedback", functions.feedback),
         ("health", functions.health),
         ("models", functions.models),
         ("openapi.json", functions.openapi),

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from functools import cache
 
+from functions.feedback.item import ITEM_ID_PATTERN
+from functions.feedback.request import MAX_FEEDBACK_BYTES
 from functions.serving.inputs import MAX_BATCH
 from functions.serving.v2_model import MODEL_NAME
+from functions.storage.registry import VERSION_PATTERN
 
 API_TITLE = "Digit recognition API"
 API_VERSION = "1.0.0"
@@ -321,6 +324,29 @@ SCHEMAS = {
             }
         },
     },
+    "Correction": {
+        "type": "object",
+        "description": "A wrong answer and the right digit (label differs from predicted)",
+        "required": ["pixels", "predicted", "label", "model_version"],
+        "additionalProperties": False,
+        "properties": {
+            "pixels": _ref("Image"),
+            "predicted": {"type": "integer", "minimum": 0, "maximum": 9},
+            "label": {"type": "integer", "minimum": 0, "maximum": 9},
+            "model_version": {"type": "string", "pattern": f"^{VERSION_PATTERN.pattern}$"},
+        },
+    },
+    "CorrectionReceipt": {
+        "type": "object",
+        "required": ["item"],
+        "properties": {
+            "item": {
+                "type": "string",
+                "pattern": f"^{ITEM_ID_PATTERN}$",
+                "description": "The item's id: the SHA-256 of its pixels and label",
+            }
+        },
+    },
     "Answer": {"type": "object", "required": list(ANSWER_FIELDS), "properties": ANSWER_FIELDS},
     "Prediction": {
         "type": "object",
@@ -469,6 +495,32 @@ def openapi_document() -> dict[str, object]:
                         "503": _problem(
                             "No model can be served, the served model gave a malformed answer, "
                             "or every picture decoder stayed busy (see Retry-After)"
+                        ),
+                    },
+                }
+            },
+            "/feedback": {
+                "post": {
+                    "operationId": "feedback",
+                    "summary": "Correct a wrong answer: the item is kept to train the next model",
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": _ref("Correction")}},
+                    },
+                    "responses": {
+                        "202": _json(
+                            "Stored (now or before: the same correction is one item)",
+                            _ref("CorrectionReceipt"),
+                        ),
+                        "400": _problem("Invalid JSON, fields, pixels or digits"),
+                        "405": WRONG_METHOD,
+                        "413": _problem(f"The body is over {MAX_FEEDBACK_BYTES} bytes"),
+                        "415": _problem("Not JSON, or a compressed body (Content-Encoding)"),
+                        "429": _problem(
+                            "Too many corrections from this client; retry after Retry-After seconds"
+                        ),
+                        "503": _problem(
+                            "Storage did not take the item; retry after Retry-After seconds"
                         ),
                     },
                 }

@@ -13,6 +13,7 @@ from functions.errors import (
     InputTooLarge,
     InvalidInput,
     NoModelAvailable,
+    StorageUnavailable,
     UnknownModel,
     UnsupportedContent,
 )
@@ -20,6 +21,7 @@ from functions.preprocessing import DecodersBusy
 from functions.serving.loaded_model import ModelOutputError
 
 DECODERS_BUSY_RETRY_AFTER = "2"  # seconds: a picture takes well under one to prepare
+STORAGE_RETRY_AFTER = "10"  # seconds: a storage hiccup, or an outage the client should not hammer
 
 
 class ApiError(Exception):
@@ -89,6 +91,12 @@ PROBLEMS: dict[type[Exception], Problem] = {
         HTTPStatus.SERVICE_UNAVAILABLE,
         detail="too many pictures are being prepared right now; retry shortly",
         headers={"Retry-After": DECODERS_BUSY_RETRY_AFTER},
+        log_level=logging.WARNING,
+    ),
+    StorageUnavailable: Problem(
+        HTTPStatus.SERVICE_UNAVAILABLE,
+        detail="storage is not taking corrections right now; nothing was stored; retry later",
+        headers={"Retry-After": STORAGE_RETRY_AFTER},
         log_level=logging.WARNING,
     ),
     # A model that lies about batches: never a wrong answer.

@@ -79,7 +79,9 @@ def _from_json(body: bytes) -> PredictionInput:
     document = _parse_json(body)
     exact = no_booleans(body)
     if isinstance(document, list):  # the earlier system's clients send a bare array
-        return PredictionInput(images=_image(document, "the body", exact)[np.newaxis], batch=False)
+        return PredictionInput(
+            images=image_pixels(document, "the body", exact)[np.newaxis], batch=False
+        )
     if not isinstance(document, dict):
         raise InvalidInput(
             'expected a JSON object with "pixels" or "images", or an array of pixels'
@@ -90,7 +92,7 @@ def _from_json(body: bytes) -> PredictionInput:
     if "pixels" in document and "images" in document:
         raise InvalidInput('send either "pixels" (one image) or "images" (a batch), not both')
     if "pixels" in document:
-        pixels = _image(document["pixels"], "pixels", exact)
+        pixels = image_pixels(document["pixels"], "pixels", exact)
         return PredictionInput(images=pixels[np.newaxis], batch=False)
     if "images" in document:
         return PredictionInput(images=_batch(document["images"], exact), batch=True)
@@ -115,7 +117,7 @@ def _batch(images, exact: bool) -> np.ndarray:
         return batch
     # Something is wrong, or the forms are mixed: image by image, so an error names the image.
     return np.stack(
-        [_image(image, f"images[{index}]", exact) for index, image in enumerate(images)]
+        [image_pixels(image, f"images[{index}]", exact) for index, image in enumerate(images)]
     )
 
 
@@ -140,7 +142,7 @@ def _whole_batch(images: list, exact: bool) -> np.ndarray | None:
     return pixels.reshape(-1, *INPUT_SHAPE)
 
 
-def _image(value, where: str, exact: bool) -> np.ndarray:
+def image_pixels(value, where: str, exact: bool) -> np.ndarray:
     """One image, (28, 28, 1) float32."""
     return json_pixels(_flatten(value, where), where, exact=exact).reshape(INPUT_SHAPE)
 

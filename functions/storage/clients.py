@@ -50,9 +50,11 @@ def blob_service_client(connection: StorageConnection, **options) -> BlobService
     return BlobServiceClient(connection.blob_service_uri, credential=credential, **options)
 
 
-def container_client(settings: Settings, **options) -> ContainerClient:
-    """`options` go to the SDK client (see `bounded_retries` and `serving_options`)."""
-    return blob_service_client(settings.storage, **options).get_container_client(settings.container)
+def container_client(settings: Settings, name: str | None = None, **options) -> ContainerClient:
+    """The container `name` (default: the models container) on the storage connection;
+    `options` go to the SDK client (see `bounded_retries` and `serving_options`)."""
+    service = blob_service_client(settings.storage, **options)
+    return service.get_container_client(name or settings.container)
 
 
 def is_unreachable(error: BaseException) -> bool:

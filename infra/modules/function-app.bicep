@@ -35,6 +35,10 @@ param promotionMaxRegression string
 @secure()
 param modelSigningKey string
 
+@description('FEEDBACK_CONTAINER and FEEDBACK_PER_MINUTE (contracts.md sections 2a and 3).')
+param feedbackContainerName string
+param feedbackPerMinute string
+
 @description('Origins allowed to call the API from a browser (the static site).')
 param allowedOrigins array
 
@@ -102,6 +106,8 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
         { name: 'PROMOTION_MIN_ACCURACY', value: promotionMinAccuracy }
         { name: 'PROMOTION_MAX_REGRESSION', value: promotionMaxRegression }
         { name: 'MODEL_SIGNING_KEY', value: modelSigningKey }
+        { name: 'FEEDBACK_CONTAINER', value: feedbackContainerName }
+        { name: 'FEEDBACK_PER_MINUTE', value: feedbackPerMinute }
         // The host refuses bodies over 9 MiB before the app reads them (the app's own largest
         // limit is 8 MiB, for pictures); the host's default is 100 MB.
         { name: 'FUNCTIONS_REQUEST_BODY_SIZE_LIMIT', value: '9437184' }

@@ -1,0 +1,97 @@
+"""One correction: the 28x28 image the model saw, the model's answer and the right digit. Its id,
+its stored form and the checks on both live here; the feedback endpoint and training use them."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from functions.errors import InvalidInput
+from functions.storage.registry import VERSION_PATTERN
+
+SCHEMA = 1
+ITEMS = "items/"
+ITEM_ID_PATTERN = "[0-9a-f]{64}"
+SIDE = 28
+DIGITS = range(10)
+REQUEST_FIELDS = frozenset({"pixels", "predicted", "label", "model_version"})
+STORED_FIELDS = REQUEST_FIELDS | {"schema", "received_at"}
+
+
+@dataclass(frozen=True, eq=False)
+class FeedbackItem:
+    pixels: np.ndarray  # (28, 28) uint8, 0..255, MNIST polarity
+    label: int  # the right digit
+    predicted: int  # the model's answer
+    model_version: str
+
+    @property
+    def id(self) -> str:
+        return item_id(self.pixels, self.label)
+
+
+def item_id(pixels: np.ndarray, label: int) -> str:
+    """The content hash: the same drawing with the same correction is one item."""
+    data = np.ascontiguousarray(pixels, dtype=np.uint8).tobytes() + str(label).encode("ascii")
+    return hashlib.sha256(data).hexdigest()
+
+
+def blob_name(item_id: str) -> str:
+    return f"{ITEMS}{item_id}.json"
+
+
+def stored_document(item: FeedbackItem, received_at: str) -> dict[str, object]:
+    """The item as it is written to storage: whole pixel values, rows of 28, readable as a
+    picture by anyone who opens the blob."""
+    return {
+        "schema": SCHEMA,
+        "pixels": item.pixels.tolist(),
+        "label": item.label,
+        "predicted": item.predicted,
+        "model_version": item.model_version,
+        "received_at": received_at,
+    }
+
+
+def item_from_stored(document: object) -> FeedbackItem:
+    """A stored item (or a line of an export) checked as strictly as it was written; InvalidInput
+    naming what is wrong otherwise."""
+    if not isinstance(document, dict) or set(document) != STORED_FIELDS:
+        raise InvalidInput(f"a stored item has exactly the fields {sorted(STORED_FIELDS)}")
+    if document["schema"] != SCHEMA:
+        raise InvalidInput(f"schema {document['schema']!r} is not {SCHEMA}")
+    if not isinstance(document["received_at"], str):
+        raise InvalidInput('"received_at" must be a string')
+    rows = document["pixels"]
+    if (
+        not isinstance(rows, list)
+        or len(rows) != SIDE
+        or not all(isinstance(row, list) and len(row) == SIDE for row in rows)
+        or not all(type(value) is int and 0 <= value <= 255 for row in rows for value in row)
+    ):
+        raise InvalidInput('"pixels" must be 28 rows of 28 whole numbers 0..255')
+    return checked_item(np.array(rows, dtype=np.uint8), document)
+
+
+def checked_item(pixels: np.ndarray, fields: dict) -> FeedbackItem:
+    """The item from (28, 28) uint8 `pixels` and the other fields of `fields`, each checked."""
+    predicted = _digit(fields["predicted"], "predicted")
+    label = _digit(fields["label"], "label")
+    if label == predicted:
+        raise InvalidInput('"label" equals "predicted": send corrections of wrong answers only')
+    version = fields["model_version"]
+    if not isinstance(version, str) or not VERSION_PATTERN.fullmatch(version):
+        raise InvalidInput(
+            '"model_version" must be a model version: 1-64 letters, digits, ".", "_" or "-"'
+        )
+    if not pixels.any():
+        raise InvalidInput('"pixels" shows no ink; send the image the model answered')
+    return FeedbackItem(pixels=pixels, label=label, predicted=predicted, model_version=version)
+
+
+def _digit(value: object, name: str) -> int:
+    if type(value) is not int or value not in DIGITS:  # bool is an int: compare the exact type
+        raise InvalidInput(f'"{name}" must be a digit, an integer 0..9')
+    return value

@@ -1,0 +1,43 @@
+"""What `POST /api/feedback` carries, read into a `FeedbackItem` or refused with an error that
+says what to fix. The pixels are read exactly as `/api/predict` reads them."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from functions.errors import CompressedBody, InputTooLarge, InvalidInput, UnsupportedContent
+from functions.feedback.item import REQUEST_FIELDS, FeedbackItem, checked_item
+from functions.json_codec import parse_json
+from functions.serving.inputs import (
+    IDENTITY_ENCODINGS,
+    JSON_TYPES,
+    image_pixels,
+    media_type,
+    no_booleans,
+)
+
+# An item is under 4 KB as whole numbers; 64 KiB leaves room for floats with every decimal.
+MAX_FEEDBACK_BYTES = 64 * 1024
+
+
+def parse_feedback(
+    content_type: str | None, body: bytes, content_encoding: str | None = None
+) -> FeedbackItem:
+    if (content_encoding or "").strip().lower() not in IDENTITY_ENCODINGS:
+        raise CompressedBody("send the body uncompressed, without Content-Encoding")
+    media = media_type(content_type)
+    if media and media not in JSON_TYPES and not media.endswith("+json"):
+        raise UnsupportedContent("send the correction as application/json")
+    if len(body) > MAX_FEEDBACK_BYTES:
+        raise InputTooLarge(f"the body is over the limit of {MAX_FEEDBACK_BYTES} bytes")
+    if not body.strip():
+        raise InvalidInput("the body is empty; send the correction as a JSON object")
+    document = parse_json(body)
+    if not isinstance(document, dict) or set(document) != REQUEST_FIELDS:
+        raise InvalidInput(
+            'send a JSON object with exactly "pixels", "predicted", "label" and "model_version"'
+        )
+    pixels = image_pixels(document["pixels"], "pixels", no_booleans(body))
+    # Stored as whole numbers, as MNIST's own pixels are (contracts.md section 2a).
+    whole = np.rint(pixels.reshape(28, 28)).astype(np.uint8)
+    return checked_item(whole, document)
