@@ -1,13 +1,16 @@
 /**
  * The site's wiring: the drawing pad and uploads feed the preprocessing, the preprocessing
- * feeds the API, the API's answers feed the result card.
+ * feeds the API, the API's answers feed the result card and its offer to correct them.
  *
  * @module app
  */
 
 import { apiBase } from "../config.js";
 import { requestPrediction } from "./api-client.js";
+import { AnswerCorrection } from "./correction.js";
 import { DrawingPad } from "./drawing-pad.js";
+import { sendCorrection } from "./feedback.js";
+import { FeedbackView } from "./feedback-view.js";
 import { KeyboardPen } from "./keyboard-pen.js";
 import { LatestPrediction } from "./predictions.js";
 import { preprocessRGBA } from "./preprocess.js";
@@ -22,6 +25,11 @@ const caption = element("#pad-caption");
 const pad = new DrawingPad(canvas, element("#pad-picture"));
 new KeyboardPen(pad, canvas, element("#pad-cursor"));
 const view = new ResultView(element("#result"));
+const feedbackView = new FeedbackView(element("#feedback"), (digit) => correction.choose(digit));
+const correction = new AnswerCorrection(
+  (chosen) => sendCorrection(apiBase, chosen),
+  (status) => feedbackView.render(status),
+);
 
 // The uploaded picture's model input, while the pad shows that picture.
 let picture = { name: "", pixels: null };
@@ -34,10 +42,21 @@ function currentPixels() {
 }
 
 const predictions = new LatestPrediction((pixels) => requestPrediction(apiBase, pixels), {
-  onPending: () => view.showPending(),
-  onAnswer: (answer, pixels) => view.showAnswer(answer, pixels),
-  onError: (error) => view.showError(error.message),
+  onPending: () => {
+    view.showPending();
+    correction.pause();
+  },
+  onAnswer: (answer, pixels) => {
+    view.showAnswer(answer, pixels);
+    // An upload's pixels are the browser's own preprocessing too: what /predict got.
+    correction.offer(answer, pixels);
+  },
+  onError: (error) => {
+    view.showError(error.message);
+    correction.withdraw();
+  },
   onEmpty: () => {
+    correction.withdraw();
     if (pad.hasPicture) {
       view.showError(`No digit found in “${picture.name}”.`, { canRetry: false });
     } else {
@@ -69,6 +88,7 @@ async function readUploadedPicture(file) {
     picture = { name: file.name, pixels: preprocessRGBA(data, width, height) };
   } catch (error) {
     view.showError(error.message, { canRetry: false });
+    correction.withdraw();
     return;
   }
   pad.showPicture(URL.createObjectURL(file));
