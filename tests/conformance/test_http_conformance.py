@@ -83,6 +83,7 @@ def requests(mnist) -> list[Request]:
     digit = mnist["x_test"][0]
     png = picture_of_digit(digit)
     jpeg = picture_of_digit(digit, image_format="JPEG")
+    correction = {"pixels": INK, "predicted": 5, "label": 3, "model_version": "mnist-cnn-1.2.0"}
     return [
         Request("pixels, 784", "POST", "predict", json_body({"pixels": INK})),
         Request(
@@ -118,6 +119,10 @@ def requests(mnist) -> list[Request]:
         Request("HEAD predict", "HEAD", "predict", headers=()),
         # No Origin: a CORS preflight is the host's to answer, this OPTIONS reaches the function.
         Request("OPTIONS predict", "OPTIONS", "predict", headers=()),
+        Request("correction", "POST", "feedback", json_body(correction)),
+        Request("right answer", "POST", "feedback", json_body({**correction, "label": 5})),
+        Request("text/plain", "POST", "feedback", b"hello", (("Content-Type", "text/plain"),)),
+        Request("GET feedback", "GET", "feedback", headers=()),
         Request("GET health", "GET", "health", headers=()),
         Request("HEAD health", "HEAD", "health", headers=()),
         Request("POST health", "POST", "health", json_body({})),

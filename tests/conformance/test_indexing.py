@@ -8,6 +8,7 @@ import function_app
 
 EXPECTED_FUNCTIONS = {
     "predict",
+    "feedback",
     "health",
     "models",
     "openapi",
