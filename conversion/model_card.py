@@ -41,6 +41,8 @@ def render_model_card(report: dict) -> str:
             latency["median_ms"] <= TARGET_MEDIAN_LATENCY_MS,
         ),
     ]
+    # Reports made before feedback was recorded carry MNIST's sha256 in the metadata alone.
+    mnist_sha256 = report["data"].get("sha256", metadata["training_data_sha256"])
     target_rows = "\n".join(
         f"| {name} | {value} | {target} | {'met' if met else 'NOT met'} |"
         for name, value, target, met in targets
@@ -59,10 +61,12 @@ A convolutional network that reads one handwritten digit (0-9) from a 28x28 grey
 
 ## Data
 
-MNIST ({report["data"]["source"]}, sha256 `{metadata["training_data_sha256"]}`):
+MNIST ({report["data"]["source"]}, sha256 `{mnist_sha256}`):
 {training["fit_images"]} training images, {training["validation_images"]} held-out training images
 for choosing the epoch, and the {evaluation["test_images"]} test images used once, for the figures
 below.
+
+{_feedback(report)}
 
 ## Training
 
@@ -101,6 +105,47 @@ American Census Bureau employees' and high-school students' writing from the 199
 and writing styles (a crossed 7, a hooked 1) may be recognised less well. It is not for reading
 multi-digit numbers, forms, or anything on which a decision about a person depends.
 """
+
+
+def _feedback(report: dict) -> str:
+    """The paragraph on people's corrections (conversion/feedback.py)."""
+    feedback = report.get("feedback") or {}
+    if not feedback.get("source"):
+        return "Corrections sent from the site (feedback): none used."
+    dropped = (
+        f"Of {feedback['read']} read, {feedback['malformed']} malformed, "
+        f"{feedback['duplicates']} duplicates and {feedback['ambiguous']} ambiguous (the same "
+        f"pixels with different labels) were dropped"
+    )
+    heading = f"Corrections sent from the site (feedback, {feedback['source']})"
+    if not feedback["used"]:
+        return f"{heading}: none usable. {dropped}."
+    share = f"{feedback['held_out_fraction']:.0%}"
+    lines = [
+        f"{heading}: {feedback['used']} used. {dropped}. {feedback['training']} were trained "
+        f"on, each {feedback['repeat']} times an epoch ({feedback['training_copies']} images "
+        "beside MNIST's); "
+        f"{feedback['held_out']} (about {share}, chosen by item id) were held out.",
+    ]
+    if feedback.get("held_out_accuracy") is not None:
+        measured = (
+            f"On the held-out corrections this model is right on {feedback['held_out_correct']} "
+            f"of {feedback['held_out']} ({feedback['held_out_accuracy']:.1%})"
+        )
+        bundled = feedback.get("bundled_model")
+        if bundled:
+            measured += (
+                f"; the bundled model ({bundled['version']}) on {bundled['held_out_correct']} "
+                f"({bundled['held_out_accuracy']:.1%})"
+            )
+        lines.append(measured + ".")
+    lines.append(
+        f"The training data's sha256 `{report['metadata']['training_data_sha256']}` covers MNIST "
+        f"and the feedback items trained on (their ids' digest `{feedback['training_sha256']}`). "
+        "Corrections are not reviewed by anyone before training: a wrong or hostile one is "
+        "learnt as it is."
+    )
+    return "\n".join(lines)
 
 
 def _chosen_epoch(training: dict) -> str:

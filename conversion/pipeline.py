@@ -1,6 +1,6 @@
 """One command: train -> convert -> verify -> evaluate, everything into one output folder.
 
-python -m conversion.pipeline --data ../shared/data/mnist.npz --out build/model
+python -m conversion.pipeline --data ../shared/data/mnist.npz --out build/model [--feedback storage]
 
 It runs, in one process, the steps that the Azure ML pipeline runs one by one
 (conversion/steps/, conversion/azureml/), so both make the same files the same way.
@@ -18,6 +18,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from conversion.data import DatasetError
+from conversion.feedback import FeedbackError, load_feedback
 from conversion.publish import container, publish
 from conversion.steps.convert import MODEL_FILE, convert_and_verify
 from conversion.steps.errors import run_step
@@ -47,13 +48,17 @@ def run_pipeline(
     version: str | None = None,
     *,
     min_accuracy: float = 0.0,
+    feedback: str | None = None,
 ) -> dict:
-    """Returns the report; raises BelowFloor (after writing everything) under `min_accuracy`."""
+    """Returns the report; raises BelowFloor (after writing everything) under `min_accuracy`.
+    `feedback`: a source of people's corrections (conversion/feedback.py; default
+    $FEEDBACK_SOURCE, else none)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     version = checked_version(version or default_version())
     mnist = load_data(data_path)
-    result, training = train_model(mnist, settings)
+    corrections = load_feedback(feedback)
+    result, training = train_model(mnist, settings, corrections)
     onnx_path = out / MODEL_FILE
     onnx_model, conversion = convert_and_verify(result.model, mnist.x_test, onnx_path)
     return evaluate_and_document(
@@ -65,6 +70,7 @@ def run_pipeline(
         conversion=conversion,
         version=version,
         min_accuracy=min_accuracy,
+        feedback_held_out=corrections.held_out_arrays() if corrections is not None else None,
     )
 
 
@@ -101,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
             training_settings(args),
             version=args.version,
             min_accuracy=args.min_accuracy,
+            feedback=args.feedback,
         )
         if args.publish_connection_string or args.publish_account_url:
             target = container(
@@ -111,7 +118,9 @@ def main(argv: list[str] | None = None) -> int:
             path = publish(target, content, report["metadata"]["version"], key)
             log.info("published %s; the function app gates and promotes it", path)
 
-    return run_step("pipeline", all_steps, (DatasetError, VerificationError, BelowFloor))
+    return run_step(
+        "pipeline", all_steps, (DatasetError, FeedbackError, VerificationError, BelowFloor)
+    )
 
 
 if __name__ == "__main__":

@@ -102,15 +102,25 @@ class TrainingResult:
     history: dict[str, list[float]] = field(default_factory=dict)
 
 
-def train(x_train: np.ndarray, y_train: np.ndarray, settings: TrainingSettings) -> TrainingResult:
+def train(
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    settings: TrainingSettings,
+    extra: tuple[np.ndarray, np.ndarray] | None = None,
+) -> TrainingResult:
     """Train on MNIST's training images; the validation split is carved from them, so the test
-    set stays untouched until the final evaluation."""
+    set stays untouched until the final evaluation. `extra` (images and labels, as MNIST's) is
+    added to the images trained on after that split, never to the validation images: people's
+    corrections (conversion/feedback.py), already repeated as often as they are to be seen."""
     recipe = RECIPES[settings.recipe]
     keras.utils.set_random_seed(settings.seed)
     # Without it, oneDNN's and tf.data's thread scheduling make two runs with one seed differ
     # (measured: 99.50% and 99.47% test accuracy); with it, the same seed gives the same weights.
     tf.config.experimental.enable_op_determinism()
     x_fit, y_fit, x_val, y_val = split_validation(x_train, y_train, settings, recipe.hold_out)
+    if extra is not None and len(extra[0]):
+        x_fit = np.concatenate([x_fit, extra[0].astype(x_fit.dtype)])
+        y_fit = np.concatenate([y_fit, extra[1].astype(y_fit.dtype)])
 
     model = build_model(recipe.network)
     steps_per_epoch = math.ceil(len(x_fit) / settings.batch_size)

@@ -5,7 +5,9 @@ Every spec loads with azure-ai-ml's own loaders; then the pipeline job is read, 
 output, Azurite's connection instead of the account URL) and run as a subprocess in the
 pipeline's order, and the published file meets the running promoter: the function app served by
 the local host, fed by its Event Grid stand-in, as `make run` runs it. The train workflow that
-submits the pipeline is checked against the files it names.
+submits the pipeline is checked against the files it names. The good run adds people's
+corrections (a folder of stored items, the train step's optional `feedback` input); the weak
+one has none.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from marshmallow.warnings import Marshmallow4Warning
 
 from tests.conftest import mnist_path
 from tests.stack import REPO_ROOT, running_local_host
+from tests.test_feedback_training import feedback_folder
 
 # azure-ai-ml's schemas use marshmallow features that marshmallow 4 changes or drops.
 with warnings.catch_warnings():
@@ -147,6 +150,32 @@ def test_components_run_this_repository_in_the_registered_environment() -> None:
         assert importlib.util.find_spec(module) is not None, module
 
 
+def test_feedback_is_an_optional_folder_of_the_train_step() -> None:
+    """Off unless set on the job (`--set jobs.train.inputs.feedback.path=...`): azure-ai-ml
+    refuses a pipeline input without a path, so the optional input is the train job's."""
+    spec = read_yaml(PIPELINE)
+    train = read_yaml(AZUREML / spec["jobs"]["train"]["component"])
+    assert train["inputs"]["feedback"] == {
+        **train["inputs"]["feedback"],
+        "type": "uri_folder",
+        "optional": True,
+    }
+    assert "$[[--feedback ${{inputs.feedback}}]]" in " ".join(train["command"].split())
+    assert "feedback" not in (spec["jobs"]["train"].get("inputs") or {})
+    assert "jobs.train.inputs.feedback.path=" in PIPELINE.read_text()
+    # The held-out part travels in the train step's output, which evaluate already reads.
+    assert spec["jobs"]["evaluate"]["inputs"]["trained"] == "${{parent.jobs.train.outputs.trained}}"
+    job = load_job(
+        PIPELINE,
+        params_override=[
+            {"jobs.train.inputs.feedback.type": "uri_folder"},
+            {"jobs.train.inputs.feedback.path": str(REPO_ROOT)},
+        ],
+    )
+    data = job.jobs["train"].inputs["feedback"]._data  # the Input the CLI would upload
+    assert (data.type, data.path) == ("uri_folder", str(REPO_ROOT))
+
+
 def test_the_pipeline_chains_the_steps_and_reads_the_registered_data() -> None:
     spec = read_yaml(PIPELINE)
     assert list(spec["jobs"]) == STEP_ORDER
@@ -238,6 +267,8 @@ def step_values(
             values[name] = data[match.group(1)] if is_data else pipeline_input
         elif match:
             values[name] = upstream[f"{match.group(2)}.{match.group(3)}"]
+        elif isinstance(binding, dict):  # data set on the job itself: a local folder here
+            values[name] = Path(binding["path"])
         elif binding is not None:
             values[name] = binding
         else:
@@ -401,6 +432,7 @@ def rehearsal_overrides(version: str, **more: object) -> dict[str, object]:
 def test_a_small_run_is_published_signed_and_accepted(
     promoter, mnist_subset, azurite, tmp_path
 ) -> None:
+    feedback, counts = feedback_folder(tmp_path / "feedback")
     overrides = rehearsal_overrides(
         "rehearsal-good",
         **{
@@ -410,6 +442,8 @@ def test_a_small_run_is_published_signed_and_accepted(
             "jobs.train.inputs.limit": 8000,
             "jobs.train.inputs.batch_size": 32,
             "jobs.train.inputs.seed": 7,
+            "jobs.train.inputs.feedback.type": "uri_folder",
+            "jobs.train.inputs.feedback.path": str(feedback),
         },
     )
     started = time.perf_counter()
@@ -428,6 +462,13 @@ def test_a_small_run_is_published_signed_and_accepted(
     report = json.loads((model_folder / "report.json").read_text())
     assert report["metadata"]["version"] == "rehearsal-good"
     assert report["verification"]["argmax_disagreements"] == 0
+    assert f"--feedback {feedback}" in runs[0].command
+    assert (runs[0].outputs["trained"] / "feedback_held_out.npz").is_file()
+    recorded = report["feedback"]
+    assert {key: recorded[key] for key in counts} == counts
+    assert recorded["training"] + recorded["held_out"] == counts["used"]
+    assert recorded["held_out_accuracy"] is not None
+    assert recorded["bundled_model"]["held_out_accuracy"] is not None
 
     decision = promoter.decision_on("rehearsal-good")
     print(f"\nrehearsal (good run) {time.perf_counter() - started:.0f} s; decision {decision}")
@@ -455,6 +496,11 @@ def test_a_weak_run_is_refused_by_the_gate_for_accuracy(
     runs = run_pipeline(tmp_path / "weak", {"mnist": mnist_subset}, azurite, overrides)
     for run in runs:
         assert run.returncode == 0, f"{run.step} failed:\n{run.stderr}"
+    assert "--feedback" not in runs[0].command
+    report = json.loads((runs[2].outputs["model"] / "report.json").read_text())
+    assert report["feedback"]["source"] is None
+    assert report["feedback"]["held_out_accuracy"] is None
+    assert report["metadata"]["training_data_sha256"] == report["data"]["sha256"]
 
     decision = promoter.decision_on("rehearsal-weak")
     assert decision["decision"] == "rejected", decision
@@ -525,7 +571,16 @@ def test_each_step_fails_clearly_when_its_input_is_missing(
 def test_the_train_workflow_names_only_what_exists() -> None:
     workflow = read_yaml(TRAIN_WORKFLOW)
     triggers = workflow[True]  # YAML 1.1 reads the key `on` as true
-    assert {"version", "epochs"} <= set(triggers["workflow_dispatch"]["inputs"])
+    assert {"version", "epochs", "feedback"} <= set(triggers["workflow_dispatch"]["inputs"])
+    # Corrections are off unless asked for; their export runs only then.
+    feedback = triggers["workflow_dispatch"]["inputs"]["feedback"]
+    assert (feedback["type"], feedback["default"]) == ("boolean", False)
+    (job,) = workflow["jobs"].values()
+    (export,) = [
+        step for step in job["steps"] if "conversion.feedback export" in step.get("run", "")
+    ]
+    assert export["if"] == "env.FEEDBACK == 'true'"
+    assert "jobs.train.inputs.feedback.path=" in TRAIN_WORKFLOW.read_text()
     assert triggers["schedule"][0]["cron"]
     assert workflow["permissions"] == {"contents": "read"}
     text = TRAIN_WORKFLOW.read_text()

@@ -1,4 +1,6 @@
-"""A tiny end-to-end run of the training pipeline: train -> convert -> verify -> evaluate."""
+"""A tiny end-to-end run of the training pipeline: train -> convert -> verify -> evaluate, with
+people's corrections added to its training data (duplicates, an ambiguous pair and malformed
+items among them)."""
 
 from __future__ import annotations
 
@@ -8,21 +10,34 @@ import numpy as np
 import onnx
 import pytest
 
+from conversion.feedback import HELD_OUT_FRACTION, REPEAT
 from conversion.pipeline import run_pipeline
 from conversion.train import DEFAULT_RECIPE, RECIPES, TrainingSettings
 from conversion.verify import VerificationError, verify_against_keras
 from functions.model_contract import REQUIRED_METADATA
 from tests.conftest import mnist_path
+from tests.stack import REPO_ROOT
+from tests.test_feedback_training import boxes, contract_id, feedback_folder
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
+def feedback(tmp_path_factory):
+    """40 hollow boxes corrected to 7 (MNIST has no such 7), with 3 copies under other names,
+    a drawing corrected both to 1 and to 4, and 2 malformed files."""
+    return feedback_folder(tmp_path_factory.mktemp("feedback"))
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory, feedback):
     out = tmp_path_factory.mktemp("tiny-model")
     # Enough steps (400) for batch normalisation's running statistics to settle.
     settings = TrainingSettings(epochs=2, batch_size=32, limit=8000, seed=7)
-    report = run_pipeline(str(mnist_path()), out, settings, version="tiny-test")
+    folder, _ = feedback
+    report = run_pipeline(
+        str(mnist_path()), out, settings, version="tiny-test", feedback=str(folder)
+    )
     return out, report
 
 
@@ -77,6 +92,42 @@ def test_report_carries_the_figures(tiny_run):
         assert (training["fit_images"], training["validation_images"]) == (8000, 0)
         assert (training["best_epoch"], training["best_validation_accuracy"]) == (2, None)
         assert "val_accuracy" not in training["history"]
+
+
+def test_the_feedback_was_read_de_duplicated_and_trained_on(tiny_run, feedback):
+    out, report = tiny_run
+    folder, counts = feedback
+    saved = json.loads((out / "report.json").read_text())
+    recorded = saved["feedback"]
+    assert recorded == report["feedback"]
+    assert recorded["source"] == str(folder)
+    assert {key: recorded[key] for key in counts} == counts
+    # The 40 boxes split by id; the held-out ones are never trained on.
+    ids = [contract_id(np.array(d["pixels"]), d["label"]) for d in boxes(40)]
+    held_out = [i for i in ids if int(i[:8], 16) < HELD_OUT_FRACTION * 2**32]
+    assert recorded["held_out"] == len(held_out) > 0
+    assert recorded["training"] == 40 - len(held_out)
+    # 8,000 MNIST images: each training item REPEAT times (well under the cap).
+    assert recorded["repeat"] == REPEAT
+    assert recorded["training_copies"] == recorded["training"] * REPEAT
+    # The model is measured on the held-out boxes, as is the bundled model.
+    assert recorded["held_out_accuracy"] == recorded["held_out_correct"] / len(held_out)
+    bundled = recorded["bundled_model"]
+    bundled_metadata = onnx.load(REPO_ROOT / "functions" / "model" / "model.onnx").metadata_props
+    assert bundled["version"] == {p.key: p.value for p in bundled_metadata}["version"]
+    assert bundled["held_out_accuracy"] == bundled["held_out_correct"] / len(held_out)
+    print(
+        f"\nheld-out boxes labelled 7: this model {recorded['held_out_correct']}/{len(held_out)}, "
+        f"the bundled model {bundled['held_out_correct']}/{len(held_out)}"
+    )
+    # What the boxes taught it: MNIST has no 7 like them, so only training on them explains it.
+    assert recorded["held_out_accuracy"] > bundled["held_out_accuracy"]
+    # The training data's hash covers the feedback, and the card says all of it.
+    assert saved["metadata"]["training_data_sha256"] != saved["data"]["sha256"]
+    card = (out / "MODEL_CARD.md").read_text()
+    assert f"(feedback, {folder}): 40 used" in card
+    assert "3 duplicates and 2 ambiguous" in card
+    assert f"right on {recorded['held_out_correct']} of {len(held_out)}" in card
 
 
 def test_verification_fails_loudly_on_a_different_model(tiny_run, tmp_path):

@@ -1,6 +1,9 @@
 """Step 3, evaluate: the verified ONNX file in; out, the model version as it will be published
 (the contract's metadata stamped in), its report, confusion matrix and model card. The step
-fails when test accuracy is under a floor, so that a broken run stops before publishing.
+fails when test accuracy is under a floor, so that a broken run stops before publishing. When
+the train step was given people's corrections, the model (and, for comparison, the bundled one)
+is also measured on the part of them held out from training, which the train step left beside
+the model.
 
 python -m conversion.steps.evaluate --trained build/steps/trained \
     --converted build/steps/converted --data mnist.npz --version cnn-2 --out build/model
@@ -31,10 +34,19 @@ import tf2onnx
 from conversion.convert import save, set_metadata
 from conversion.data import DatasetError, Mnist
 from conversion.evaluate import evaluate, plot_confusion_matrix
+from conversion.feedback import (
+    HELD_OUT_FILE,
+    load_held_out,
+    no_feedback_record,
+    training_data_sha256,
+)
 from conversion.model_card import render_model_card
 from conversion.steps.convert import CONVERSION_FILE, MODEL_FILE
 from conversion.steps.errors import StepInputError, required_file, run_step
 from conversion.steps.train import RECORD_FILE, load_data
+from conversion.verify import onnx_predict, onnx_session
+from functions.model_contract import VERSION_KEY
+from functions.serving.provider import BUNDLED_MODEL
 from functions.storage.registry import VERSION_PATTERN
 
 # The floor of the step's command line and of the Azure ML pipeline: the promotion gate's own
@@ -59,19 +71,26 @@ def evaluate_and_document(
     version: str,
     source: str | None = None,
     min_accuracy: float = 0.0,
+    feedback_held_out: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> dict:
     """Measures the ONNX file at `evaluated_path`, then writes into `out` the file with the
     contract's metadata (model.onnx), report.json, confusion_matrix.png and MODEL_CARD.md.
-    Returns the report; raises BelowFloor after writing them when accuracy < `min_accuracy`."""
+    `feedback_held_out`: the held-out corrections' images and labels, when the training record
+    says feedback was used. Returns the report; raises BelowFloor after writing them when
+    accuracy < `min_accuracy`."""
     started = time.perf_counter()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     evaluation = evaluate(evaluated_path, mnist.x_test, mnist.y_test)
+    feedback = {
+        **(training.get("feedback") or no_feedback_record()),
+        **held_out_figures(evaluated_path, feedback_held_out),
+    }
     metadata = {
         "version": version,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
         "test_accuracy": f"{evaluation['test_accuracy']:.4f}",
-        "training_data_sha256": training["data"]["sha256"],
+        "training_data_sha256": training_data_sha256(training["data"]["sha256"], feedback),
         "framework": framework_versions(),
         "source_commit": source or source_commit(),
     }
@@ -86,7 +105,7 @@ def evaluate_and_document(
     }
     report = {
         "metadata": metadata,
-        "data": {"source": training["data"]["source"]},
+        "data": {"source": training["data"]["source"], "sha256": training["data"]["sha256"]},
         "training": {
             key: training[key]
             for key in (
@@ -98,6 +117,7 @@ def evaluate_and_document(
                 "history",
             )
         },
+        "feedback": feedback,
         "conversion": {"opset": conversion["opset"]},
         "verification": conversion["verification"],
         "evaluation": evaluation,
@@ -124,6 +144,56 @@ def evaluate_and_document(
             f"{min_accuracy:.4f}; {version} is not fit to publish (report in {out})"
         )
     return report
+
+
+def held_out_figures(
+    evaluated_path: str | os.PathLike, held_out: tuple[np.ndarray, np.ndarray] | None
+) -> dict:
+    """Accuracy on the held-out corrections of the model at `evaluated_path` and of the bundled
+    model (functions/model/), on the same images. None where there is nothing to measure."""
+    figures: dict[str, object] = {
+        "held_out_correct": None,
+        "held_out_accuracy": None,
+        "bundled_model": None,
+    }
+    if held_out is None or not len(held_out[1]):
+        return figures
+    images, labels = held_out
+    correct = _correct(evaluated_path, images, labels)
+    figures["held_out_correct"] = correct
+    figures["held_out_accuracy"] = correct / len(labels)
+    if BUNDLED_MODEL.is_file():
+        bundled = onnx.load(BUNDLED_MODEL, load_external_data=False)
+        bundled_version = {prop.key: prop.value for prop in bundled.metadata_props}.get(VERSION_KEY)
+        bundled_correct = _correct(BUNDLED_MODEL, images, labels)
+        figures["bundled_model"] = {
+            "version": bundled_version,
+            "held_out_correct": bundled_correct,
+            "held_out_accuracy": bundled_correct / len(labels),
+        }
+    log.info(
+        "held-out feedback: %d of %d right (the bundled model: %s)",
+        correct,
+        len(labels),
+        figures["bundled_model"] and figures["bundled_model"]["held_out_correct"],
+    )
+    return figures
+
+
+def _correct(path: str | os.PathLike, images: np.ndarray, labels: np.ndarray) -> int:
+    predictions = onnx_predict(onnx_session(path), images).argmax(axis=1)
+    return int(np.sum(predictions == labels))
+
+
+def read_held_out(trained: str, training: dict) -> tuple[np.ndarray, np.ndarray] | None:
+    """The held-out corrections the train step left, when its record says there are some."""
+    if not (training.get("feedback") or {}).get("held_out"):
+        return None
+    path = required_file(trained, HELD_OUT_FILE, "train step")
+    try:
+        return load_held_out(path)
+    except (OSError, ValueError, KeyError) as error:
+        raise StepInputError(f"{path}: unreadable ({error})") from error
 
 
 def checked_version(version: str) -> str:
@@ -210,6 +280,7 @@ def main(argv: list[str] | None = None) -> int:
             version=version,
             source=args.source_commit,
             min_accuracy=args.min_accuracy,
+            feedback_held_out=read_held_out(args.trained, training),
         )
 
     return run_step("evaluate", step, (DatasetError, BelowFloor))

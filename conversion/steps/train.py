@@ -1,6 +1,8 @@
-"""Step 1, train: MNIST in, the Keras model and its training record out.
+"""Step 1, train: MNIST (and, optionally, people's corrections) in, the Keras model and its
+training record out; with corrections, also the held-out part of them for the evaluate step.
 
-python -m conversion.steps.train --data mnist.npz --out build/steps/trained [--recipe cnn-1.1]
+python -m conversion.steps.train --data mnist.npz --out build/steps/trained [--recipe cnn-1.1] \
+    [--feedback feedback.jsonl | items-folder | storage]
 """
 
 from __future__ import annotations
@@ -14,10 +16,23 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 # Before TensorFlow is imported: it reads its log level once, at import.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from conversion.data import DatasetError, Mnist, load_mnist
+from conversion.feedback import (
+    FEEDBACK_ENV,
+    HELD_OUT_FILE,
+    STORAGE,
+    Feedback,
+    FeedbackError,
+    load_feedback,
+    no_feedback_record,
+    repeat_factor,
+    save_held_out,
+)
 from conversion.steps.errors import run_step
 from conversion.train import DEFAULT_RECIPE, RECIPES, TrainingResult, TrainingSettings, train
 
@@ -26,24 +41,40 @@ RECORD_FILE = "training.json"
 log = logging.getLogger("conversion.train")
 
 
-def train_model(mnist: Mnist, settings: TrainingSettings) -> tuple[TrainingResult, dict]:
-    """Trains on `mnist` and returns the model with the record the report and card are made of."""
+def train_model(
+    mnist: Mnist, settings: TrainingSettings, feedback: Feedback | None = None
+) -> tuple[TrainingResult, dict]:
+    """Trains on `mnist`, with the training part of `feedback` added, and returns the model
+    with the record the report and card are made of."""
     started = time.perf_counter()
-    result = train(mnist.x_train, mnist.y_train, settings)
+    fit_images = min(settings.limit or len(mnist.x_train), len(mnist.x_train))
+    validation_images = 0
+    if RECIPES[settings.recipe].hold_out:
+        validation_images = min(settings.validation_size, fit_images // 5)
+    extra, feedback_record = None, no_feedback_record()
+    if feedback is not None:
+        repeat = repeat_factor(len(feedback.training), fit_images - validation_images)
+        images, labels = feedback.training_arrays()
+        extra = (np.repeat(images, repeat, axis=0), np.repeat(labels, repeat, axis=0))
+        feedback_record = feedback.record(repeat)
+        log.info(
+            "feedback: %d items, each %d times, added to %d MNIST images",
+            len(images),
+            repeat,
+            fit_images - validation_images,
+        )
+    result = train(mnist.x_train, mnist.y_train, settings, extra)
     log.info(
         "trained: best epoch %d, validation accuracy %s",
         result.best_epoch,
         result.best_validation_accuracy or "not measured (no hold-out)",
     )
-    fit_images = settings.limit or len(mnist.x_train)
-    validation_images = 0
-    if RECIPES[settings.recipe].hold_out:
-        validation_images = min(settings.validation_size, fit_images // 5)
     record = {
         "data": {"source": mnist.source, "sha256": mnist.sha256},
         "settings": dataclasses.asdict(settings),
-        "fit_images": fit_images - validation_images,
+        "fit_images": fit_images - validation_images,  # MNIST's; feedback's are counted apart
         "validation_images": validation_images,
+        "feedback": feedback_record,
         "best_epoch": result.best_epoch,
         "best_validation_accuracy": result.best_validation_accuracy,
         "history": result.history,
@@ -65,6 +96,12 @@ def load_data(data_path: str | None) -> Mnist:
 
 def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = TrainingSettings()
+    parser.add_argument(
+        "--feedback",
+        help="people's corrections to add to the training data: a JSON Lines export, a folder "
+        f"of item files, or {STORAGE!r} for the feedback container (default: ${FEEDBACK_ENV}, "
+        "else none; docs/contracts.md section 2a)",
+    )
     parser.add_argument(
         "--recipe",
         choices=sorted(RECIPES),
@@ -101,14 +138,19 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     def step() -> None:
-        result, record = train_model(load_data(args.data), training_settings(args))
+        mnist = load_data(args.data)
+        feedback = load_feedback(args.feedback)
+        result, record = train_model(mnist, training_settings(args), feedback)
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
         result.model.save(out / KERAS_FILE)
         (out / RECORD_FILE).write_text(json.dumps(record, indent=2) + "\n")
+        if feedback is not None:  # the evaluate step measures the model on it
+            save_held_out(feedback, out)
+            log.info("saved %s in %s", HELD_OUT_FILE, out)
         log.info("saved %s and %s in %s", KERAS_FILE, RECORD_FILE, out)
 
-    return run_step("train", step, (DatasetError,))
+    return run_step("train", step, (DatasetError, FeedbackError))
 
 
 if __name__ == "__main__":
