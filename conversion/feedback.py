@@ -269,23 +269,16 @@ def settings_container(
     """The feedback container as the function app reaches it (contracts.md section 3): the
     MODELS_STORAGE connection and FEEDBACK_CONTAINER, unless the arguments say otherwise."""
     from functions.settings import (  # noqa: PLC0415 - storage only for `storage`
-        STORAGE_SETTING,
         MissingSetting,
-        StorageConnection,
+        command_line_connection,
         feedback_container,
-        storage_connection,
     )
     from functions.storage.clients import blob_service_client, bounded_retries  # noqa: PLC0415
 
-    if connection_string:
-        connection = StorageConnection(connection_string=connection_string)
-    elif account_url:
-        connection = StorageConnection(blob_service_uri=account_url)  # DefaultAzureCredential
-    else:
-        try:
-            connection = storage_connection(STORAGE_SETTING)
-        except MissingSetting as error:
-            raise FeedbackError(f"cannot reach the feedback container: {error}") from None
+    try:
+        connection = command_line_connection(connection_string, account_url)
+    except MissingSetting as error:
+        raise FeedbackError(f"cannot reach the feedback container: {error}") from None
     service = blob_service_client(connection, **bounded_retries())
     return service.get_container_client(name or feedback_container())
 

@@ -22,10 +22,9 @@ from functions.model_contract import VERSION_KEY
 from functions.settings import (
     STORAGE_SETTING,
     MissingSetting,
-    StorageConnection,
+    command_line_connection,
     models_container,
     signing_key,
-    storage_connection,
 )
 from functions.signing import drop_metadata
 from functions.storage.clients import blob_service_client
@@ -44,15 +43,10 @@ class PublishError(Exception):
 def container(connection_string: str | None, account_url: str | None, name: str) -> ContainerClient:
     """The models container from the command line's flags; with neither flag, from the app's own
     storage setting (a connection string, or the identity-based form)."""
-    if connection_string:
-        connection = StorageConnection(connection_string=connection_string)
-    elif account_url:
-        connection = StorageConnection(blob_service_uri=account_url)  # DefaultAzureCredential
-    else:
-        try:
-            connection = storage_connection(STORAGE_SETTING)
-        except MissingSetting as error:
-            raise PublishError(f"give --connection-string or --account-url ({error})") from None
+    try:
+        connection = command_line_connection(connection_string, account_url)
+    except MissingSetting as error:
+        raise PublishError(f"give --connection-string or --account-url ({error})") from None
     return blob_service_client(connection).get_container_client(name)
 
 

@@ -87,6 +87,19 @@ def storage_connection(setting_name: str) -> StorageConnection:
     )
 
 
+def command_line_connection(
+    connection_string: str | None, account_url: str | None
+) -> StorageConnection:
+    """The storage a command-line tool (the publisher, the feedback export) was pointed at: a
+    connection string, else an account URL (signed in with DefaultAzureCredential), else the
+    app's own MODELS_STORAGE setting; MissingSetting when none is given."""
+    if connection_string:
+        return StorageConnection(connection_string=connection_string)
+    if account_url:
+        return StorageConnection(blob_service_uri=account_url)
+    return storage_connection(STORAGE_SETTING)
+
+
 def _number(name: str, default: float, *, minimum: float, maximum: float | None = None) -> float:
     raw = os.environ.get(name)
     if not raw:

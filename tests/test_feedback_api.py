@@ -19,7 +19,7 @@ from functions.api.blueprint import api_functions
 from functions.api.problems import STORAGE_RETRY_AFTER, TooManyRequests
 from functions.api.rate_limit import ClientRateLimit, client_address
 from functions.composition import Services
-from functions.feedback.item import blob_name, item_from_stored, item_id
+from functions.feedback.item import STORED_FIELDS, blob_name, item_from_stored, item_id
 from functions.feedback.request import MAX_FEEDBACK_BYTES
 from functions.feedback.store import FeedbackStore
 from functions.settings import MissingSetting
@@ -105,14 +105,7 @@ def test_a_correction_is_stored_once_under_its_content_hash(feedback_container, 
     items = stored(feedback_container)
     assert list(items) == [blob_name(identifier)]
     document = items[blob_name(identifier)]
-    assert set(document) == {
-        "schema",
-        "pixels",
-        "label",
-        "predicted",
-        "model_version",
-        "received_at",
-    }
+    assert set(document) == STORED_FIELDS
     assert document["pixels"] == pixels.tolist()
     assert (document["label"], document["predicted"]) == (label, 1)
     assert document["model_version"] == "mnist-cnn-1.2.0"

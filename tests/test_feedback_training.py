@@ -30,6 +30,7 @@ from conversion.feedback import (
     repeat_factor,
     training_data_sha256,
 )
+from functions.feedback.item import STORED_FIELDS
 from tests.stack import REPO_ROOT
 
 RECEIVED_AT = "2026-12-04T15:00:00Z"
@@ -482,14 +483,7 @@ def test_reads_the_container_through_the_settings(feedback_container, tmp_path):
     assert [s.id for s in exported.items] == [s.id for s in reading.items]
     assert (exported.malformed, exported.duplicates) == (0, 0)
     # Each line is the stored item itself, in the contract's form.
-    assert set(json.loads(lines[0])) == {
-        "schema",
-        "pixels",
-        "label",
-        "predicted",
-        "model_version",
-        "received_at",
-    }
+    assert set(json.loads(lines[0])) == STORED_FIELDS
 
 
 def test_reads_what_the_feedback_endpoint_stores(feedback_container):
