@@ -168,7 +168,14 @@ def main() -> None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(figures, indent=2) + "\n")
     load = figures["load"]
-    if load["lost"] or load["unexpected"] or load["refused"]:
+    accepted = load["sent"] + load["resent"]
+    if (
+        load["lost"]
+        or load["unexpected"]
+        or load["refused"]
+        or load["ids_answered_right"] != accepted
+        or load["stored_whole_and_named_by_content"] != load["stored"]
+    ):
         raise SystemExit(1)
 
 

@@ -30,7 +30,7 @@ import sys
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -53,6 +53,7 @@ MAX_SHARE = 0.05
 # A stored item is under 4 KB; anything far larger is not one, and is not read.
 MAX_ITEM_BYTES = 64 * 1024
 READ_THREADS = 8
+DOWNLOAD_BATCH = 256  # items in memory at once while reading the container
 MALFORMED_EXAMPLES = 5
 HELD_OUT_FILE = "feedback_held_out.npz"
 
@@ -113,6 +114,17 @@ class Feedback:
     training: list[StoredItem]
     held_out: list[StoredItem]
     ambiguous: int
+    over_share: int = 0  # training items left out by within_share
+
+    def within_share(self, mnist_images: int) -> Feedback:
+        """At most MAX_SHARE of `mnist_images` training items, each seen at least once: past
+        that, the first by id (ids are content hashes: an even sample), the rest left out and
+        counted, so unreviewed corrections never outweigh MNIST however many arrive."""
+        cap = max(1, int(MAX_SHARE * mnist_images))
+        if len(self.training) <= cap:
+            return self
+        left_out = len(self.training) - cap
+        return replace(self, training=self.training[:cap], over_share=self.over_share + left_out)
 
     def training_arrays(self) -> tuple[np.ndarray, np.ndarray]:
         return arrays(self.training)
@@ -131,6 +143,7 @@ class Feedback:
             "ambiguous": self.ambiguous,
             "used": len(self.training) + len(self.held_out),
             "training": len(self.training),
+            "over_share": self.over_share,
             "held_out": len(self.held_out),
             "held_out_fraction": HELD_OUT_FRACTION,
             "repeat": repeat,
@@ -150,6 +163,7 @@ def no_feedback_record() -> dict:
         "ambiguous": 0,
         "used": 0,
         "training": 0,
+        "over_share": 0,
         "held_out": 0,
         "held_out_fraction": HELD_OUT_FRACTION,
         "repeat": 0,
@@ -232,8 +246,14 @@ def parse_document(document: Document) -> StoredItem:
 def _lines(path: Path) -> Iterator[Document]:
     try:
         with open(path, "rb") as stream:
-            for number, line in enumerate(stream, start=1):
-                if line.strip():
+            number = 0
+            while line := stream.readline(MAX_ITEM_BYTES + 1):  # never more than an item's worth
+                number += 1
+                if len(line) > MAX_ITEM_BYTES:
+                    yield Document(f"{path}:{number}", None, f"over {MAX_ITEM_BYTES} bytes")
+                    while not line.endswith(b"\n") and line:  # skip the rest, bounded reads
+                        line = stream.readline(MAX_ITEM_BYTES + 1)
+                elif line.strip():
                     yield Document(f"{path}:{number}", line)
     except OSError as error:
         raise FeedbackError(f"{path}: cannot read ({error})") from error
@@ -310,10 +330,13 @@ def _container_documents(container) -> Iterator[Document]:
         except AzureError as error:
             raise FeedbackError(f"cannot read {where}: {error}") from error
 
+    # A batch at a time: map() downloads all it is given at once, and a container holds many.
     with ThreadPoolExecutor(READ_THREADS) as pool:
-        for document in pool.map(download, blobs):  # in the listing's order
-            if document is not None:
-                yield document
+        for start in range(0, len(blobs), DOWNLOAD_BATCH):
+            batch = blobs[start : start + DOWNLOAD_BATCH]
+            for document in pool.map(download, batch):  # in the listing's order
+                if document is not None:
+                    yield document
 
 
 # --- preparing -------------------------------------------------------------------------------

@@ -125,7 +125,13 @@ def _feedback(report: dict) -> str:
         f"{heading}: {feedback['used']} used. {dropped}. {feedback['training']} were trained "
         f"on, each {feedback['repeat']} times an epoch ({feedback['training_copies']} images "
         "beside MNIST's); "
-        f"{feedback['held_out']} (about {share}, chosen by item id) were held out.",
+        f"{feedback['held_out']} (about {share}, chosen by item id) were held out"
+        + (
+            f"; {feedback['over_share']} more were left out, past the share of MNIST that "
+            "corrections may take."
+            if feedback.get("over_share")
+            else "."
+        ),
     ]
     if feedback.get("held_out_accuracy") is not None:
         measured = (
@@ -139,11 +145,16 @@ def _feedback(report: dict) -> str:
                 f"({bundled['held_out_accuracy']:.1%})"
             )
         lines.append(measured + ".")
+    covers = (
+        f"MNIST and the feedback items trained on (their ids' digest "
+        f"`{feedback['training_sha256']}`)"
+        if feedback["training"]
+        else "MNIST alone: no item was trained on"
+    )
     lines.append(
-        f"The training data's sha256 `{report['metadata']['training_data_sha256']}` covers MNIST "
-        f"and the feedback items trained on (their ids' digest `{feedback['training_sha256']}`). "
-        "Corrections are not reviewed by anyone before training: a wrong or hostile one is "
-        "learnt as it is."
+        f"The training data's sha256 `{report['metadata']['training_data_sha256']}` covers "
+        f"{covers}. Corrections are not reviewed by anyone before training: a wrong or hostile "
+        "one is learnt as it is."
     )
     return "\n".join(lines)
 

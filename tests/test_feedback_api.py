@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import time
 import uuid
 from collections.abc import Iterator
@@ -13,6 +14,7 @@ from collections.abc import Iterator
 import azure.functions as func
 import numpy as np
 import pytest
+from azure.core.exceptions import ResourceExistsError
 from azure.storage.blob import ContainerClient
 
 from functions.api.blueprint import api_functions
@@ -24,8 +26,9 @@ from functions.feedback.request import MAX_FEEDBACK_BYTES
 from functions.feedback.store import FeedbackStore
 from functions.settings import MissingSetting
 from functions.storage.clients import SERVING_READ_TIMEOUT_SECONDS, serving_options
+from functions.storage.registry import VERSION_PATTERN
 from tests.helpers import call, http_request, problem_of
-from tests.stack import Azurite, running_azurite
+from tests.stack import REPO_ROOT, Azurite, running_azurite
 
 CLOSED_PORT_STORAGE = (
     "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey="
@@ -260,6 +263,17 @@ def test_refused_requests_count_against_the_allowance(feedback_container):
     assert send(api, GOOD).status_code == 429
 
 
+def test_a_limit_under_one_a_minute_still_lets_one_through():
+    clock = ManualClock()
+    limit = ClientRateLimit(0.5, clock=clock)
+    limit.take("a")
+    with pytest.raises(TooManyRequests) as refused:
+        limit.take("a")
+    assert refused.value.headers["Retry-After"] == "120"
+    clock.now += 120
+    limit.take("a")
+
+
 def test_the_limit_remembers_a_bounded_number_of_clients():
     clock = ManualClock()
     limit = ClientRateLimit(1, max_clients=3, clock=clock)
@@ -278,9 +292,14 @@ def test_the_limit_remembers_a_bounded_number_of_clients():
         ("203.0.113.5", "203.0.113.5"),
         ("203.0.113.5:51234", "203.0.113.5"),
         ("10.0.0.1, 203.0.113.5:443", "203.0.113.5"),
-        ("[2001:DB8::1]:443", "2001:db8::1"),
-        ("2001:db8::1", "2001:db8::1"),
-        ("x" * 500, "x" * 64),
+        ("[2001:DB8::1]:443", "2001:db8::/64"),
+        ("2001:db8::1", "2001:db8::/64"),
+        ("2001:db8:0:0:ffff::7", "2001:db8::/64"),  # another address of the same subscriber
+        ("2001:db8:0:1::1", "2001:db8:0:1::/64"),
+        ("[::ffff:203.0.113.5]:443", "203.0.113.5"),
+        ("unknown", "-"),
+        ("203.0.113.5, not-an-address", "-"),
+        ("1" * 500, "-"),
     ],
 )
 def test_the_client_is_the_last_forwarded_address(header, client):
@@ -289,6 +308,25 @@ def test_the_client_is_the_last_forwarded_address(header, client):
 
 
 # --- storage down or hanging ----------------------------------------------------------------
+
+
+class ContainerBeingDeleted:
+    """A container that answers every write as Azure does while it is being deleted: with the
+    same error class as "the blob exists", but another code."""
+
+    def upload_blob(self, *args, **kwargs):
+        error = ResourceExistsError("The specified container is being deleted.")
+        error.error_code = "ContainerBeingDeleted"
+        raise error
+
+    def create_container(self):
+        raise AssertionError("not asked: the container exists")
+
+
+def test_a_write_refused_for_another_reason_than_existing_is_not_a_success(digit):
+    answer = send(feedback_api(ContainerBeingDeleted()), correction(*digit))
+    assert answer.status_code == 503
+    assert answer.headers["Retry-After"] == STORAGE_RETRY_AFTER
 
 
 def test_storage_down_is_503_with_retry_after(digit):
@@ -336,3 +374,11 @@ def test_storage_that_hangs_is_a_bounded_503_and_a_retry_stores_it_once(own_stor
     # Storage may have taken the item after all: the client's retry is safe, one item either way.
     assert send(api, body).status_code == 202
     assert len(stored(container)) == 1
+
+
+def test_the_site_offers_corrections_for_the_version_names_the_api_takes():
+    """static-web/js/correction.js keeps its own copy of the pattern (no build step to share
+    it): this ties the two together."""
+    source = (REPO_ROOT / "static-web" / "js" / "correction.js").read_text()
+    site_pattern = re.search(r"const VERSION_NAME = /(.+)/;", source).group(1)
+    assert site_pattern == f"^{VERSION_PATTERN.pattern}$"

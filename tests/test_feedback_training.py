@@ -23,6 +23,7 @@ from conversion.feedback import (
     MAX_SHARE,
     REPEAT,
     FeedbackError,
+    ids_digest,
     load_feedback,
     main,
     prepare,
@@ -197,6 +198,16 @@ def test_an_oversized_file_is_not_read(tmp_path):
     assert "not an item" in reading.malformed_examples[0]
 
 
+def test_an_oversized_line_of_an_export_is_skipped_and_the_next_one_read(tmp_path):
+    good = random_items(2)
+    export = tmp_path / "export.jsonl"
+    lines = [json.dumps(good[0]), " " * (3 << 16) + "{}", json.dumps(good[1])]
+    export.write_text("\n".join(lines) + "\n")
+    reading = read_feedback(str(export))
+    assert (reading.read, reading.malformed, len(reading.items)) == (3, 1, 2)
+    assert "over" in reading.malformed_examples[0]
+
+
 def test_a_missing_source_is_an_error(tmp_path):
     with pytest.raises(FeedbackError, match=r"nowhere\.jsonl: no such file or folder"):
         read_feedback(str(tmp_path / "nowhere.jsonl"))
@@ -306,9 +317,29 @@ def test_the_training_data_hash_covers_the_feedback():
     mnist = "a" * 64
     assert training_data_sha256(mnist, None) == mnist
     assert training_data_sha256(mnist, {"training": 0, "training_sha256": None}) == mnist
-    with_feedback = training_data_sha256(mnist, {"training": 3, "training_sha256": "b" * 64})
-    assert len(with_feedback) == 64
-    assert with_feedback != mnist
+    ids = ["c" * 64, "a" * 64, "b" * 64]
+    digest = ids_digest(ids)
+    # docs/contracts.md section 2a, written out: the sorted ids one a line, then both digests.
+    assert (
+        digest
+        == hashlib.sha256(
+            ("a" * 64 + "\n" + "b" * 64 + "\n" + "c" * 64 + "\n").encode()
+        ).hexdigest()
+    )
+    with_feedback = training_data_sha256(mnist, {"training": 3, "training_sha256": digest})
+    expected = f"mnist {mnist}\nfeedback {digest}\n"
+    assert with_feedback == hashlib.sha256(expected.encode()).hexdigest()
+
+
+def test_past_the_share_the_first_items_by_id_are_trained_on_and_the_rest_counted(tmp_path):
+    feedback = load_feedback(str(write_jsonl(tmp_path / "export.jsonl", random_items(60))))
+    assert feedback.within_share(2000) is feedback  # 5% of 2,000 is 100: all fit
+    capped = feedback.within_share(500)  # 5% of 500 is 25
+    assert [s.id for s in capped.training] == [s.id for s in feedback.training][:25]
+    assert capped.over_share == len(feedback.training) - 25
+    assert capped.held_out == feedback.held_out  # the measure never shrinks
+    assert capped.record(repeat_factor(25, 500))["over_share"] == capped.over_share
+    assert len(feedback.within_share(10).training) == 1  # at least one, however small MNIST is
 
 
 # --- what training is handed -----------------------------------------------------------------

@@ -53,6 +53,7 @@ def train_model(
         validation_images = min(settings.validation_size, fit_images // 5)
     extra, feedback_record = None, no_feedback_record()
     if feedback is not None:
+        feedback = feedback.within_share(fit_images - validation_images)
         repeat = repeat_factor(len(feedback.training), fit_images - validation_images)
         images, labels = feedback.training_arrays()
         extra = (np.repeat(images, repeat, axis=0), np.repeat(labels, repeat, axis=0))

@@ -1,10 +1,13 @@
 """A per-client limit for an endpoint that writes: each client may send `per_minute` requests a
 minute, and save up that many (a token bucket). Kept per instance, in memory, for at most
 `max_clients` clients: the least recently seen are forgotten first, so a flood of addresses
-costs bounded memory and, at worst, a forgotten client a fresh allowance."""
+costs bounded memory, and a forgotten client gets a fresh allowance. It slows a person or a
+script down; a caller with more addresses than that (IPv6 counted by /64) is beyond any limit
+kept per address."""
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import threading
 import time
@@ -13,8 +16,8 @@ from collections.abc import Callable, Mapping
 
 from functions.api.problems import TooManyRequests
 
-MAX_CLIENT_KEY_CHARS = 64
-ANONYMOUS = "-"  # every request without X-Forwarded-For: one client
+MAX_ADDRESS_CHARS = 64  # "[IPv6%zone]:port" at its longest is well under this
+ANONYMOUS = "-"  # every request without a readable X-Forwarded-For address: one client
 
 
 class ClientRateLimit:
@@ -25,7 +28,7 @@ class ClientRateLimit:
         max_clients: int = 10_000,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.capacity = per_minute
+        self.capacity = max(1.0, per_minute)  # under one a minute still allows one at a time
         self.per_second = per_minute / 60.0
         self.max_clients = max_clients
         self.clock = clock
@@ -54,13 +57,20 @@ class ClientRateLimit:
 
 def client_address(headers: Mapping[str, str]) -> str:
     """The last address in X-Forwarded-For, the one the platform's front end appends (anything
-    before it the client may have written), without its port."""
+    before it the client may have written), without its port. An IPv6 client counts by its /64,
+    the block one subscriber is given; anything that is no address is one client."""
     forwarded = headers.get("X-Forwarded-For") or ""
-    last = forwarded.rsplit(",", 1)[-1].strip()[:MAX_CLIENT_KEY_CHARS].lower()
-    if not last:
-        return ANONYMOUS
+    last = forwarded.rsplit(",", 1)[-1].strip()[:MAX_ADDRESS_CHARS]
     if last.startswith("["):  # [IPv6]:port
-        return last[1:].split("]", 1)[0]
-    if last.count(":") == 1:  # IPv4:port
-        return last.split(":", 1)[0]
-    return last
+        last = last[1:].split("]", 1)[0]
+    elif last.count(":") == 1:  # IPv4:port
+        last = last.split(":", 1)[0]
+    try:
+        address = ipaddress.ip_address(last)
+    except ValueError:
+        return ANONYMOUS
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:  # ::ffff:a.b.c.d is that IPv4 client
+            return str(address.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address)

@@ -60,7 +60,7 @@ def item_from_stored(document: object) -> FeedbackItem:
     naming what is wrong otherwise."""
     if not isinstance(document, dict) or set(document) != STORED_FIELDS:
         raise InvalidInput(f"a stored item has exactly the fields {sorted(STORED_FIELDS)}")
-    if document["schema"] != SCHEMA:
+    if type(document["schema"]) is not int or document["schema"] != SCHEMA:
         raise InvalidInput(f"schema {document['schema']!r} is not {SCHEMA}")
     if not isinstance(document["received_at"], str):
         raise InvalidInput('"received_at" must be a string')

@@ -8,7 +8,7 @@ import logging
 from collections.abc import Callable
 
 from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
-from azure.storage.blob import ContainerClient, ContentSettings
+from azure.storage.blob import ContainerClient, ContentSettings, StorageErrorCode
 
 from functions.clock import utc_now
 from functions.errors import StorageUnavailable
@@ -36,7 +36,12 @@ class FeedbackStore:
                 # Infra creates the container in Azure; locally the first item creates it.
                 self._create_container()
                 self._create(name, data)
-        except ResourceExistsError:
+        except ResourceExistsError as error:
+            # The SDK also says "exists" for a container being deleted: only this code means
+            # the item is there.
+            if error.error_code != StorageErrorCode.BLOB_ALREADY_EXISTS:
+                log.warning("feedback item %s not stored: %s", item.id, error)
+                raise StorageUnavailable("storage did not take the correction") from error
             log.info("feedback item %s was stored before", item.id)
         except AzureError as error:
             log.warning("feedback item %s not stored: %s", item.id, error)

@@ -26,6 +26,10 @@ export class FeedbackView {
   render({ state, predicted, label, message, canChoose }) {
     this.#root.hidden = state === "none";
     this.#root.dataset.state = state;
+    // A new answer may disable the very button that has focus (its digit is now the model's):
+    // focus would fall to the page's start, so it moves to the status beside the buttons.
+    const focused = this.#buttons.indexOf(document.activeElement);
+    if (focused === predicted) this.#status.focus();
     this.#buttons.forEach((button, d) => {
       // The model's digit is no correction: disabled, so Tab skips it and a screen reader
       // says why. The others use aria-disabled, so a button that has focus keeps it.
@@ -35,6 +39,7 @@ export class FeedbackView {
       else button.removeAttribute("aria-label");
       button.setAttribute("aria-disabled", String(!isPredicted && !canChoose));
       button.toggleAttribute("data-chosen", d === label);
+      button.setAttribute("aria-pressed", String(d === label)); // which digit was sent
     });
     this.#status.textContent = message;
     this.#status.toggleAttribute("data-error", state === "failed");
