@@ -14,7 +14,6 @@ import argparse
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -27,11 +26,8 @@ from functions.feedback.item import FeedbackItem, stored_document
 from functions.serving.provider import BUNDLED_MODEL
 from tests.test_site_accuracy import (
     CANVAS,
-    SIZES,
-    as_rgba,
-    placed,
+    pen_canvases,
     preprocess_in_node,
-    redrawn_with_pen,
     site_pen_width_fraction,
 )
 
@@ -43,14 +39,8 @@ TEST_DIGITS = 2000
 def drawn_with_the_site_pen(digits: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """(N, 28, 28) model inputs: each digit traced with the site's pen on the site's canvas and
     prepared by static-web/js/preprocess.js."""
-    pen_width = site_pen_width_fraction() * CANVAS
-
-    def canvases() -> Iterator[np.ndarray]:
-        for digit in digits:
-            ink = redrawn_with_pen(digit, rng.uniform(*SIZES) * CANVAS, pen_width)
-            yield as_rgba(placed(ink, rng), "transparent")
-
-    return np.nan_to_num(preprocess_in_node(canvases()), nan=0.0)
+    canvases = pen_canvases(digits, rng, site_pen_width_fraction() * CANVAS)
+    return np.nan_to_num(preprocess_in_node(canvases), nan=0.0)
 
 
 def answers(model: Path, inputs: np.ndarray) -> np.ndarray:

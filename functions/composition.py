@@ -73,6 +73,9 @@ class Services:
     def feedback_store(self) -> FeedbackStore:
         """Built on first use; without storage settings, corrections cannot be kept: each is
         refused as storage being unavailable, and the log names the missing setting."""
+        store = self._feedback_store  # every correction asks: no lock once it is built
+        if store is not None:
+            return store
         with self._feedback_lock:
             if self._feedback_store is None:
                 try:

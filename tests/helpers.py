@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import inspect
 import io
 import json
@@ -12,7 +13,9 @@ import subprocess
 import threading
 import time
 import urllib.request
+import uuid
 from pathlib import Path
+from typing import Any
 
 import azure.functions as func
 import numpy as np
@@ -180,3 +183,34 @@ def wait_for_line(lines: queue.Queue[str], pattern: str, timeout: float = 60) ->
         if match := re.search(pattern, seen[-1]):
             return match
     raise AssertionError(f"no line matching {pattern!r} in:\n{''.join(seen)}")
+
+
+def blob_created(container: str, name: str, **overrides: Any) -> dict[str, Any]:
+    """A BlobCreated event as Event Grid delivers it (Event Grid schema)."""
+    event = {
+        "id": str(uuid.uuid4()),
+        "topic": "/subscriptions/x/resourceGroups/rg/providers/Microsoft.Storage"
+        "/storageAccounts/devstoreaccount1",
+        "subject": f"/blobServices/default/containers/{container}/blobs/{name}",
+        "eventType": "Microsoft.Storage.BlobCreated",
+        "eventTime": "2026-01-01T00:00:00Z",
+        "dataVersion": "",
+        "metadataVersion": "1",
+        "data": {
+            "api": "PutBlob",
+            "contentType": "application/octet-stream",
+            "contentLength": 5,
+            "blobType": "BlockBlob",
+            "url": f"http://127.0.0.1:10000/devstoreaccount1/{container}/{name}",
+            "sequencer": "0" * 32,
+            "eTag": "0x1",
+        },
+    }
+    return {**event, **overrides}
+
+
+def contract_item_id(pixels, label: int) -> str:
+    """A correction's id in the words of docs/contracts.md section 2a, independently of the
+    code: sha256 of the 784 pixel bytes, row-major, then the label as one ASCII digit."""
+    content = np.asarray(pixels, dtype=np.uint8).tobytes() + str(label).encode("ascii")
+    return hashlib.sha256(content).hexdigest()

@@ -32,20 +32,13 @@ from conversion.feedback import (
     training_data_sha256,
 )
 from functions.feedback.item import STORED_FIELDS
+from tests.helpers import contract_item_id
 from tests.stack import REPO_ROOT
 
 RECEIVED_AT = "2026-12-04T15:00:00Z"
 
 
 # --- items in the contract's form (docs/contracts.md section 2a) -----------------------------
-
-
-def contract_id(pixels: np.ndarray, label: int) -> str:
-    """The contract's words, independently of the code: sha256 of the 784 pixel bytes, row-major,
-    then the label as one ASCII digit."""
-    return hashlib.sha256(
-        bytes(pixels.astype(np.uint8).ravel().tolist()) + str(label).encode()
-    ).hexdigest()
 
 
 def item(pixels: np.ndarray, label: int, predicted: int | None = None, **more) -> dict:
@@ -100,7 +93,7 @@ def write_items(folder: Path, documents: list[dict], names: list[str] | None = N
         name = (
             names[n]
             if names
-            else contract_id(np.array(document["pixels"]), document["label"]) + ".json"
+            else contract_item_id(np.array(document["pixels"]), document["label"]) + ".json"
         )
         (folder / "items" / name).write_text(json.dumps(document))
     return folder
@@ -132,7 +125,7 @@ def test_reads_a_json_lines_export(tmp_path):
     reading = read_feedback(str(path))
     assert (reading.read, reading.malformed, reading.duplicates) == (5, 0, 0)
     assert [stored.id for stored in reading.items] == [
-        contract_id(np.array(d["pixels"]), d["label"]) for d in documents
+        contract_item_id(np.array(d["pixels"]), d["label"]) for d in documents
     ]
     first = reading.items[0]
     np.testing.assert_array_equal(first.item.pixels, np.array(documents[0]["pixels"]))
@@ -153,7 +146,7 @@ def test_reads_a_folder_of_items_recursively(tmp_path):
     reading = read_feedback(str(tmp_path))
     assert (reading.read, reading.malformed) == (6, 0)
     assert {stored.id for stored in reading.items} == {
-        contract_id(np.array(d["pixels"]), d["label"]) for d in documents
+        contract_item_id(np.array(d["pixels"]), d["label"]) for d in documents
     }
     # Path order: a/..., then b/deeper/..., then b/export.jsonl.
     again = read_feedback(str(tmp_path))
@@ -229,13 +222,13 @@ def test_the_id_is_recomputed_from_the_content_never_the_file_name(tmp_path):
     documents = random_items(2)
     write_items(tmp_path, documents)
     # The first item again under a name that is no id, and the second under the first's id.
-    wrong = contract_id(np.array(documents[0]["pixels"]), documents[0]["label"])
+    wrong = contract_item_id(np.array(documents[0]["pixels"]), documents[0]["label"])
     write_items(tmp_path / "renamed", [documents[0]], ["0000.json"])
     write_items(tmp_path / "swapped", [documents[1]], [f"{wrong}.json"])
     reading = read_feedback(str(tmp_path))
     assert (reading.read, reading.duplicates, len(reading.items)) == (4, 2, 2)
     assert {s.id for s in reading.items} == {
-        contract_id(np.array(d["pixels"]), d["label"]) for d in documents
+        contract_item_id(np.array(d["pixels"]), d["label"]) for d in documents
     }
 
 
@@ -381,7 +374,7 @@ def test_training_gets_each_unique_item_repeated_and_no_held_out_one(tmp_path, m
     assert len(training_ids) * repeat <= MAX_SHARE * 2000
     assert len(images) == len(training_ids) * repeat
     assert set(labels.tolist()) == {7}  # the ambiguous drawing (1 or 4) is not among them
-    handed_ids = [contract_id(image, 7) for image in images]
+    handed_ids = [contract_item_id(image, 7) for image in images]
     assert sorted(set(handed_ids)) == sorted(training_ids)
     assert all(handed_ids.count(item_id) == repeat for item_id in training_ids)
     assert not set(handed_ids) & {s.id for s in feedback.held_out}
@@ -482,7 +475,7 @@ def test_reads_the_container_through_the_settings(feedback_container, tmp_path):
     for document in documents:
         upload(
             feedback_container,
-            f"items/{contract_id(np.array(document['pixels']), document['label'])}.json",
+            f"items/{contract_item_id(np.array(document['pixels']), document['label'])}.json",
             document,
         )
     upload(feedback_container, "items/not-its-id.json", documents[0])  # a duplicate

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -15,6 +14,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from local_host import build_web_app, startup_listing
 from local_host.blob_trigger import blob_path, path_matches
+from tests.helpers import blob_created
 from tests.local_host_blob_app import app as blob_app
 from tests.local_host_storage import BlobAppStorage
 
@@ -22,30 +22,6 @@ WEBHOOK = "/runtime/webhooks/blobs"
 RECORD = {"functionName": "Host.Functions.record_blob"}
 REJECT = {"functionName": "Host.Functions.reject_blob"}
 NOTIFICATION = {"aeg-event-type": "Notification"}
-
-
-def blob_created(container: str, name: str, **overrides: Any) -> dict[str, Any]:
-    """A BlobCreated event as Event Grid delivers it (Event Grid schema)."""
-    event = {
-        "id": str(uuid.uuid4()),
-        "topic": "/subscriptions/x/resourceGroups/rg/providers/Microsoft.Storage"
-        "/storageAccounts/devstoreaccount1",
-        "subject": f"/blobServices/default/containers/{container}/blobs/{name}",
-        "eventType": "Microsoft.Storage.BlobCreated",
-        "eventTime": "2026-01-01T00:00:00Z",
-        "dataVersion": "",
-        "metadataVersion": "1",
-        "data": {
-            "api": "PutBlob",
-            "contentType": "application/octet-stream",
-            "contentLength": 5,
-            "blobType": "BlockBlob",
-            "url": f"http://127.0.0.1:10000/devstoreaccount1/{container}/{name}",
-            "sequencer": "0" * 32,
-            "eTag": "0x1",
-        },
-    }
-    return {**event, **overrides}
 
 
 def served(scenario: Callable[[TestClient], Awaitable[Any]]) -> Any:

@@ -76,6 +76,16 @@ def redrawn_with_pen(digit: np.ndarray, longer_side: float, pen_width: float) ->
     return np.round(coverage * 255).astype(np.uint8)
 
 
+def pen_canvases(
+    digits: Iterable[np.ndarray], rng: np.random.Generator, pen_width: float
+) -> Iterator[np.ndarray]:
+    """Each digit redrawn with the pen at a random size and place, as the site's canvas holds
+    a drawing (ink in alpha)."""
+    for digit in digits:
+        ink = redrawn_with_pen(digit, rng.uniform(*SIZES) * CANVAS, pen_width)
+        yield as_rgba(placed(ink, rng), "transparent")
+
+
 def as_rgba(ink: np.ndarray, style: str) -> np.ndarray:
     """A canvas as the browser holds it: ink in alpha, or opaque in either polarity."""
     zeros = np.zeros_like(ink)
@@ -142,9 +152,7 @@ def test_site_preprocessing_reads_drawn_digits_like_mnist(mnist: dict[str, np.nd
             naive_inputs.append(whole_canvas_shrunk(ink))
             style = rng.choice(["transparent", "black_on_white", "white_on_black"])
             yield as_rgba(ink, style)
-        for digit in digits:
-            ink = redrawn_with_pen(digit, rng.uniform(*SIZES) * CANVAS, pen_width)
-            yield as_rgba(placed(ink, rng), "transparent")
+        yield from pen_canvases(digits, rng, pen_width)
 
     site_inputs = preprocess_in_node(canvases())
     assert site_inputs.shape == (2 * DIGITS, FIELD, FIELD)

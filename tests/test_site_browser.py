@@ -273,11 +273,11 @@ def test_undo_and_clear(desktop: SitePage) -> None:
     assert desktop.console_errors == []
 
 
-def test_everything_works_from_the_keyboard(desktop: SitePage) -> None:
-    page = desktop.page
+def draw_one_with_the_keyboard(page: Page) -> None:
+    """Tab to the pad, draw a "1" with the keyboard pen and wait for its answer. The pen starts
+    in the middle: up a third, pen down, down two thirds, pen up."""
     page.keyboard.press("Tab")
     assert page.evaluate("document.activeElement.id") == "pad-canvas"
-    # The pen starts in the middle: up a third, pen down, down two thirds, pen up: a "1".
     for _ in range(13):
         page.keyboard.press("ArrowUp")
     page.keyboard.press("Space")
@@ -286,6 +286,11 @@ def test_everything_works_from_the_keyboard(desktop: SitePage) -> None:
     page.keyboard.press("Enter")
     wait_for_answer(page)
     assert page.inner_text("#digit") == "1"
+
+
+def test_everything_works_from_the_keyboard(desktop: SitePage) -> None:
+    page = desktop.page
+    draw_one_with_the_keyboard(page)
     page.keyboard.press("Tab")
     assert page.evaluate("document.activeElement.id") == "undo"
     page.keyboard.press("Enter")

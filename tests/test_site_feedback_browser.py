@@ -10,7 +10,6 @@ Chromium comes from Debian (`apt-get install chromium`), never from `playwright 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import time
 import urllib.error
@@ -24,7 +23,7 @@ from azure.core.exceptions import ResourceExistsError
 from azure.storage.blob import BlobServiceClient
 from playwright.sync_api import Browser, Page, Request, Route, expect
 
-from tests.helpers import picture_of_digit
+from tests.helpers import blob_created, contract_item_id, picture_of_digit
 from tests.test_site_browser import (  # the same browser, pages and pen as the site's own tests
     ARTIFACTS,
     DESKTOP,
@@ -33,6 +32,7 @@ from tests.test_site_browser import (  # the same browser, pages and pen as the 
     SEVEN,
     SitePage,
     browser,  # noqa: F401 - a fixture
+    draw_one_with_the_keyboard,
     draw_with_mouse,
     open_site,
     wait_for_answer,
@@ -73,26 +73,9 @@ def stored_item(azurite: str, item: str) -> dict:
         return json.loads(blob.download_blob().readall())
 
 
-def item_id(pixels: list[list[int]], label: int) -> str:
-    """docs/contracts.md section 2a: sha256 of the 784 pixel bytes, then the label's digit."""
-    content = np.asarray(pixels, dtype=np.uint8).tobytes() + str(label).encode("ascii")
-    return hashlib.sha256(content).hexdigest()
-
-
-def needs_the_feedback_endpoint(base_url: str) -> None:
-    """Until functions/ serves POST /api/feedback, the tests that store an item cannot run."""
-    request = urllib.request.Request(f"{base_url}/feedback", method="GET")
-    try:
-        urllib.request.urlopen(request, timeout=10)
-    except urllib.error.HTTPError as error:
-        if error.code == 404:
-            pytest.skip("POST /api/feedback is not served by this app yet")
-
-
 def test_a_wrong_answer_corrected_with_the_mouse_is_stored(
-    site: tuple[SitePage, list[Request]], base_url: str, azurite: str
+    site: tuple[SitePage, list[Request]], azurite: str
 ) -> None:
-    needs_the_feedback_endpoint(base_url)
     desktop, sent = site
     page = desktop.page
     expect(feedback_group(page)).to_be_hidden()  # no answer, nothing to correct
@@ -124,7 +107,7 @@ def test_a_wrong_answer_corrected_with_the_mouse_is_stored(
     assert saved["label"] == 3
     assert saved["predicted"] == 7
     assert saved["model_version"] == answer["model_version"]
-    assert item_id(saved["pixels"], 3) == item
+    assert contract_item_id(saved["pixels"], 3) == item
     assert np.abs(np.asarray(saved["pixels"]).ravel() - np.asarray(pixels_sent)).max() <= 0.5
 
     # One correction per answer: every digit is off now, and another click sends nothing.
@@ -146,21 +129,11 @@ def test_a_wrong_answer_corrected_with_the_mouse_is_stored(
 
 
 def test_the_digits_work_from_the_keyboard_and_nothing_is_sent_unasked(
-    site: tuple[SitePage, list[Request]], base_url: str, azurite: str
+    site: tuple[SitePage, list[Request]], azurite: str
 ) -> None:
-    needs_the_feedback_endpoint(base_url)
     desktop, sent = site
     page = desktop.page
-    page.keyboard.press("Tab")
-    assert page.evaluate("document.activeElement.id") == "pad-canvas"
-    for _ in range(13):  # a "1", as in test_site_browser's keyboard test
-        page.keyboard.press("ArrowUp")
-    page.keyboard.press("Space")
-    for _ in range(26):
-        page.keyboard.press("ArrowDown")
-    page.keyboard.press("Enter")
-    wait_for_answer(page)
-    assert page.inner_text("#digit") == "1"
+    draw_one_with_the_keyboard(page)
     page.wait_for_timeout(QUIET_MS)
     assert sent == []  # an answer alone sends nothing: "right" needs no click
 
@@ -309,17 +282,7 @@ def drop_invalid_model(azurite: str, base_url: str) -> str:
         with contextlib.suppress(ResourceExistsError):  # the app may have made it
             container.create_container()
         container.upload_blob(name, b"this is not an ONNX model")
-    event = {
-        "id": str(uuid.uuid4()),
-        "topic": "/subscriptions/x/resourceGroups/rg/providers/Microsoft.Storage"
-        "/storageAccounts/devstoreaccount1",
-        "subject": f"/blobServices/default/containers/models/blobs/{name}",
-        "eventType": "Microsoft.Storage.BlobCreated",
-        "eventTime": "2026-01-01T00:00:00Z",
-        "dataVersion": "",
-        "metadataVersion": "1",
-        "data": {"api": "PutBlob", "blobType": "BlockBlob", "url": f"http://x/models/{name}"},
-    }
+    event = blob_created("models", name)
     webhook = base_url.removesuffix("/api") + (
         "/runtime/webhooks/blobs?functionName=Host.Functions.promote_model"
     )

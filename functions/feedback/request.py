@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from functions.errors import CompressedBody, InputTooLarge, InvalidInput, UnsupportedContent
+from functions.errors import InputTooLarge, InvalidInput, UnsupportedContent
 from functions.feedback.item import REQUEST_FIELDS, FeedbackItem, checked_item
 from functions.json_codec import parse_json
 from functions.serving.inputs import (
-    IDENTITY_ENCODINGS,
-    JSON_TYPES,
     image_pixels,
+    is_json,
     media_type,
     no_booleans,
+    reject_compressed,
 )
 
 # An item is under 4 KB as whole numbers; 64 KiB leaves room for floats with every decimal.
@@ -23,10 +23,9 @@ MAX_FEEDBACK_BYTES = 64 * 1024
 def parse_feedback(
     content_type: str | None, body: bytes, content_encoding: str | None = None
 ) -> FeedbackItem:
-    if (content_encoding or "").strip().lower() not in IDENTITY_ENCODINGS:
-        raise CompressedBody("send the body uncompressed, without Content-Encoding")
+    reject_compressed(content_encoding)
     media = media_type(content_type)
-    if media and media not in JSON_TYPES and not media.endswith("+json"):
+    if media and not is_json(media):
         raise UnsupportedContent("send the correction as application/json")
     if len(body) > MAX_FEEDBACK_BYTES:
         raise InputTooLarge(f"the body is over the limit of {MAX_FEEDBACK_BYTES} bytes")

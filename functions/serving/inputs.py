@@ -36,20 +36,30 @@ def parse_prediction_input(
 ) -> PredictionInput:
     """Raises a `functions.errors` error that says what to fix, or preprocessing.DecodersBusy
     when every picture decoder stayed taken (no fault of the request)."""
-    if (content_encoding or "").strip().lower() not in IDENTITY_ENCODINGS:
-        # Inflating is where a small body becomes a large one: it is never done here.
-        raise CompressedBody(
-            "compressed bodies are not accepted; send the body uncompressed, without "
-            "Content-Encoding"
-        )
+    reject_compressed(content_encoding)
     media = media_type(content_type)
     if media in IMAGE_TYPES:
         return _from_image(body)
-    if media in JSON_TYPES or media.endswith("+json") or not media:
+    if is_json(media) or not media:
         return _from_json(body)
     raise UnsupportedContent(
         "this content type is not supported; send application/json, image/png or image/jpeg"
     )
+
+
+def reject_compressed(content_encoding: str | None) -> None:
+    """CompressedBody for a Content-Encoding other than identity: inflating is where a small
+    body becomes a large one, and it is never done here."""
+    if (content_encoding or "").strip().lower() not in IDENTITY_ENCODINGS:
+        raise CompressedBody(
+            "compressed bodies are not accepted; send the body uncompressed, without "
+            "Content-Encoding"
+        )
+
+
+def is_json(media: str) -> bool:
+    """`media` (from media_type) is JSON: application/json or any +json type."""
+    return media in JSON_TYPES or media.endswith("+json")
 
 
 def media_type(content_type: str | None) -> str:

@@ -16,16 +16,16 @@ from itertools import chain
 
 import numpy as np
 
-from functions.errors import CompressedBody, InputTooLarge, InvalidInput
+from functions.errors import InputTooLarge, InvalidInput
 from functions.json_codec import parse_json
 from functions.model_contract import INPUT_NAME, INPUT_SHAPE, OUTPUT_NAME
 from functions.serving.inputs import (
-    IDENTITY_ENCODINGS,
     MAX_BATCH,
     PIXELS,
     checked_pixels,
     json_pixels,
     no_booleans,
+    reject_compressed,
 )
 from functions.serving.v2_model import DIGIT_OUTPUT
 
@@ -64,8 +64,7 @@ def parse_infer_request(
 ) -> InferRequest:
     """`header_length` is the Inference-Header-Content-Length header (None: all JSON).
     Raises InvalidInput, InputTooLarge or CompressedBody with a message for the client."""
-    if (content_encoding or "").strip().lower() not in IDENTITY_ENCODINGS:
-        raise CompressedBody("compressed bodies are not accepted; send the body uncompressed")
+    reject_compressed(content_encoding)
     if len(body) > MAX_BODY_BYTES:
         raise InputTooLarge(f"the body is over the limit of {MAX_BODY_BYTES} bytes")
     header_end = _header_end(header_length, len(body))
