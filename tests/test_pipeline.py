@@ -16,8 +16,9 @@ from conversion.train import DEFAULT_RECIPE, RECIPES, TrainingSettings
 from conversion.verify import VerificationError, verify_against_keras
 from functions.model_contract import REQUIRED_METADATA
 from tests.conftest import mnist_path
+from tests.helpers import contract_item_id
 from tests.stack import REPO_ROOT
-from tests.test_feedback_training import boxes, contract_id, feedback_folder
+from tests.test_feedback_training import boxes, feedback_folder
 
 pytestmark = pytest.mark.slow
 
@@ -103,7 +104,7 @@ def test_the_feedback_was_read_de_duplicated_and_trained_on(tiny_run, feedback):
     assert recorded["source"] == str(folder)
     assert {key: recorded[key] for key in counts} == counts
     # The 40 boxes split by id; the held-out ones are never trained on.
-    ids = [contract_id(np.array(d["pixels"]), d["label"]) for d in boxes(40)]
+    ids = [contract_item_id(np.array(d["pixels"]), d["label"]) for d in boxes(40)]
     held_out = [i for i in ids if int(i[:8], 16) < HELD_OUT_FRACTION * 2**32]
     assert recorded["held_out"] == len(held_out) > 0
     assert recorded["training"] == 40 - len(held_out)
