@@ -3,7 +3,7 @@ on the same model, with the same number of processes on both sides (1 and 2), at
 closed-loop clients (benchmarks/http_load.py, in its own process). The two servers take turns
 round by round, so load from elsewhere weighs on both alike; medians of the rounds.
 
-    python -m benchmarks.http_comparison [--rounds 3] [--seconds 4]
+    python -m benchmarks.http_comparison [--rounds 5] [--seconds 3]
 """
 
 from __future__ import annotations
@@ -173,8 +173,8 @@ def describe(row: dict) -> str:
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.http_comparison")
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--seconds", type=float, default=4)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--seconds", type=float, default=3)
     parser.add_argument("--json", type=Path, help="also write the rows here")
     arguments = parser.parse_args(argv)
     rows = compare(digits(64), arguments.rounds, arguments.seconds)

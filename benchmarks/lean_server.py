@@ -31,7 +31,7 @@ async def health() -> dict[str, str]:
 async def predict(request: Request) -> Response:
     payload = json.loads(await request.body())
     pixels = np.asarray(payload["pixels"] if isinstance(payload, dict) else payload, np.float32)
-    images = pixels.reshape(-1, 28, 28, 1) / np.float32(255)
+    images = pixels.reshape(-1, 28, 28, 1)  # raw 0..255: the model normalises (contracts.md)
     probabilities = session.run(None, {INPUT_NAME: images})[0]
     digits = probabilities.argmax(axis=1)
     answers = [

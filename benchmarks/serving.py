@@ -269,7 +269,7 @@ def main() -> int:
     from benchmarks import http_comparison  # noqa: PLC0415 - it imports digits from here
 
     print("7. over HTTP, the local host against a lean FastAPI + uvicorn server:", flush=True)
-    results["http_comparison"] = http_comparison.compare(digits(64), rounds=3, seconds=4)
+    results["http_comparison"] = http_comparison.compare(digits(64), rounds=5, seconds=3)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
     return 0

@@ -6,9 +6,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from local_host.log_output import configure_logging
 from local_host.processes import ExtraProcessFailed, extra_processes
 from local_host.server import run, serve, web_app_from_settings
-from local_host.settings import APP_ROOT, configure_logging
+from local_host.settings import APP_ROOT
 
 DEFAULT_SITE = APP_ROOT / "static-web"
 

@@ -30,10 +30,13 @@ class InvocationContext(func.Context):
     thread-local storage the worker's log handler reads that id from."""
 
     def __init__(self, function_name: str) -> None:
-        self._function_name, self._invocation_id = function_name, str(uuid.uuid4())
+        self._function_name, self._invocation_id = function_name, ""
 
     @property
     def invocation_id(self) -> str:
+        # Made when first read: most invocations never read it, and a uuid4 costs a system call.
+        if not self._invocation_id:
+            self._invocation_id = str(uuid.uuid4())
         return self._invocation_id
 
     @property
@@ -92,12 +95,21 @@ class AppFunction:
     def takes_context(self) -> bool:
         return CONTEXT_PARAMETER in inspect.signature(self.user_function).parameters
 
+    @functools.cached_property
+    def is_coroutine_function(self) -> bool:
+        return inspect.iscoroutinefunction(self.user_function)
+
     async def call(self, trigger_value: Any) -> Any:
-        """Call with the trigger's value, and the invocation's ``context`` if it asks for it."""
+        """Call with the trigger's value, and the invocation's ``context`` if it asks for it:
+        awaited when it is an ``async def``; a plain one runs in the default thread pool, so
+        that a slow synchronous handler does not stall other requests (as in the worker)."""
         arguments = {self.trigger.name: trigger_value}
         if self.takes_context:
             arguments[CONTEXT_PARAMETER] = InvocationContext(self.name)
-        return await call_user_function(self.user_function, **arguments)
+        if self.is_coroutine_function:
+            return await self.user_function(**arguments)
+        call = functools.partial(self.user_function, **arguments)
+        return await asyncio.get_running_loop().run_in_executor(None, call)
 
     async def invoke_logged(self, reason: str, argument: Any) -> Any:
         """Call with the trigger's value between the host's "Executing"/"Executed" log lines;
@@ -146,15 +158,6 @@ def resolve_setting_references(text: str, environ: Mapping[str, str] = os.enviro
         return environ[name]
 
     return re.sub(r"%([^%]+)%", setting_value, text)
-
-
-async def call_user_function(user_function: Callable[..., Any], **arguments: Any) -> Any:
-    """Await a coroutine function; run a plain one in the default thread pool, so that a slow
-    synchronous handler does not stall other requests (as in the worker)."""
-    if inspect.iscoroutinefunction(user_function):
-        return await user_function(**arguments)
-    call = functools.partial(user_function, **arguments)
-    return await asyncio.get_running_loop().run_in_executor(None, call)
 
 
 def _ms(started: float) -> float:

@@ -28,11 +28,11 @@ from local_host.event_grid import (
     open_relay,
     watched_blobs,
 )
+from local_host.log_output import configure_logging
 from local_host.processes import ExtraProcessFailed, extra_processes
 from local_host.server import STOP_SIGNALS, background, run, serve, web_app_from_settings
 from local_host.settings import (
     APP_ROOT,
-    configure_logging,
     load_function_app,
     load_local_settings,
 )

@@ -38,10 +38,10 @@ from local_host.blob_trigger import (
     event_grid_blob_functions,
     webhook_url,
 )
+from local_host.log_output import configure_logging
 from local_host.server import wait_for_stop_signal
 from local_host.settings import (
     APP_ROOT,
-    configure_logging,
     load_function_app,
     load_local_settings,
 )

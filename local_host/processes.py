@@ -1,8 +1,9 @@
 """More serving processes, as the Functions host starts ``FUNCTIONS_WORKER_PROCESS_COUNT`` workers.
 
 Each extra process builds the same web app and accepts on the first process's listening sockets
-(handed over when it starts), so that whichever process is free takes the next connection, as
-the Functions host hands an invocation to a free worker. Only the first process runs the timers
+(handed over when it starts), each process taking a connection only while it holds no more than
+the least loaded one (local_host/balance.py), as the Functions host spreads invocations over its
+workers. Only the first process runs the timers
 (a timer fires once per host) and whatever the caller adds to it (the Event Grid stand-in); an
 extra process stops with the first, even one killed outright.
 """
@@ -23,8 +24,10 @@ from pathlib import Path
 
 from aiohttp import web
 
+from local_host.balance import ConnectionShare, connection_counts
+from local_host.log_output import configure_logging
 from local_host.server import run, start_listening, web_app_from_settings
-from local_host.settings import configure_logging, worker_process_count
+from local_host.settings import worker_process_count
 
 logger = logging.getLogger(__name__)
 
@@ -44,15 +47,21 @@ class ExtraProcesses:
     def __init__(self, count: int, app_module: str, site: Path | None) -> None:
         self.count, self.app_module, self.site = count, app_module, site
         self.processes: list[SpawnProcess] = []
+        # This process's open connections, then each extra process's (local_host/balance.py).
+        self.connection_counts = connection_counts(count + 1)
+
+    def share(self, index: int) -> ConnectionShare:
+        """Process ``index``'s share of the connections (0: this one)."""
+        return ConnectionShare(self.connection_counts, index)
 
     async def start(self, sockets: list[socket.socket]) -> None:
         """Start them and return once each listens; ExtraProcessFailed if one does not."""
         readiness = []
-        for _ in range(self.count):
+        for index in range(1, self.count + 1):
             ready = _SPAWN.Event()
             process = _SPAWN.Process(
                 target=_serve_beside_parent,
-                args=(self.app_module, self.site, sockets, ready),
+                args=(self.app_module, self.site, sockets, self.share(index), ready),
                 name="local_host extra process",
             )
             # Ctrl-C reaches the whole process group: only this process handles it, and stops
@@ -80,11 +89,24 @@ class ExtraProcesses:
                 await asyncio.sleep(0.05)
         for sock in sockets:
             sock.close()  # this process's copies: the children have theirs
+        loop = asyncio.get_running_loop()
+        for index, process in enumerate(self.processes, start=1):
+            loop.add_reader(process.sentinel, self._gone, index, process)
         pids = ", ".join(str(process.pid) for process in self.processes)
         logger.info("%d processes serve the port: %d and %s", self.count + 1, os.getpid(), pids)
 
+    def _gone(self, index: int, process: SpawnProcess) -> None:
+        """An extra process exited: it takes no more connections, and the others must not wait
+        for it to."""
+        asyncio.get_running_loop().remove_reader(process.sentinel)
+        self.share(index).not_serving()
+        logger.warning("Extra process %d exited (status %s)", process.pid, process.exitcode)
+
     async def stop(self) -> None:
         """SIGTERM each (they finish the requests in flight), then SIGKILL the late ones."""
+        loop = asyncio.get_running_loop()
+        for process in self.processes:
+            loop.remove_reader(process.sentinel)
         for process in self.processes:
             if process.exitcode is None:
                 process.terminate()
@@ -106,19 +128,23 @@ def extra_processes(
 
 
 def _serve_beside_parent(
-    app_module: str, site: Path | None, sockets: list[socket.socket], ready: Event
+    app_module: str,
+    site: Path | None,
+    sockets: list[socket.socket],
+    share: ConnectionShare,
+    ready: Event,
 ) -> None:
     """An extra process's life: the app without its timers, until SIGTERM or until the first
     process is gone."""
     configure_logging()
     web_app = web_app_from_settings(app_module, site, run_timers=False)
-    run(_serve_until_stopped(web_app, sockets, ready))
+    run(_serve_until_stopped(web_app, sockets, share, ready))
 
 
 async def _serve_until_stopped(
-    web_app: web.Application, sockets: list[socket.socket], ready: Event
+    web_app: web.Application, sockets: list[socket.socket], share: ConnectionShare, ready: Event
 ) -> None:
-    runner, _ = await start_listening(web_app, "", 0, sockets=sockets)
+    runner, _ = await start_listening(web_app, "", 0, sockets=sockets, share=share)
     try:
         ready.set()
         stop, loop = asyncio.Event(), asyncio.get_running_loop()

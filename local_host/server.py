@@ -19,6 +19,7 @@ except ImportError:  # not built for Windows
     uvloop = None
 
 from local_host.app_functions import app_functions
+from local_host.balance import ConnectionShare
 from local_host.blob_trigger import BLOB_TRIGGER, attach_blob_triggers
 from local_host.guards import (
     BODY_TIMEOUT_KEY,
@@ -149,13 +150,15 @@ async def start_listening(
     limits: ListenerLimits | None = None,
     *,
     sockets: Sequence[socket.socket] = (),
+    share: ConnectionShare | None = None,
 ) -> tuple[web.AppRunner, CappedSite]:
     """Serve ``web_app`` on ``host:port`` (0: a free one), or on ``sockets`` another process
-    listens on; return the runner (clean it up to stop) and the site."""
+    listens on, taking its ``share`` of the connections when several processes serve them;
+    return the runner (clean it up to stop) and the site."""
     limits = limits or ListenerLimits()
     runner = web.AppRunner(web_app, **limits.handler_options())
     await runner.setup()
-    site = CappedSite(runner, host, port, limits, sockets=sockets)
+    site = CappedSite(runner, host, port, limits, sockets=sockets, share=share)
     try:
         await site.start()
     except BaseException:
@@ -174,7 +177,8 @@ async def serve(
 ) -> None:
     """Serve until SIGINT or SIGTERM, then let requests in flight finish and stop; with
     ``extra_processes``, they accept on the same sockets beside this one and stop with it."""
-    runner, site = await start_listening(web_app, host, port, limits)
+    share = extra_processes.share(0) if extra_processes is not None else None
+    runner, site = await start_listening(web_app, host, port, limits, share=share)
     bound_port = runner.addresses[0][1]
     try:
         if extra_processes is not None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import logging
 import os
 import sys
 from collections.abc import Mapping, MutableMapping
@@ -71,16 +70,6 @@ def read_route_prefix(app_root: Path) -> str:
     config = json.loads(host_json.read_text(encoding="utf-8")) if host_json.is_file() else {}
     prefix = config.get("extensions", {}).get("http", {}).get("routePrefix", DEFAULT_ROUTE_PREFIX)
     return prefix.strip("/")
-
-
-def configure_logging() -> None:
-    """INFO to stderr, without the Azure SDK's dump of every storage request. Written on the
-    thread that logs: a writer thread of its own cost a fifth of the requests/s at one client
-    (the hop to it costs more than the write), and gained nothing measurable at eight."""
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    logging.getLogger("azure.core.pipeline.policies.http_logging_policy").setLevel(logging.WARNING)
 
 
 def load_function_app(module_name: str) -> func.FunctionApp:

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Awaitable, Callable
@@ -41,6 +42,7 @@ def echo(req: func.HttpRequest) -> func.HttpResponse:
     payload = {
         "method": req.method,
         "url": req.url,
+        "is_http_request": isinstance(req, func.HttpRequest),
         "body": req.get_body().decode(),
         "params": dict(req.params),
         "x_trace": req.headers.get("X-Trace"),
@@ -168,7 +170,8 @@ def test_route_query_and_header_values_reach_the_function() -> None:
     assert payload["method"] == "POST"
     assert payload["params"] == {"digit": "7", "tag": "a,b"}
     assert payload["x_trace"] == "abc"
-    assert payload["url"].endswith("/api/echo?digit=7&tag=a&tag=b")
+    assert re.fullmatch(r"http://127\.0\.0\.1:\d+/api/echo\?digit=7&tag=a&tag=b", payload["url"])
+    assert payload["is_http_request"] is True
 
 
 def test_plain_route_parameters_reach_the_function() -> None:
@@ -546,6 +549,63 @@ def test_worker_process_count_serves_the_port_from_that_many_processes() -> None
     assert "Traceback" not in process.stderr.read()
 
 
+def pids_of_open_connections(url: str, connections: int) -> list[int]:
+    """The process serving each of ``connections`` connections opened at once and kept open
+    (as a load test's clients do), by a GET on each once all are open."""
+    parts = urllib.parse.urlsplit(url)
+
+    async def open_all() -> list[int]:
+        streams = await asyncio.gather(
+            *(asyncio.open_connection(parts.hostname, parts.port) for _ in range(connections))
+        )
+        await asyncio.sleep(0.5)  # every connection accepted somewhere
+        pids = []
+        for reader, writer in streams:
+            writer.write(f"GET {parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\n\r\n".encode())
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = int(re.search(rb"Content-Length: (\d+)", head, re.IGNORECASE).group(1))
+            pids.append(int(await reader.readexactly(length)))
+        for _, writer in streams:
+            writer.close()
+            await writer.wait_closed()
+        await asyncio.sleep(0.5)  # the processes see them closed
+        return pids
+
+    return asyncio.run(asyncio.wait_for(open_all(), timeout=30))
+
+
+def test_connections_opened_at_once_are_shared_evenly_between_the_processes() -> None:
+    process, lines = start_local_host(FUNCTIONS_WORKER_PROCESS_COUNT="2")
+    try:
+        url = wait_for_line(lines, r"pid: \[GET\] (http://\S+)").group(1)
+        answering_pids(url, 40)  # both processes listening
+        time.sleep(0.5)  # and those connections closed on their side too
+        for _ in range(3):  # accepting on one socket by chance, 8 could land 8 to 0
+            pids = pids_of_open_connections(url, 8)
+            assert sorted(pids.count(pid) for pid in set(pids)) == [4, 4]
+    finally:
+        process.kill()
+
+
+def test_the_first_process_keeps_taking_connections_when_an_extra_one_dies() -> None:
+    process, lines = start_local_host(FUNCTIONS_WORKER_PROCESS_COUNT="2")
+    try:
+        url = wait_for_line(lines, r"pid: \[GET\] (http://\S+)").group(1)
+        (extra,) = answering_pids(url, 40) - {process.pid}
+        os.kill(extra, signal.SIGKILL)
+        assert wait_until_gone(extra)
+        time.sleep(0.5)  # the first process sees it gone
+        # Nothing waits for the dead one's turn: each new connection is answered, by the first.
+        assert set(pids_of_open_connections(url, 4)) == {process.pid}
+        assert answering_pids(url, 10) == {process.pid}
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert f"Extra process {extra} exited" in process.stderr.read()
+
+
 def test_only_the_first_process_runs_the_timers() -> None:
     process, lines = start_local_host(
         "tests.local_host_timer_pid_app", FUNCTIONS_WORKER_PROCESS_COUNT="2"
@@ -595,7 +655,9 @@ def test_a_function_asking_for_its_context_gets_one_per_invocation() -> None:
 
     @app.route(route="whoami", methods=["GET"])
     def whoami(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
-        return func.HttpResponse(f"{context.function_name} {context.invocation_id}")
+        return func.HttpResponse(
+            f"{context.function_name} {context.invocation_id} {context.invocation_id}"
+        )
 
     async def scenario(client: TestClient) -> list[str]:
         return [await (await client.get("/api/whoami")).text() for _ in range(2)]
@@ -603,6 +665,7 @@ def test_a_function_asking_for_its_context_gets_one_per_invocation() -> None:
     first, second = (answer.split() for answer in with_client(scenario, build_web_app(app)))
     assert first[0] == second[0] == "whoami"
     assert first[1] != second[1]
+    assert first[1] == first[2]  # the same id every time it is read
     assert str(uuid.UUID(first[1])) == first[1]
 
 

@@ -244,6 +244,27 @@ def test_a_chunked_body_is_cut_off_once_it_passes_the_limit() -> None:
     assert sent < 64 * 1024 * 1024  # answered long before the client gave up
 
 
+def test_a_chunked_body_over_the_limit_that_came_whole_is_refused_too() -> None:
+    async def scenario(port: int) -> list[Answer]:
+        answers = []
+        for size in (2048, 1024):  # over the limit, then at it
+            reader, writer = await connect(port)
+            chunked = f"{size:x}\r\n".encode() + b"x" * size + b"\r\n0\r\n\r\n"
+            # One write, headers and the whole body together: it is all there when read.
+            writer.write(
+                request_bytes("POST", "/api/upload", {"Transfer-Encoding": "chunked"}) + chunked
+            )
+            answers.append(await read_answer(reader))
+            writer.close()
+        return answers
+
+    too_large, fitting = serve_and_run(scenario, max_body_bytes=1024)
+    assert too_large.status == 413
+    assert "2048 bytes" in too_large.problem()["detail"]
+    assert fitting.status == 200
+    assert json.loads(fitting.body)["length"] == 1024
+
+
 def test_a_body_that_never_finishes_is_408_and_the_connection_closed() -> None:
     async def scenario(port: int) -> tuple[Answer, float]:
         reader, writer = await connect(port)
