@@ -49,20 +49,19 @@ class _Route:
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self.functions: list[tuple[frozenset[str] | None, AppFunction]] = []
-        # Looked up on every request: the function for each declared method, and the one
-        # declared for every method (None where there is none).
+        # The function for each declared method, and the one declared for every method (None
+        # where there is none): looked up on every request.
         self.by_method: dict[str, AppFunction] = {}
         self.for_any_method: AppFunction | None = None
 
     def add(self, methods: frozenset[str] | None, function: AppFunction) -> None:
-        for other_methods, other in self.functions:
-            if other_methods is None or methods is None or other_methods & methods:
-                raise ValueError(
-                    f"Functions {other.name!r} and {function.name!r} both serve {self.path} "
-                    "for the same HTTP methods"
-                )
-        self.functions.append((methods, function))
+        overlapping = self.by_method if methods is None else methods & self.by_method.keys()
+        other = self.for_any_method or next((self.by_method[m] for m in overlapping), None)
+        if other is not None:
+            raise ValueError(
+                f"Functions {other.name!r} and {function.name!r} both serve {self.path} "
+                "for the same HTTP methods"
+            )
         if methods is None:
             self.for_any_method = function
         else:
@@ -108,8 +107,8 @@ def attach_http_functions(
 
 class FunctionRequest(func.HttpRequest):
     """The ``func.HttpRequest`` the host hands a function, its ``url`` built when first read:
-    building it costs more than the rest of the request's conversion together (about 10 us),
-    and functions seldom read it (ours, only to log an error)."""
+    building it with yarl costs more than the rest of the request's conversion together, and
+    functions seldom read it (ours, only to log an error)."""
 
     def __init__(self, request: web.Request, body: bytes) -> None:
         super().__init__(

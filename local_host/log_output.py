@@ -26,10 +26,9 @@ class AfterTheStep(logging.StreamHandler):
     """A stream handler that, on a thread running an event loop, formats and writes its lines
     when the loop step that logged them is over, all of them in one write. A request answered
     on the loop logs two lines (the app's and the host's) before its answer is sent; written
-    inline, they held the answer back by about a fifteenth of a request at one client
-    (docs/benchmarks.md). Lines logged on other threads are written at once. The message is
-    taken when logged, as logging's QueueHandler does, so later changes to its arguments do not
-    show."""
+    inline, they held the answer back (docs/benchmarks.md, HTTP against a lean server). Lines
+    logged on other threads are written at once. The message is taken when logged, as
+    logging's QueueHandler does, so later changes to its arguments do not show."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -71,7 +70,7 @@ class AfterTheStep(logging.StreamHandler):
 
 class SecondsOnce(logging.Formatter):
     """logging's own line format, its date and time formatted once a second rather than on
-    every line (half of what formatting a line costs)."""
+    every line: strftime is a large part of what formatting a line costs."""
 
     def __init__(self, line_format: str) -> None:
         super().__init__(line_format)
