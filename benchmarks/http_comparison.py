@@ -19,6 +19,7 @@ import time
 import urllib.request
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -48,9 +49,30 @@ def server_command(server: str, port: int, processes: int) -> tuple[list[str], d
     return [*command, "--port", str(port)], {**os.environ, **settings}
 
 
+@dataclass(frozen=True)
+class Running:
+    url: str  # the predict URL
+    process: subprocess.Popen
+
+    def cpu_seconds(self) -> float:
+        """User and system time of the server's processes so far (Linux: /proc)."""
+        return _cpu_seconds(self.process.pid)
+
+
+def _cpu_seconds(pid: int) -> float:
+    task = Path(f"/proc/{pid}/task/{pid}")
+    try:
+        fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        children = (task / "children").read_text().split()
+    except FileNotFoundError:  # gone meanwhile
+        return 0.0
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+    return own + sum(_cpu_seconds(int(child)) for child in children)
+
+
 @contextmanager
-def running(server: str, processes: int, body: bytes) -> Iterator[str]:
-    """Start the server and yield its predict URL once every process has answered ``body``."""
+def running(server: str, processes: int, body: bytes) -> Iterator[Running]:
+    """Start the server; yield it once every process has answered ``body``."""
     port = free_port()
     command, environ = server_command(server, port, processes)
     process = subprocess.Popen(  # noqa: S603
@@ -70,7 +92,7 @@ def running(server: str, processes: int, body: bytes) -> Iterator[str]:
             request = urllib.request.Request(url, body, {"Content-Type": "application/json"})
             with urllib.request.urlopen(request, timeout=30):  # noqa: S310 - our own http URL
                 pass
-        yield url
+        yield Running(url, process)
     finally:
         process.terminate()
         try:
@@ -90,6 +112,16 @@ def wait_until_answering(url: str, process: subprocess.Popen, timeout: float = 6
         except OSError:
             time.sleep(0.2)
     raise RuntimeError(f"{url} did not answer within {timeout} s")
+
+
+def measured_load(server: Running, clients: int, seconds: float, images_file: Path) -> dict:
+    """``load`` against the server, with the server's CPU time per request it answered (a
+    steadier measure than requests/s on a shared machine: it does not depend on how much of
+    the CPU the server was given)."""
+    before = server.cpu_seconds()
+    figures = load(server.url, clients, seconds, images_file)
+    spent = server.cpu_seconds() - before
+    return {**figures, "cpu_us_per_request": spent / max(figures["requests"], 1) * 1e6}
 
 
 def load(url: str, clients: int, seconds: float, images_file: Path) -> dict[str, float]:
@@ -128,11 +160,11 @@ def compare(images: np.ndarray, rounds: int, seconds: float) -> list[dict]:
             with ours_running as ours, lean_running as lean:
                 for clients in CLIENTS:
                     runs: dict[str, list[dict]] = {"ours": [], "lean": []}
-                    load(ours, clients, 1, images_file)  # warm both up
-                    load(lean, clients, 1, images_file)
+                    load(ours.url, clients, 1, images_file)  # warm both up
+                    load(lean.url, clients, 1, images_file)
                     for _ in range(rounds):
-                        runs["ours"].append(load(ours, clients, seconds, images_file))
-                        runs["lean"].append(load(lean, clients, seconds, images_file))
+                        runs["ours"].append(measured_load(ours, clients, seconds, images_file))
+                        runs["lean"].append(measured_load(lean, clients, seconds, images_file))
                     rows.append(row(processes, clients, runs))
                     print(describe(rows[-1]), flush=True)
     return rows
@@ -147,6 +179,7 @@ def row(processes: int, clients: int, runs: dict[str, list[dict]]) -> dict:
             "requests_per_s": median(side, "requests_per_s"),
             "p50_ms": median(side, "p50_ms"),
             "p99_ms": median(side, "p99_ms"),
+            "cpu_us_per_request": median(side, "cpu_us_per_request"),
             "errors": sum(run["errors"] for run in runs[side]),
         }
         for side in runs
@@ -157,6 +190,7 @@ def row(processes: int, clients: int, runs: dict[str, list[dict]]) -> dict:
         **figures,
         "requests_ratio": figures["ours"]["requests_per_s"] / figures["lean"]["requests_per_s"],
         "p99_ratio": figures["ours"]["p99_ms"] / figures["lean"]["p99_ms"],
+        "cpu_ratio": figures["ours"]["cpu_us_per_request"] / figures["lean"]["cpu_us_per_request"],
     }
 
 
@@ -166,7 +200,9 @@ def describe(row: dict) -> str:
         f"   {row['processes']} process(es), {row['clients']:>2} clients: local host "
         f"{ours['requests_per_s']:,.0f} req/s (p99 {ours['p99_ms']:.2f} ms), lean "
         f"{lean['requests_per_s']:,.0f} req/s (p99 {lean['p99_ms']:.2f} ms): "
-        f"x{row['requests_ratio']:.2f} requests/s, p99 x{row['p99_ratio']:.2f}; "
+        f"x{row['requests_ratio']:.2f} requests/s, p99 x{row['p99_ratio']:.2f}; server CPU "
+        f"per request {ours['cpu_us_per_request']:.0f} and {lean['cpu_us_per_request']:.0f} us "
+        f"(x{row['cpu_ratio']:.2f}); "
         f"errors {ours['errors']} and {lean['errors']}"
     )
 

@@ -185,8 +185,8 @@ def local_http(images: np.ndarray, clients: int, seconds: float) -> dict[str, fl
 
     with tempfile.TemporaryDirectory() as folder:
         images_file, body = http_comparison.written_images(images, Path(folder))
-        with http_comparison.running("local host", 1, body) as url:
-            return http_comparison.load(url, clients, seconds, images_file)
+        with http_comparison.running("local host", 1, body) as server:
+            return http_comparison.load(server.url, clients, seconds, images_file)
 
 
 def machine() -> str:
