@@ -18,6 +18,7 @@ from functions import preprocessing
 from functions.api.blueprint import api_functions
 from functions.api.problems import DECODERS_BUSY_RETRY_AFTER
 from functions.composition import Services
+from functions.serving import predict as predict_module
 from functions.serving.inputs import MAX_BATCH, MAX_IMAGE_BYTES, MAX_JSON_BYTES
 from tests.helpers import call, http_request, picture_of_digit, problem_of
 
@@ -491,3 +492,30 @@ def test_openapi_document_describes_every_route():
     predict = document["paths"]["/predict"]["post"]
     assert set(predict["requestBody"]["content"]) == {"application/json", "image/png", "image/jpeg"}
     assert {"200", "400", "405", "413", "415"} <= set(predict["responses"])
+
+
+def test_an_image_alone_is_answered_as_in_a_batch(digits):
+    images, _ = digits
+    batch = call(api.predict, http_request("POST", "predict", {"images": images.tolist()}))
+    in_batch = body_of(batch)["predictions"]
+    for image, expected in zip(images, in_batch, strict=True):
+        alone = body_of(call(api.predict, http_request("POST", "predict", image.tolist())))
+        assert {key: alone[key] for key in expected} == expected
+
+
+def test_one_row_is_rounded_as_a_batch_rounds_it():
+    """One image takes plain Python floats, a batch numpy: the same six decimals either way,
+    halfway values included (odd multiples of 1/128, the float32 values that lie exactly
+    halfway between two sixth decimals: rounded half to even by both)."""
+    rng = np.random.default_rng(0)
+    halfway = np.arange(1, 128, 2) / 128
+    values = np.concatenate([rng.random(20_000), rng.random(20_000) * 1e-5, halfway])
+    rows = values[: len(values) // 10 * 10].astype(np.float32).reshape(-1, 10)
+    batch = predict_module._answers(rows)
+    for row, in_batch in zip(rows, batch, strict=True):
+        alone = predict_module._answers(row[np.newaxis])[0]
+        assert alone["probabilities"] == in_batch["probabilities"].tolist()
+        assert (alone["prediction"], alone["confidence"]) == (
+            in_batch["prediction"],
+            in_batch["confidence"],
+        )

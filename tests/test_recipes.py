@@ -4,6 +4,7 @@ average that most of them ship."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 
 import numpy as np
 import pytest
@@ -125,3 +126,13 @@ def test_candidate_networks_cost_about_what_mnist_cnn_1_1_0_costs(tmp_path):
     for name, (count, size) in costs.items():
         assert count <= 1.1 * old_multiply_adds, name
         assert size <= 2_000_000, name
+
+
+def test_the_recipes_dropout_is_the_models(mnist):
+    from conversion.train import train  # noqa: PLC0415 - keeps TensorFlow out of collection
+
+    settings = TrainingSettings.for_recipe("deep16w-drop40-ema-40", epochs=1)
+    settings = dataclasses.replace(settings, batch_size=64, limit=256, augment=False)
+    model = train(mnist["x_train"], mnist["y_train"], settings).model
+    rates = {layer.name: layer.rate for layer in model.layers if hasattr(layer, "rate")}
+    assert rates == {"block1_dropout": 0.2, "block2_dropout": 0.2, "dense_dropout": 0.4}

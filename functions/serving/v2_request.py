@@ -26,6 +26,7 @@ from functions.serving.inputs import (
     json_pixels,
     no_booleans,
     reject_compressed,
+    uint8_values,
 )
 from functions.serving.v2_model import DIGIT_OUTPUT
 
@@ -185,11 +186,10 @@ def _from_json(data, count: int, dtype: np.dtype, exact: bool) -> np.ndarray:
         raise InvalidInput(f"{INPUT_NAME} has {len(values)} values; its shape needs {expected}")
     if dtype == DATATYPES["FP32"]:
         return json_pixels(values, INPUT_NAME, exact=exact)
-    if exact:  # see inputs.no_booleans: bytes() checks the types and the range in C
-        try:
-            return np.frombuffer(bytes(values), dtype=np.uint8)
-        except (TypeError, ValueError):
-            pass  # said below
+    if exact:  # see inputs.no_booleans
+        whole = uint8_values(values)
+        if whole is not None:
+            return whole
     if not set(map(type, values)) <= {int}:
         raise InvalidInput(f"{INPUT_NAME} is UINT8: every value must be an integer 0..255")
     pixels = np.array(values, dtype=np.int64)
