@@ -67,6 +67,12 @@ NETWORKS: dict[str, ConvShape] = {
         (Conv(16, 3, pool=True), Conv(48, 3, pool=True), Conv(128, 3), Conv(64, 3, valid=True)),
         dense=128,
     ),
+    # The same with a 5x5 first convolution: it sees whole strokes at full resolution, where its
+    # one input channel keeps it cheap. 6.4 M multiply-adds.
+    "cnn-16k5-48-128-64": ConvShape(
+        (Conv(16, 5, pool=True), Conv(48, 3, pool=True), Conv(128, 3), Conv(64, 3, valid=True)),
+        dense=128,
+    ),
 }
 DEFAULT_NETWORK = "cnn-32-64-96"
 

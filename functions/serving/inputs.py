@@ -26,7 +26,7 @@ IDENTITY_ENCODINGS = ("", "identity")
 
 
 class PredictionInput(NamedTuple):
-    """A NamedTuple, not a frozen dataclass: made on every request, in a third of the time."""
+    """A NamedTuple, not a frozen dataclass: made on every request, and quicker to make."""
 
     images: np.ndarray  # (n, 28, 28, 1) float32, 0..255, MNIST polarity
     batch: bool  # answer with a list, even of one
@@ -166,14 +166,14 @@ def no_booleans(body: bytes, end: int | None = None) -> bool:
 
 def _absent(word: bytes, body: bytes, end: int | None) -> bool:
     # Pixels and our keys hold no "t" or "f": a search for one byte (memchr) answers most
-    # bodies in a twelfth of the time a search for the word takes (40 times, on a batch).
+    # bodies far sooner than a search for the word (docs/benchmarks.md, in process).
     return body.find(word[:1], 0, end) < 0 or body.find(word, 0, end) < 0
 
 
 def uint8_values(values: list) -> np.ndarray | None:
     """`values` as uint8 if every one is an integer 0..255, else None (a float, a value out of
     range, not a number), checked in C. Booleans pass as 1 and 0: only for lists that
-    no_booleans cleared. bytearray(), not bytes(): the same checks in a third of the time."""
+    no_booleans cleared. bytearray(), not bytes(): the same checks, quicker (docs/benchmarks.md)."""
     try:
         return np.frombuffer(bytearray(values), dtype=np.uint8)
     except (TypeError, ValueError):

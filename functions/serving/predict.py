@@ -55,8 +55,8 @@ def _answers(probabilities: np.ndarray) -> list[dict[str, object]]:
 
 
 def _answer(row: list[float]) -> dict[str, object]:
-    """One image: ten Python floats cost less than numpy's fixed cost per call (about a tenth of
-    the request). Equal to the batch's numpy rounding for float32 values: times 10**6 they are
+    """One image: ten Python floats cost less than numpy's fixed cost per call (docs/benchmarks.md,
+    in process). Equal to the batch's numpy rounding for float32 values: times 10**6 they are
     exact in float64, so both round the same exact number, half to even."""
     rounded = [round(value, 6) for value in row]
     digit = row.index(max(row))
