@@ -1,7 +1,9 @@
 """Over HTTP: the local host against a lean FastAPI + uvicorn server (benchmarks/lean_server.py)
 on the same model, with the same number of processes on both sides (1 and 2), at 1, 8 and 32
 closed-loop clients (benchmarks/http_load.py, in its own process). The two servers take turns
-round by round, so load from elsewhere weighs on both alike; medians of the rounds.
+round by round, so load from elsewhere weighs on both alike; medians of the rounds. Beside
+requests/s and p99: each server's CPU time per request, and with two processes how evenly they
+shared it.
 
     python -m benchmarks.http_comparison [--rounds 5] [--seconds 3]
 """
@@ -54,20 +56,22 @@ class Running:
     url: str  # the predict URL
     process: subprocess.Popen
 
-    def cpu_seconds(self) -> float:
-        """User and system time of the server's processes so far (Linux: /proc)."""
+    def cpu_seconds(self) -> dict[int, float]:
+        """User and system time so far of each of the server's processes (Linux: /proc)."""
         return _cpu_seconds(self.process.pid)
 
 
-def _cpu_seconds(pid: int) -> float:
+def _cpu_seconds(pid: int) -> dict[int, float]:
     task = Path(f"/proc/{pid}/task/{pid}")
     try:
         fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
         children = (task / "children").read_text().split()
     except FileNotFoundError:  # gone meanwhile
-        return 0.0
-    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
-    return own + sum(_cpu_seconds(int(child)) for child in children)
+        return {}
+    seconds = {pid: (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")}
+    for child in children:
+        seconds.update(_cpu_seconds(int(child)))
+    return seconds
 
 
 @contextmanager
@@ -117,11 +121,18 @@ def wait_until_answering(url: str, process: subprocess.Popen, timeout: float = 6
 def measured_load(server: Running, clients: int, seconds: float, images_file: Path) -> dict:
     """``load`` against the server, with the server's CPU time per request it answered (a
     steadier measure than requests/s on a shared machine: it does not depend on how much of
-    the CPU the server was given)."""
+    the CPU the server was given), and the busiest process's share of that time (with two
+    processes, 0.5 when they split the work evenly, 1.0 when one did it all)."""
     before = server.cpu_seconds()
     figures = load(server.url, clients, seconds, images_file)
-    spent = server.cpu_seconds() - before
-    return {**figures, "cpu_us_per_request": spent / max(figures["requests"], 1) * 1e6}
+    after = server.cpu_seconds()
+    spent = {pid: after[pid] - before.get(pid, 0.0) for pid in after}
+    total = sum(spent.values())
+    return {
+        **figures,
+        "cpu_us_per_request": total / max(figures["requests"], 1) * 1e6,
+        "busiest_process_share": max(spent.values()) / total if total else 1.0,
+    }
 
 
 def load(url: str, clients: int, seconds: float, images_file: Path) -> dict[str, float]:
@@ -180,6 +191,7 @@ def row(processes: int, clients: int, runs: dict[str, list[dict]]) -> dict:
             "p50_ms": median(side, "p50_ms"),
             "p99_ms": median(side, "p99_ms"),
             "cpu_us_per_request": median(side, "cpu_us_per_request"),
+            "busiest_process_share": median(side, "busiest_process_share"),
             "errors": sum(run["errors"] for run in runs[side]),
         }
         for side in runs
@@ -203,7 +215,13 @@ def describe(row: dict) -> str:
         f"x{row['requests_ratio']:.2f} requests/s, p99 x{row['p99_ratio']:.2f}; server CPU "
         f"per request {ours['cpu_us_per_request']:.0f} and {lean['cpu_us_per_request']:.0f} us "
         f"(x{row['cpu_ratio']:.2f}); "
-        f"errors {ours['errors']} and {lean['errors']}"
+        + (
+            f"busiest process's share of it {ours['busiest_process_share']:.2f} and "
+            f"{lean['busiest_process_share']:.2f}; "
+            if row["processes"] > 1
+            else ""
+        )
+        + f"errors {ours['errors']} and {lean['errors']}"
     )
 
 
