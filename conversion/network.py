@@ -75,9 +75,10 @@ NETWORKS: dict[str, ConvShape] = {
     ),
 }
 DEFAULT_NETWORK = "cnn-32-64-96"
+DEFAULT_DROPOUT = 0.25  # after the dense layer; half of it after each pooling
 
 
-def build_model(network: str = DEFAULT_NETWORK, *, dropout: float = 0.25) -> keras.Model:
+def build_model(network: str = DEFAULT_NETWORK, *, dropout: float = DEFAULT_DROPOUT) -> keras.Model:
     """A small CNN sized for about 0.2 ms single-image inference on one CPU thread.
 
     It takes raw 0..255 ink values: the scaling lives in the graph, so every client (and the

@@ -11,11 +11,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from conversion.network import Augmentation, build_augmentation, build_model
+from conversion.network import DEFAULT_DROPOUT, Augmentation, build_augmentation, build_model
 from functions.model_contract import NUM_CLASSES
 
 DIGIT_SAFE = Augmentation()
-DEFAULT_DROPOUT = 0.25
 
 log = logging.getLogger("conversion.train")
 
@@ -32,7 +31,7 @@ class Recipe:
     # kept in place of the raw weights. None: no average.
     weight_average: float | None = None
     label_smoothing: float = 0.0
-    dropout: float = DEFAULT_DROPOUT  # after the dense layer; half of it after each pooling
+    dropout: float = DEFAULT_DROPOUT
     # False: train on all 60,000 training images for the recipe's epochs and ship the last
     # epoch's weights, the number of epochs having been chosen on a held-out run of the same
     # recipe (see docs/model_frontier.md).

@@ -43,21 +43,18 @@ def run_model(model: LoadedModel, images: np.ndarray) -> np.ndarray:
 def _answers(probabilities: np.ndarray) -> list[dict[str, object]]:
     """One answer per row, its probabilities rounded to 6 decimals."""
     if len(probabilities) == 1:
-        return [_answer(probabilities[0].tolist())]
+        # One image: ten Python floats cost less than numpy's fixed cost per call
+        # (docs/benchmarks.md, in process). Equal to the batch's numpy rounding for float32
+        # values: times 10**6 they are exact in float64, so both round the same exact number,
+        # half to even.
+        row = probabilities[0].tolist()
+        return [_answer(row.index(max(row)), [round(value, 6) for value in row])]
     # A batch: rounded in one numpy call, as Python's round() value by value would cost as
     # much as the batch's inference. The rows stay numpy arrays; the JSON writer takes them.
     rounded = np.round(probabilities.astype(np.float64), 6)
     digits = np.argmax(probabilities, axis=1).tolist()
-    return [
-        {"prediction": digit, "confidence": float(row[digit]), "probabilities": row}
-        for digit, row in zip(digits, rounded, strict=True)
-    ]
+    return [_answer(digit, row) for digit, row in zip(digits, rounded, strict=True)]
 
 
-def _answer(row: list[float]) -> dict[str, object]:
-    """One image: ten Python floats cost less than numpy's fixed cost per call (docs/benchmarks.md,
-    in process). Equal to the batch's numpy rounding for float32 values: times 10**6 they are
-    exact in float64, so both round the same exact number, half to even."""
-    rounded = [round(value, 6) for value in row]
-    digit = row.index(max(row))
-    return {"prediction": digit, "confidence": rounded[digit], "probabilities": rounded}
+def _answer(digit: int, rounded: list[float] | np.ndarray) -> dict[str, object]:
+    return {"prediction": digit, "confidence": float(rounded[digit]), "probabilities": rounded}
