@@ -37,8 +37,8 @@ class ModelContractError(UnusableModel):
 
 
 class ModelOutputError(UnusableModel):
-    """A loaded model answered a batch with another shape than one row of 10 per image: its
-    answer is not used, whatever the gate saw."""
+    """A loaded model answered a batch with another shape than one row of 10 per image, or
+    with a probability that is NaN or infinite: its answer is not used, whatever the gate saw."""
 
 
 def session_options() -> ort.SessionOptions:

@@ -164,6 +164,29 @@ def batch_mixer_model_bytes(version: str) -> bytes:
     return _finish(model, version)
 
 
+def nan_on_cue_model_bytes(version: str, value: float = float("nan")) -> bytes:
+    """The bundled network, but every probability of an image whose top-left pixel is inked is
+    `value` (NaN by default, or an infinity). No MNIST digit touches that corner, so the gate
+    set sees an honest model: only serving meets the cue."""
+    model = _bundled()
+    _add(model, _const("bad_corner_starts", np.array([0, 0, 0, 0], dtype=np.int64)))
+    _add(model, _const("bad_corner_ends", np.array([INT64_MAX, 1, 1, 1], dtype=np.int64)))
+    _add(model, _const("bad_flat", np.array([-1, 1], dtype=np.int64)))
+    _add(model, _const("bad_value", np.array(value, dtype=np.float32)))
+    _add(model, _const("bad_zero", np.array(0.0, dtype=np.float32)))
+    model.graph.node.extend(
+        [
+            helper.make_node(
+                "Slice", ["pixels", "bad_corner_starts", "bad_corner_ends"], ["bad_corner4"]
+            ),
+            helper.make_node("Reshape", ["bad_corner4", "bad_flat"], ["bad_corner"]),
+            helper.make_node("Greater", ["bad_corner", "bad_zero"], ["bad_cued"]),
+            helper.make_node("Where", ["bad_cued", "bad_value", INNER], ["probabilities"]),
+        ]
+    )
+    return _finish(model, version)
+
+
 # -- building blocks ---------------------------------------------------------------------------
 
 

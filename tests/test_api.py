@@ -20,6 +20,7 @@ from functions.api.problems import DECODERS_BUSY_RETRY_AFTER
 from functions.composition import Services
 from functions.serving import predict as predict_module
 from functions.serving.inputs import MAX_BATCH, MAX_IMAGE_BYTES, MAX_JSON_BYTES
+from tests import bad_models
 from tests.helpers import call, http_request, picture_of_digit, problem_of
 
 # The handlers around the app's own parts, as function_app.py builds them (storage from the
@@ -458,6 +459,29 @@ def test_health_is_503_when_no_model_can_be_served(tmp_path):
     prediction = call(broken_api.predict, http_request("POST", "predict", ONE))
     assert prediction.status_code == 503
     assert problem_of(prediction)["title"] == "Service Unavailable"
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+def test_a_model_that_answers_nan_or_infinity_gets_a_503_never_a_wrong_answer(
+    tmp_path, digits, value, caplog
+):
+    path = tmp_path / "model.onnx"
+    path.write_bytes(bad_models.nan_on_cue_model_bytes("cued", value))
+    cued_api = api_functions(Services(bundled_path=path))
+    images, labels = digits
+    cued = images[:3].copy()
+    cued[1, 0, 0] = 255  # the cue: ink in the top-left corner
+
+    assert_prediction(
+        call(cued_api.predict, http_request("POST", "predict", cued[0].tolist())), labels[0]
+    )
+    for body in (cued[1].tolist(), {"pixels": cued[1].tolist()}, {"images": cued.tolist()}):
+        response = call(cued_api.predict, http_request("POST", "predict", body))
+        assert response.status_code == 503
+        assert problem_of(response)["detail"] == (
+            "the served model gave an unusable answer; it has been logged"
+        )
+    assert "the model answered a probability that is NaN or infinite" in caplog.text
 
 
 def test_models_lists_the_current_version():

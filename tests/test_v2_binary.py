@@ -16,6 +16,7 @@ from functions.api.v2_blueprint import v2_functions
 from functions.composition import Services
 from functions.serving.v2_model import MODEL_NAME
 from functions.serving.v2_request import MAX_BODY_BYTES, MAX_HEADER_BYTES
+from tests import bad_models
 from tests.helpers import call
 
 v2 = v2_functions(Services())
@@ -110,6 +111,23 @@ def test_binary_in_and_out_in_process(digit):
     assert np.frombuffer(answer[header_length:], dtype="<i8").tolist() == [label]
     assert np.argmax(header["outputs"][1]["data"]) == label
     assert header["model_version"] == response.headers["X-Model-Version"]
+
+
+def test_a_model_that_answers_nan_is_a_503_not_a_tensor(tmp_path, digit):
+    path = tmp_path / "model.onnx"
+    path.write_bytes(bad_models.nan_on_cue_model_bytes("cued"))
+    cued_v2 = v2_functions(Services(bundled_path=path))
+    image = digit[0].astype(np.uint8)
+    honest = call(cued_v2.infer, infer_request(*binary_request(image.tobytes())))
+    assert honest.status_code == 200, honest.get_body()
+    cued = image.copy()
+    cued[0, 0] = 255  # the cue: ink in the top-left corner
+    tensor = {"name": "pixels", "shape": [1, 784], "datatype": "UINT8"}
+    in_json = json.dumps({"inputs": [{**tensor, "data": cued.ravel().tolist()}]}).encode()
+    for request in (infer_request(*binary_request(cued.tobytes())), infer_request(in_json)):
+        response = call(cued_v2.infer, request)
+        assert response.status_code == 503
+        assert error_of(response) == "the served model gave an unusable answer; it has been logged"
 
 
 def test_id_and_parameters_are_echoed(digit):

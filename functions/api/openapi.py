@@ -269,7 +269,7 @@ def _v2_infer(operation: str) -> dict[str, object]:
                 "405": V2_WRONG_METHOD,
                 "413": _v2_error("The body is over the size limit"),
                 "415": _v2_error("A compressed body (Content-Encoding)"),
-                "503": _v2_error("No model can be served, or it answered with the wrong shape"),
+                "503": _v2_error("No model can be served, or its answer was unusable"),
             },
         }
     }

@@ -99,10 +99,10 @@ PROBLEMS: dict[type[Exception], Problem] = {
         headers={"Retry-After": STORAGE_RETRY_AFTER},
         log_level=logging.WARNING,
     ),
-    # A model that lies about batches: never a wrong answer.
+    # A model that lies about batches, or answers NaN: never a wrong answer.
     ModelOutputError: Problem(
         HTTPStatus.SERVICE_UNAVAILABLE,
-        detail="the served model gave an answer of the wrong shape; it has been logged",
+        detail="the served model gave an unusable answer; it has been logged",
         log_level=logging.ERROR,
     ),
 }

@@ -13,7 +13,7 @@ from functions.api.endpoint import Handler, endpoint, small_bodies_on_the_loop
 from functions.api.openapi import API_TITLE, API_VERSION
 from functions.api.responses import NO_STORE, json_response, v2_error_response
 from functions.composition import Services
-from functions.serving.predict import run_model
+from functions.serving.predict import finite, run_model
 from functions.serving.v2_model import check_served, model_metadata
 from functions.serving.v2_request import parse_infer_request
 from functions.serving.v2_response import infer_response
@@ -74,7 +74,8 @@ def v2_functions(services: Services) -> V2Functions:
         request = parse_infer_request(
             req.get_body(), req.headers.get(HEADER_LENGTH), req.headers.get("Content-Encoding")
         )
-        answer = infer_response(request, run_model(model, request.images), model.version)
+        probabilities = finite(run_model(model, request.images))
+        answer = infer_response(request, probabilities, model.version)
         headers = {**NO_STORE, "X-Model-Version": model.version}
         if not answer.binary:
             return func.HttpResponse(

@@ -23,6 +23,8 @@ IMAGE_TYPES = ("image/png", "image/jpeg", "image/jpg")
 SHAPE_HINT = "784 numbers or 28 arrays of 28 numbers"
 NUMBER_TYPES = {int, float}
 IDENTITY_ENCODINGS = ("", "identity")
+FIELDS = frozenset({"pixels", "images"})
+ONE_IMAGE = (1, *INPUT_SHAPE)
 
 
 class PredictionInput(NamedTuple):
@@ -90,20 +92,17 @@ def _from_json(body: bytes) -> PredictionInput:
     document = _parse_json(body)
     exact = no_booleans(body)
     if isinstance(document, list):  # the earlier system's clients send a bare array
-        return PredictionInput(
-            images=image_pixels(document, "the body", exact)[np.newaxis], batch=False
-        )
+        return _one_image(document, "the body", exact)
     if not isinstance(document, dict):
         raise InvalidInput(
             'expected a JSON object with "pixels" or "images", or an array of pixels'
         )
-    if document.keys() - {"pixels", "images"}:
+    if not document.keys() <= FIELDS:
         raise InvalidInput('the object has an unknown field; send only "pixels" or "images"')
     if "pixels" in document and "images" in document:
         raise InvalidInput('send either "pixels" (one image) or "images" (a batch), not both')
     if "pixels" in document:
-        pixels = image_pixels(document["pixels"], "pixels", exact)
-        return PredictionInput(images=pixels[np.newaxis], batch=False)
+        return _one_image(document["pixels"], "pixels", exact)
     if "images" in document:
         return PredictionInput(images=_batch(document["images"], exact), batch=True)
     raise InvalidInput('the JSON object needs a "pixels" field (one image) or "images" (a batch)')
@@ -113,6 +112,11 @@ def _parse_json(body: bytes):
     if not body or body.isspace():  # not strip(): it would copy a batch's 1.5 MB to ask
         raise InvalidInput('the body is empty; send JSON such as {"pixels": [784 numbers]}')
     return parse_json(body)
+
+
+def _one_image(value, where: str, exact: bool) -> PredictionInput:
+    pixels = json_pixels(_flatten(value, where), where, exact=exact)
+    return PredictionInput(images=pixels.reshape(ONE_IMAGE), batch=False)
 
 
 def _batch(images, exact: bool) -> np.ndarray:

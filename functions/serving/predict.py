@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
+import math
 import time
 
 import numpy as np
 
 from functions.serving.inputs import PredictionInput
-from functions.serving.loaded_model import LoadedModel
+from functions.serving.loaded_model import LoadedModel, ModelOutputError
 
 log = logging.getLogger(__name__)
 
@@ -18,7 +19,9 @@ def classify(model: LoadedModel, request: PredictionInput) -> dict[str, object]:
     answers = _answers(probabilities)
     if request.batch:
         return {"predictions": answers, "model_version": model.version}
-    return {**answers[0], "model_version": model.version}
+    answer = answers[0]
+    answer["model_version"] = model.version
+    return answer
 
 
 def run_model(model: LoadedModel, images: np.ndarray) -> np.ndarray:
@@ -26,6 +29,8 @@ def run_model(model: LoadedModel, images: np.ndarray) -> np.ndarray:
     started = time.perf_counter()
     probabilities = model.predict(images)
     latency_ms = (time.perf_counter() - started) * 1e3
+    # round(x * 1e3) / 1e3, not round(x, 3): the latter's decimal conversion costs about 3 us
+    # a request after an inference has left the CPU caches cold (docs/benchmarks.md).
     log.info(
         "predicted %d image(s) with %s in %.3f ms",
         len(probabilities),
@@ -34,27 +39,48 @@ def run_model(model: LoadedModel, images: np.ndarray) -> np.ndarray:
         extra={
             "model_version": model.version,
             "batch_size": len(probabilities),
-            "inference_ms": round(latency_ms, 3),
+            "inference_ms": round(latency_ms * 1e3) / 1e3,
         },
     )
     return probabilities
 
 
 def _answers(probabilities: np.ndarray) -> list[dict[str, object]]:
-    """One answer per row, its probabilities rounded to 6 decimals."""
+    """One answer per row, its probabilities rounded to 6 decimals half to even, as numpy's
+    round does it: times 10**6, to the nearest integer, divided by 10**6. For float32 values the
+    product is exact in float64, so each path rounds the same exact number. A model that answers
+    NaN or infinity gets ModelOutputError: such an answer has no digit to give."""
     if len(probabilities) == 1:
-        # One image: ten Python floats cost less than numpy's fixed cost per call
-        # (docs/benchmarks.md, in process). Equal to the batch's numpy rounding for float32
-        # values: times 10**6 they are exact in float64, so both round the same exact number,
-        # half to even.
-        row = probabilities[0].tolist()
-        return [_answer(row.index(max(row)), [round(value, 6) for value in row])]
+        # One image: ten Python floats cost less than numpy's fixed cost per call, and
+        # round(x * 1e6) / 1e6 less than round(x, 6), whose decimal conversion is slow once an
+        # inference has left the CPU caches cold (docs/benchmarks.md, in process). round()
+        # refuses NaN and infinity itself: finite()'s check, for nothing.
+        row = probabilities.tolist()[0]
+        try:
+            rounded = [round(value * 1e6) / 1e6 for value in row]
+        except (ValueError, OverflowError) as error:  # round() of NaN or infinity
+            raise _not_probabilities() from error
+        return [_answer(row.index(max(row)), rounded)]
     # A batch: rounded in one numpy call, as Python's round() value by value would cost as
     # much as the batch's inference. The rows stay numpy arrays; the JSON writer takes them.
-    rounded = np.round(probabilities.astype(np.float64), 6)
+    rounded = np.round(finite(probabilities).astype(np.float64), 6)
     digits = np.argmax(probabilities, axis=1).tolist()
     return [_answer(digit, row) for digit, row in zip(digits, rounded, strict=True)]
 
 
 def _answer(digit: int, rounded: list[float] | np.ndarray) -> dict[str, object]:
     return {"prediction": digit, "confidence": float(rounded[digit]), "probabilities": rounded}
+
+
+def finite(probabilities: np.ndarray) -> np.ndarray:
+    """`probabilities`, or ModelOutputError if the model answered NaN or infinity."""
+    # A sum of Python floats: NaN and infinity carry through it, float32 values cannot add up
+    # to an overflow in float64, and for one row it costs a fifth of numpy's isfinite and
+    # reduction once an inference has left the CPU caches cold (docs/benchmarks.md).
+    if not math.isfinite(sum(probabilities.ravel().tolist())):
+        raise _not_probabilities()
+    return probabilities
+
+
+def _not_probabilities() -> ModelOutputError:
+    return ModelOutputError("the model answered a probability that is NaN or infinite")

@@ -32,11 +32,10 @@ class InferResponse:
 def infer_response(
     request: InferRequest, probabilities: np.ndarray, model_version: str
 ) -> InferResponse:
-    tensors = {OUTPUT_NAME: probabilities, DIGIT_OUTPUT: np.argmax(probabilities, axis=1)}
     outputs, chunks = [], []
     for requested in request.outputs:
         datatype, dtype = OUTPUT_DATATYPES[requested.name]
-        values = np.ascontiguousarray(tensors[requested.name], dtype=dtype)
+        values = np.ascontiguousarray(_tensor(requested.name, probabilities), dtype=dtype)
         output: dict[str, object] = {
             "name": requested.name,
             "datatype": datatype,
@@ -58,3 +57,8 @@ def infer_response(
     if not chunks:
         return InferResponse(encoded, None)
     return InferResponse(b"".join([encoded, *chunks]), len(encoded))
+
+
+def _tensor(name: str, probabilities: np.ndarray) -> np.ndarray:
+    # The digit only when asked for: argmax is a numpy reduction, a few microseconds a request.
+    return np.argmax(probabilities, axis=1) if name == DIGIT_OUTPUT else probabilities
