@@ -1,8 +1,8 @@
 """What a statement of the handler costs right after an inference, against its cost in a tight
 loop of its own. The session streams the model's weights (1.4 MB) through the CPU's caches on
 every run, so the Python code after it runs with cold caches: that is the cost a request pays.
-Each statement is timed as "an inference, then the statement" minus "an inference alone", in
-interleaved rounds (medians), so that load from elsewhere falls on all of them alike.
+Each statement is timed as "an inference, then the statement" minus "an inference alone", the
+two alternating call by call, in interleaved rounds (medians).
 
     python -m benchmarks.cold_costs      (about 30 s; the figures are in docs/benchmarks.md)
 """
@@ -50,31 +50,32 @@ def measure(rounds: int, calls: int) -> dict[str, dict[str, float]]:
     exec(SETUP, names)  # noqa: S102 - our own constant
     compiled = {label: compile(code, label, "exec") for label, code in STATEMENTS.items()}
     nothing = compile("pass", "nothing", "exec")
-    after = {label: [] for label in ("inference alone", *compiled)}
-    alone = {label: [] for label in compiled}
+    # Per statement, calls with it and calls without it, alternating: each difference is taken
+    # under the same load, and the statement ran one request ago, as in the handler.
+    after = {label: ([], []) for label in compiled}
+    alone = {label: [] for label in ("nothing", *compiled)}
     for _ in range(rounds):
         for label, times in after.items():
-            code = compiled.get(label, nothing)
             for _ in range(calls):
-                started = time.perf_counter_ns()
-                model.predict(images)
-                exec(code, names)  # noqa: S102
-                times.append(time.perf_counter_ns() - started)
-        for label, code in compiled.items():
-            alone[label].append(_median_time(code, names, calls))
-    base = statistics.median(after.pop("inference alone"))
-    idle = _median_time(nothing, names, rounds * calls)
+                for code, into in ((nothing, times[0]), (compiled[label], times[1])):
+                    started = time.perf_counter_ns()
+                    model.predict(images)
+                    exec(code, names)  # noqa: S102
+                    into.append(time.perf_counter_ns() - started)
+        for label, medians in alone.items():
+            medians.append(_median_time(compiled.get(label, nothing), names, calls))
+    idle = statistics.median(alone.pop("nothing"))  # the timing's own cost
     return {
         label: {
-            "after_inference_us": (statistics.median(after[label]) - base) / 1e3,
+            "after_inference_us": (statistics.median(with_it) - statistics.median(without)) / 1e3,
             "tight_loop_us": (statistics.median(alone[label]) - idle) / 1e3,
         }
-        for label in compiled
+        for label, (without, with_it) in after.items()
     }
 
 
 def _median_time(code, names: dict, calls: int) -> float:
-    """What an exec of `code` costs in a tight loop (of nothing: the timing's own cost)."""
+    """The median time of an exec of `code` in a tight loop."""
     times = []
     for _ in range(calls):
         started = time.perf_counter_ns()

@@ -29,8 +29,8 @@ def run_model(model: LoadedModel, images: np.ndarray) -> np.ndarray:
     started = time.perf_counter()
     probabilities = model.predict(images)
     latency_ms = (time.perf_counter() - started) * 1e3
-    # round(x * 1e3) / 1e3, not round(x, 3): the latter's decimal conversion costs about 3 us
-    # a request after an inference has left the CPU caches cold (docs/benchmarks.md).
+    # round(x * 1e3) / 1e3, not round(x, 3): in the handler, with the CPU caches cold after an
+    # inference, the latter's decimal conversion cost about 3 us more (docs/benchmarks.md).
     log.info(
         "predicted %d image(s) with %s in %.3f ms",
         len(probabilities),
@@ -48,8 +48,9 @@ def run_model(model: LoadedModel, images: np.ndarray) -> np.ndarray:
 def _answers(probabilities: np.ndarray) -> list[dict[str, object]]:
     """One answer per row, its probabilities rounded to 6 decimals half to even, as numpy's
     round does it: times 10**6, to the nearest integer, divided by 10**6. For float32 values the
-    product is exact in float64, so each path rounds the same exact number. A model that answers
-    NaN or infinity gets ModelOutputError: such an answer has no digit to give."""
+    product is exact in float64, so each path rounds the same exact number (only the sign of a
+    negative value rounded to zero differs, which no softmax gives). A model that answers NaN or
+    infinity gets ModelOutputError: such an answer has no digit to give."""
     if len(probabilities) == 1:
         # One image: ten Python floats cost less than numpy's fixed cost per call, and
         # round(x * 1e6) / 1e6 less than round(x, 6), whose decimal conversion is slow once an
@@ -75,8 +76,8 @@ def _answer(digit: int, rounded: list[float] | np.ndarray) -> dict[str, object]:
 def finite(probabilities: np.ndarray) -> np.ndarray:
     """`probabilities`, or ModelOutputError if the model answered NaN or infinity."""
     # A sum of Python floats: NaN and infinity carry through it, float32 values cannot add up
-    # to an overflow in float64, and for one row it costs a fifth of numpy's isfinite and
-    # reduction once an inference has left the CPU caches cold (docs/benchmarks.md).
+    # to an overflow in float64, and for one row it costs less than half of numpy's isfinite
+    # and reduction, in a tight loop or after an inference (docs/benchmarks.md).
     if not math.isfinite(sum(probabilities.ravel().tolist())):
         raise _not_probabilities()
     return probabilities
