@@ -4,7 +4,7 @@ every run, so the Python code after it runs with cold caches: that is the cost a
 Each statement is timed as "an inference, then the statement" minus "an inference alone", the
 two alternating call by call, in interleaved rounds (medians).
 
-    python -m benchmarks.cold_costs      (about 30 s; the figures are in docs/benchmarks.md)
+    python -m benchmarks.cold_costs      (about 6 s; the figures are in docs/benchmarks.md)
 """
 
 from __future__ import annotations
