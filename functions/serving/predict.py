@@ -54,13 +54,9 @@ def _answers(probabilities: np.ndarray) -> list[dict[str, object]]:
     if len(probabilities) == 1:
         # One image: ten Python floats cost less than numpy's fixed cost per call, and
         # round(x * 1e6) / 1e6 less than round(x, 6), whose decimal conversion is slow once an
-        # inference has left the CPU caches cold (docs/benchmarks.md, in process). round()
-        # refuses NaN and infinity itself: finite()'s check, for nothing.
-        row = probabilities.tolist()[0]
-        try:
-            rounded = [round(value * 1e6) / 1e6 for value in row]
-        except (ValueError, OverflowError) as error:  # round() of NaN or infinity
-            raise _not_probabilities() from error
+        # inference has left the CPU caches cold (docs/benchmarks.md, in process).
+        row = _finite_values(probabilities.tolist()[0])
+        rounded = [round(value * 1e6) / 1e6 for value in row]
         return [_answer(row.index(max(row)), rounded)]
     # A batch: rounded in one numpy call, as Python's round() value by value would cost as
     # much as the batch's inference. The rows stay numpy arrays; the JSON writer takes them.
@@ -75,13 +71,14 @@ def _answer(digit: int, rounded: list[float] | np.ndarray) -> dict[str, object]:
 
 def finite(probabilities: np.ndarray) -> np.ndarray:
     """`probabilities`, or ModelOutputError if the model answered NaN or infinity."""
-    # A sum of Python floats: NaN and infinity carry through it, float32 values cannot add up
-    # to an overflow in float64, and for one row it costs less than half of numpy's isfinite
-    # and reduction, in a tight loop or after an inference (docs/benchmarks.md).
-    if not math.isfinite(sum(probabilities.ravel().tolist())):
-        raise _not_probabilities()
+    _finite_values(probabilities.ravel().tolist())
     return probabilities
 
 
-def _not_probabilities() -> ModelOutputError:
-    return ModelOutputError("the model answered a probability that is NaN or infinite")
+def _finite_values(values: list[float]) -> list[float]:
+    # A sum of Python floats: NaN and infinity carry through it, float32 values cannot add up
+    # to an overflow in float64, and for one row it costs less than half of numpy's isfinite
+    # and reduction, in a tight loop or after an inference (docs/benchmarks.md).
+    if not math.isfinite(sum(values)):
+        raise ModelOutputError("the model answered a probability that is NaN or infinite")
+    return values
