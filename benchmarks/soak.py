@@ -423,7 +423,8 @@ class PredictLoop:
 def decisions_for(stack: Stack, versions: set[str]) -> dict[str, dict]:
     """The recorded decision on each version that has one: the audit log's tail, then
     rejected/<version>.json for those the log does not show."""
-    from functions.storage.registry import REJECTED, ModelRegistry  # noqa: PLC0415
+    from functions.storage.model_registry import ModelRegistry  # noqa: PLC0415
+    from functions.storage.registry import REJECTED  # noqa: PLC0415
 
     container = stack.container()
     found: dict[str, dict] = {}

@@ -1,10 +1,11 @@
 """The stack the soak runs against, on free loopback ports, and what it measures of it.
 
 Azurite (blob only, its data in a folder of its own), the local host (`python -m local_host`)
-pointed at it, and the Event Grid stand-in (`python -m local_host.event_grid`) posting each file
-dropped in incoming/ to the host's blob webhook: the promotion path `make run` has. Each child
-runs in a session of its own, so that freezing Azurite or stopping the host reaches its whole
-process group (a gate's child processes included) and nothing else.
+pointed at it, and the Event Grid stand-in that `make run` has (`relay_blob_events` of
+local_host/event_grid.py, here in a process of its own) posting a BlobCreated event for each file
+dropped in incoming/ to the host's Event Grid webhook for `promote_model`: the promotion path
+`make run` has. Each child runs in a session of its own, so that freezing Azurite or stopping the
+host reaches its whole process group (a gate's child processes included) and nothing else.
 """
 
 from __future__ import annotations
@@ -25,9 +26,24 @@ from azure.core.exceptions import ResourceExistsError
 from azure.storage.blob import BlobServiceClient, ContainerClient
 
 from benchmarks.serving import ROOT, free_port
-from local_host.dev import AZURITE_BINARY, azurite_connection_string
+from functions.storage.registry import INCOMING
+from local_host.dev import AZURITE_BINARY, PROMOTION_FUNCTION, azurite_connection_string
+from local_host.event_grid import webhook_url
 
 CONTAINER = "models"
+RELAY_INTERVAL_SECONDS = 0.5
+# The Event Grid stand-in: the blobs under argv[2] in MODELS_STORAGE's MODELS_CONTAINER listed
+# every argv[3] seconds, each new one's BlobCreated event posted to the webhook argv[1].
+RELAY = """
+import asyncio, os, sys
+from local_host.event_grid import Subscription, relay_blob_events
+from local_host.server import configure_logging
+configure_logging()  # as `make run` logs: without the storage SDK's line per request
+subscription = Subscription(
+    os.environ["MODELS_STORAGE"], os.environ["MODELS_CONTAINER"], sys.argv[2], sys.argv[1]
+)
+asyncio.run(relay_blob_events(subscription, float(sys.argv[3])))
+"""
 LOOPBACK = "127.0.0.1"
 START_SECONDS = 90  # a cold host imports onnxruntime and warms its model on a loaded box
 STOP_SECONDS = 15
@@ -127,8 +143,8 @@ def start_stack(log_dir: Path, data_dir: Path, refresh_seconds: float) -> Stack:
         stack,
         "events",
         [
-            *(sys.executable, "-m", "local_host.event_grid", "--host-url", stack.base_url),
-            *("--interval", "0.5"),
+            *(sys.executable, "-c", RELAY, webhook_url(stack.base_url, PROMOTION_FUNCTION)),
+            *(INCOMING, str(RELAY_INTERVAL_SECONDS)),
         ],
         storage,
     )

@@ -28,10 +28,10 @@ from functions.settings import (
 )
 from functions.signing import drop_metadata
 from functions.storage.clients import blob_service_client
+from functions.storage.model_registry import ModelRegistry
 from functions.storage.registry import (
     IncomingBeingDecided,
     InvalidName,
-    ModelRegistry,
     checked_version,
 )
 

@@ -3,7 +3,11 @@ the bundled model, the model provider, the promoter and the feedback store, each
 process and on first use,
 so that indexing the app needs no settings and a missing setting fails at first use, by name.
 `function_app.py` builds one `Services` and hands it to both blueprints; tests build their own
-with fakes or real Azurite objects."""
+with fakes or real Azurite objects.
+
+Cold start: what the first prediction does not need (the Azure SDK for storage, the promotion
+gate, the feedback store) is imported here, by the method that builds it, and nowhere earlier,
+so that indexing the app and a first prediction load none of it."""
 
 from __future__ import annotations
 
@@ -11,16 +15,16 @@ import logging
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from functions.errors import StorageUnavailable
-from functions.feedback.store import FeedbackStore
-from functions.promotion.gate import GatePolicy
-from functions.promotion.gate_set import load_gate_set
-from functions.promotion.promoter import Promoter
 from functions.serving.provider import BUNDLED_MODEL, BundledModel, ModelProvider
 from functions.settings import MissingSetting, Settings, settings
-from functions.storage.clients import bounded_retries, container_client, serving_options
-from functions.storage.registry import ModelRegistry
+
+if TYPE_CHECKING:
+    from functions.feedback.store import FeedbackStore
+    from functions.promotion.promoter import Promoter
+    from functions.storage.model_registry import ModelRegistry
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +87,10 @@ class Services:
                 except MissingSetting as error:
                     log.error("%s; corrections cannot be stored", error)
                     raise StorageUnavailable(str(error)) from error
+                # Corrections only: the Azure SDK.
+                from functions.feedback.store import FeedbackStore  # noqa: PLC0415
+                from functions.storage.clients import container_client, serving_options  # noqa: PLC0415
+
                 # A person waits for the answer: short timeouts and no retry, as serving.
                 container = container_client(
                     configured, configured.feedback_container, **serving_options()
@@ -98,12 +106,23 @@ class Services:
         except MissingSetting as error:
             log.error("%s; serving the bundled model only", error)
             return None
+        # Only with storage settings: the Azure SDK.
+        from functions.storage.clients import container_client, serving_options  # noqa: PLC0415
+        from functions.storage.model_registry import ModelRegistry  # noqa: PLC0415
+
         # Serving runs beside predictions: short timeouts and no retry (see serving_options).
         registry = ModelRegistry(container_client(configured, **serving_options()))
         return registry, configured.refresh_seconds
 
     def _build_promoter(self) -> Promoter:
         configured = self.settings()
+        # Promotion only: the gate and its trial, the Azure SDK.
+        from functions.promotion.gate import GatePolicy  # noqa: PLC0415
+        from functions.promotion.gate_set import load_gate_set  # noqa: PLC0415
+        from functions.promotion.promoter import Promoter  # noqa: PLC0415
+        from functions.storage.clients import bounded_retries, container_client  # noqa: PLC0415
+        from functions.storage.model_registry import ModelRegistry  # noqa: PLC0415
+
         # Promotion holds a lease while it works: a few quick retries, never the SDK's 15 s wait.
         registry = ModelRegistry(container_client(configured, **bounded_retries()))
         registry.ensure_container()

@@ -38,3 +38,9 @@ class UnknownModel(ServingError):
 class StorageUnavailable(ServingError):
     """Storage did not take what the request asked to store: no fault of the request, and
     nothing was stored."""
+
+
+class DecodersBusy(RuntimeError):
+    """Every picture decoding slot stayed taken for `preprocessing.DECODE_SLOT_WAIT_SECONDS`:
+    no fault of the request, try again. Here rather than in preprocessing.py, so that the table
+    of statuses knows it without loading Pillow."""

@@ -41,6 +41,8 @@ from contextlib import contextmanager
 import numpy as np
 from PIL import Image, PngImagePlugin, UnidentifiedImageError
 
+from functions.errors import DecodersBusy  # raised here; also importable from here
+
 FIELD_SIZE = 28
 BOX_SIZE = 20  # MNIST fits each digit into a 20x20 box inside the 28x28 field
 CENTRE = 14.0  # where the centre of mass goes, in pixel-index coordinates (row, column)
@@ -99,10 +101,6 @@ class UndecodableImage(ValueError):
 
 class PictureTooLarge(UndecodableImage):
     """The picture's header announces more pixels or a longer side than is accepted."""
-
-
-class DecodersBusy(RuntimeError):
-    """Every picture decoding slot stayed taken for `DECODE_SLOT_WAIT_SECONDS`: try again."""
 
 
 def ink_from_rgba(rgba: np.ndarray) -> np.ndarray:

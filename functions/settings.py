@@ -7,8 +7,8 @@ import os
 from dataclasses import dataclass
 from functools import cache
 
-STORAGE_SETTING = "MODELS_STORAGE"  # also the blob trigger's `connection`
-CONTAINER_SETTING = "MODELS_CONTAINER"  # also the blob trigger's path: %MODELS_CONTAINER%/...
+STORAGE_SETTING = "MODELS_STORAGE"
+CONTAINER_SETTING = "MODELS_CONTAINER"
 SIGNING_KEY_SETTING = "MODEL_SIGNING_KEY"
 FEEDBACK_CONTAINER_SETTING = "FEEDBACK_CONTAINER"
 DEFAULT_CONTAINER = "models"

@@ -148,9 +148,10 @@ module modelsStorage 'modules/models-storage.bicep' = {
   }
 }
 
-// The app's identity: blob leases, writes and deletes (host storage, the trigger, the promoter,
-// the feedback endpoint's writes to the feedback container); queues (the host, and the blob
-// trigger's poison messages on the models account).
+// The app's identity: blob leases, writes and deletes (host storage, the promoter, the feedback
+// endpoint's writes to the feedback container); queues on the host storage only (the host's own).
+// The models account needs no queue role: the promotion trigger is an Event Grid trigger, whose
+// failed deliveries Event Grid retries itself (event-subscription.bicep's retryPolicy).
 module hostStorageRoles 'modules/storage-roles.bicep' = {
   name: 'host-storage-roles'
   scope: rg
@@ -174,7 +175,6 @@ module modelsStorageRoles 'modules/storage-roles.bicep' = {
     principalType: 'ServicePrincipal'
     roleDefinitionIds: [
       storageBlobDataOwner
-      storageQueueDataContributor
     ]
   }
 }
@@ -254,7 +254,6 @@ module api 'modules/function-app.bicep' = {
     deploymentContainerUrl: hostStorage.outputs.deploymentContainerUrl
     applicationInsightsConnectionString: monitoring.outputs.applicationInsightsConnectionString
     modelsBlobEndpoint: modelsStorage.outputs.blobEndpoint
-    modelsQueueEndpoint: modelsStorage.outputs.queueEndpoint
     modelsContainerName: modelsStorage.outputs.containerName
     modelRefreshSeconds: modelRefreshSeconds
     promotionMinAccuracy: promotionMinAccuracy

@@ -1,22 +1,23 @@
-"""``python -m local_host [--app function_app] [--host localhost] [--port 7071] [--no-site]``:
-serve the function app, and the site beside it, without Core Tools."""
+"""``python -m local_host [--app-dir .] [--host localhost] [--port 7071] [--no-site]``: serve the
+function app in a folder (its ``function_app.py``) through azure-functions-runtime, and the site
+beside it, without Core Tools."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 from pathlib import Path
 
-from local_host.log_output import configure_logging
-from local_host.processes import ExtraProcessFailed, extra_processes
-from local_host.server import run, serve, web_app_from_settings
+from local_host.server import configure_logging, host_app_from_settings, serve
 from local_host.settings import APP_ROOT
+from local_host.worker import WorkerFailed
 
 DEFAULT_SITE = APP_ROOT / "static-web"
 
 
 def argument_parser(prog: str = "python -m local_host") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=prog, description=__doc__.split(":", 1)[1].strip())
-    parser.add_argument("--app", default="function_app", help="module that defines `app`")
+    parser.add_argument("--app-dir", type=Path, default=APP_ROOT, help="the function app's folder")
     parser.add_argument("--host", default="localhost", help="interface to listen on")
     parser.add_argument("--port", type=int, default=7071, help="0 picks a free port")
     parser.add_argument(
@@ -26,11 +27,7 @@ def argument_parser(prog: str = "python -m local_host") -> argparse.ArgumentPars
         help="Static Web Apps folder served at /",
     )
     parser.add_argument(
-        "--no-site",
-        dest="site",
-        action="store_const",
-        const=None,
-        help="serve the API only",
+        "--no-site", dest="site", action="store_const", const=None, help="serve the API only"
     )
     return parser
 
@@ -39,22 +36,23 @@ def checked_arguments(
     parser: argparse.ArgumentParser, argv: list[str] | None
 ) -> argparse.Namespace:
     arguments = parser.parse_args(argv)
-    if arguments.site is not None and not arguments.site.is_dir():
-        parser.error(f"--site {arguments.site}: no such folder")
+    for option, folder in (("--site", arguments.site), ("--app-dir", arguments.app_dir)):
+        if folder is not None and not folder.is_dir():
+            parser.error(f"{option} {folder}: no such folder")
     return arguments
+
+
+async def serve_app(arguments: argparse.Namespace) -> None:
+    web_app = await host_app_from_settings(arguments.app_dir, arguments.site)
+    await serve(web_app, arguments.host, arguments.port)
 
 
 def main(argv: list[str] | None = None) -> None:
     arguments = checked_arguments(argument_parser(), argv)
     configure_logging()
     try:
-        web_app = web_app_from_settings(arguments.app, arguments.site)
-        extra = extra_processes(arguments.app, arguments.site)
-    except ValueError as error:  # a setting or a route the host cannot serve
-        raise SystemExit(f"local host: {error}") from None
-    try:
-        run(serve(web_app, arguments.host, arguments.port, extra_processes=extra))
-    except ExtraProcessFailed as error:
+        asyncio.run(serve_app(arguments))
+    except (ValueError, WorkerFailed) as error:  # a setting, a route or an app it cannot serve
         raise SystemExit(f"local host: {error}") from None
 
 

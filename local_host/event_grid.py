@@ -1,54 +1,99 @@
-"""A stand-in for Event Grid over Azurite, which emits no storage events.
+"""Event Grid: the host's webhook for Event Grid triggers, and a stand-in for Event Grid itself.
 
-It watches where an Event Grid blob trigger's path points and, for each blob that is new or
-changed (by name and ETag; blobs present at start count as new), posts a
-``Microsoft.Storage.BlobCreated`` event to the trigger's webhook after the validation handshake,
-as Event Grid would. The webhook is the Functions host's own, so it serves ``func start`` too::
-
-    python -m local_host.event_grid [--app function_app] [--function NAME] [--host-url URL]
+The webhook, ``POST /runtime/webhooks/eventgrid?functionName=<name>``, answers the subscription's
+validation handshake and hands each event to the function as the host does (the event's JSON).
+Azurite emits no storage events, so the stand-in watches a container for new or changed blobs
+(by name and ETag; those present at start count as new) and posts a
+``Microsoft.Storage.BlobCreated`` event for each, retried with backoff, as the subscription in
+infra/modules/event-subscription.bicep does in Azure.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import itertools
 import json
 import logging
 import secrets
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import aiohttp
-import azure.functions as func
+from aiohttp import web
 from azure.core.exceptions import AzureError
-from azure.storage.blob import BlobProperties
 from azure.storage.blob.aio import BlobServiceClient, ContainerClient
 
-from local_host.app_functions import app_functions
-from local_host.blob_trigger import (
-    BLOB_CREATED,
-    EVENT_TYPE_HEADER,
-    SUBSCRIPTION_VALIDATION,
-    VALIDATION_DELIVERY,
-    blob_subject,
-    event_grid_blob_functions,
-    webhook_url,
-)
-from local_host.log_output import configure_logging
-from local_host.server import wait_for_stop_signal
-from local_host.settings import (
-    APP_ROOT,
-    load_function_app,
-    load_local_settings,
-)
+from local_host.guards import read_control_json
+from local_host.worker import InvocationFailed, Worker, typed_json
 
 logger = logging.getLogger(__name__)
 
+EVENT_GRID_TRIGGER = "eventGridTrigger"
+WEBHOOK_PATH = "/runtime/webhooks/eventgrid"
+EVENT_TYPE_HEADER = "aeg-event-type"
+VALIDATION_DELIVERY = "SubscriptionValidation"
+NOTIFICATION_DELIVERY = "Notification"
+UNSUBSCRIBE_DELIVERY = "Unsubscribe"
+SUBSCRIPTION_VALIDATION = "Microsoft.EventGrid.SubscriptionValidationEvent"
+BLOB_CREATED = "Microsoft.Storage.BlobCreated"
 DELIVERY_TIMEOUT = aiohttp.ClientTimeout(total=300)  # the function runs before the answer
+
+
+def webhook_url(base_url: str, function_name: str) -> str:
+    return f"{base_url}{WEBHOOK_PATH}?functionName={function_name}"
+
+
+def blob_subject(container: str, name: str) -> str:
+    return f"/blobServices/default/containers/{container}/blobs/{name}"
+
+
+def attach_event_grid_webhook(web_app: web.Application, worker: Worker) -> list[str]:
+    """Serve the webhook for the worker's Event Grid triggers; return their listing lines."""
+    functions = {f.name: f for f in worker.of_type(EVENT_GRID_TRIGGER)}
+
+    async def deliver(request: web.Request) -> web.Response:
+        function = functions.get(request.query.get("functionName", ""))
+        if function is None:
+            raise web.HTTPNotFound(text="No Event Grid trigger of that name is served here.")
+        events = await read_control_json(request, shape="a JSON array of Event Grid events")
+        if not isinstance(events, list) or not all(isinstance(e, dict) for e in events):
+            raise web.HTTPBadRequest(text="The body must be a JSON array of Event Grid events.")
+        # What the delivery is comes from its header, as in the host (compared ignoring case).
+        delivery = request.headers.get(EVENT_TYPE_HEADER, "").lower()
+        if delivery == VALIDATION_DELIVERY.lower():
+            code = next(iter(events), {}).get("data", {}).get("validationCode")
+            if not isinstance(code, str):
+                raise web.HTTPBadRequest(
+                    text="A subscription validation needs data.validationCode."
+                )
+            logger.info("Event Grid subscription to %s validated", function.name)
+            return web.json_response({"validationResponse": code})
+        if delivery == UNSUBSCRIBE_DELIVERY.lower():
+            return web.Response(status=202)
+        if delivery != NOTIFICATION_DELIVERY.lower():
+            raise web.HTTPBadRequest(
+                text=f"An Event Grid delivery has the header {EVENT_TYPE_HEADER}: "
+                f"{VALIDATION_DELIVERY}, {NOTIFICATION_DELIVERY} or {UNSUBSCRIBE_DELIVERY}."
+            )
+        for event in events:
+            try:
+                await worker.invoke(
+                    function,
+                    typed_json(event),
+                    f"EventGrid trigger fired at {event.get('eventTime')}",
+                )
+            except InvocationFailed:  # logged; a 500 makes Event Grid deliver again
+                raise web.HTTPInternalServerError(
+                    text=f"Function {function.name!r} failed; see the local host's log."
+                ) from None
+        return web.Response(status=202)
+
+    if functions:
+        web_app.router.add_post(WEBHOOK_PATH, deliver)
+    return [
+        f"{name}: eventGridTrigger {{base}}{WEBHOOK_PATH}?functionName={name}" for name in functions
+    ]
 
 
 class SubscriptionRefused(RuntimeError):
@@ -56,8 +101,8 @@ class SubscriptionRefused(RuntimeError):
 
 
 @dataclass(frozen=True)
-class WatchedBlobs:
-    """What the stand-in watches for one blob trigger, and where it posts."""
+class Subscription:
+    """What the stand-in watches, and where it posts: one storage event subscription."""
 
     connection_string: str
     container: str
@@ -65,50 +110,13 @@ class WatchedBlobs:
     webhook_url: str
 
 
-def watched_blobs(
-    function_app: func.FunctionApp, function_name: str | None, host_url: str
-) -> WatchedBlobs:
-    """From the app's Event Grid blob trigger: its connection, its path's container and literal
-    start (``incoming/`` of ``%MODELS_CONTAINER%/incoming/{name}``), and its webhook."""
-    triggers = event_grid_blob_functions(app_functions(function_app))
-    chosen = [t for t in triggers if function_name in (None, t.function.name)]
-    if len(chosen) != 1:
-        names = [trigger.function.name for trigger in triggers]
-        raise ValueError(
-            f"choose one of the app's Event Grid blob triggers with --function: {names}"
-        )
-    container, prefix = chosen[0].watched
-    if not container:
-        raise ValueError(
-            f"{chosen[0].function.name}: its path {chosen[0].path_template!r} names no container"
-        )
-    url = webhook_url(host_url.rstrip("/"), chosen[0].function.name)
-    return WatchedBlobs(chosen[0].connection_string, container, prefix, url)
-
-
-def _event(event_type: str, subject: str, data: dict, account: str, when: datetime) -> dict:
-    return {
-        "id": str(uuid.uuid4()),
-        # Shaped like a real storage account's topic, with a placeholder subscription.
-        "topic": "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/local"
-        f"/providers/Microsoft.Storage/storageAccounts/{account}",
-        "subject": subject,
-        "eventType": event_type,
-        "eventTime": when.isoformat(),
-        "dataVersion": "",
-        "metadataVersion": "1",
-        "data": data,
-    }
-
-
 @dataclass
 class BlobEventRelay:
-    """Turns changes in one container into Event Grid deliveries to one webhook."""
+    """Turns changes under one container's prefix into Event Grid deliveries to one webhook."""
 
     container: ContainerClient
-    webhook_url: str
+    subscription: Subscription
     session: aiohttp.ClientSession
-    prefix: str = ""
     attempts: int = 4
     first_backoff_seconds: float = 0.5
     _delivered: dict[str, str] = field(default_factory=dict, init=False)  # blob name -> ETag
@@ -118,18 +126,12 @@ class BlobEventRelay:
     async def validate_subscription(self, wait_seconds: float = 60) -> None:
         """The handshake Event Grid does once; retried while the webhook is not up yet."""
         code = secrets.token_hex(16)
-        event = _event(
-            SUBSCRIPTION_VALIDATION,
-            "",
-            {"validationCode": code},
-            self.container.account_name,
-            datetime.now(UTC),
-        )
+        event = self._event(SUBSCRIPTION_VALIDATION, "", {"validationCode": code})
         deadline = asyncio.get_running_loop().time() + wait_seconds
         while True:
             try:
                 async with self.session.post(
-                    self.webhook_url,
+                    self.subscription.webhook_url,
                     json=[event],
                     headers={EVENT_TYPE_HEADER: VALIDATION_DELIVERY},
                 ) as response:
@@ -138,7 +140,6 @@ class BlobEventRelay:
             except aiohttp.ClientConnectionError:
                 if asyncio.get_running_loop().time() > deadline:
                     raise
-                logger.info("Waiting for the webhook at %s", self.webhook_url)
                 await asyncio.sleep(1)
         try:
             answer = json.loads(body)
@@ -146,10 +147,9 @@ class BlobEventRelay:
             answer = None
         if not isinstance(answer, dict) or answer.get("validationResponse") != code:
             raise SubscriptionRefused(
-                f"{self.webhook_url} answered the validation handshake with HTTP {status}: "
-                + body[:200]
+                f"{self.subscription.webhook_url} answered the validation handshake with "
+                f"HTTP {status}: {body[:200]}"
             )
-        logger.info("Subscription validated by %s", self.webhook_url)
 
     async def run(self, interval_seconds: float = 1.0) -> None:
         """Validate the subscription, then poll and deliver until cancelled."""
@@ -161,18 +161,30 @@ class BlobEventRelay:
     async def poll_once(self) -> int:
         """Deliver an event for each new or changed blob; return how many were delivered."""
         try:
-            blobs = [b async for b in self.container.list_blobs(name_starts_with=self.prefix)]
+            blobs = [
+                b
+                async for b in self.container.list_blobs(name_starts_with=self.subscription.prefix)
+            ]
         except AzureError as error:
             if not self._storage_failing:  # once, not every second, while storage stays away
                 logger.warning("Cannot list %s: %s", self.container.url, error.message)
             self._storage_failing = True
             return 0
-        if self._storage_failing:
-            logger.info("Listing %s again", self.container.url)
         self._storage_failing = False
         delivered = 0
         for blob in [b for b in blobs if self._delivered.get(b.name) != b.etag]:
-            delivered += await self._deliver(blob)
+            data = {
+                "api": "PutBlob",
+                "contentType": blob.content_settings.content_type or "application/octet-stream",
+                "contentLength": blob.size,
+                "blobType": "BlockBlob",
+                "url": self.container.get_blob_client(blob.name).url,
+                "sequencer": f"{next(self._sequence):032d}",
+                # Listings give ETags bare; Event Grid gives them quoted, as the header does.
+                "eTag": blob.etag if blob.etag.startswith('"') else f'"{blob.etag}"',
+            }
+            subject = blob_subject(self.container.container_name, blob.name)
+            delivered += await self._deliver(self._event(BLOB_CREATED, subject, data), subject)
             # Given up or not, this version of the blob is done: Event Grid would dead-letter it.
             self._delivered[blob.name] = blob.etag
         # Forget deleted blobs, so that one uploaded again under the same name is new.
@@ -180,33 +192,12 @@ class BlobEventRelay:
         self._delivered = {name: etag for name, etag in self._delivered.items() if name in present}
         return delivered
 
-    async def _deliver(self, blob: BlobProperties) -> bool:
-        path = f"{self.container.container_name}/{blob.name}"
-        data = {
-            "api": "PutBlob",
-            "contentType": blob.content_settings.content_type or "application/octet-stream",
-            "contentLength": blob.size,
-            "blobType": "BlockBlob",
-            "url": self.container.get_blob_client(blob.name).url,
-            "sequencer": f"{next(self._sequence):032d}",
-            # Listings give ETags bare; Event Grid gives them quoted, as the ETag header does.
-            "eTag": blob.etag if blob.etag.startswith('"') else f'"{blob.etag}"',
-        }
-        event = _event(
-            BLOB_CREATED,
-            blob_subject(path),
-            data,
-            self.container.account_name,
-            blob.last_modified,
-        )
+    async def _deliver(self, event: dict, subject: str) -> bool:
         for attempt in range(self.attempts):
-            headers = {
-                EVENT_TYPE_HEADER: "Notification",
-                "aeg-delivery-count": str(attempt),
-            }
+            headers = {EVENT_TYPE_HEADER: NOTIFICATION_DELIVERY, "aeg-delivery-count": str(attempt)}
             try:
                 async with self.session.post(
-                    self.webhook_url,
+                    self.subscription.webhook_url,
                     json=[event],
                     headers=headers,
                     timeout=DELIVERY_TIMEOUT,
@@ -215,76 +206,48 @@ class BlobEventRelay:
             except (aiohttp.ClientError, TimeoutError) as error:
                 outcome = f"{type(error).__name__}: {error}"
             if outcome is None:
-                logger.info("Delivered BlobCreated for %s (attempt %d)", path, attempt + 1)
+                logger.info("Delivered BlobCreated for %s (attempt %d)", subject, attempt + 1)
                 return True
             if attempt + 1 < self.attempts:
                 backoff = self.first_backoff_seconds * 2**attempt
                 logger.warning(
-                    "Delivery for %s failed (%s); retrying in %.2f s",
-                    path,
-                    outcome,
-                    backoff,
+                    "Delivery for %s failed (%s); again in %.2f s", subject, outcome, backoff
                 )
                 await asyncio.sleep(backoff)
         logger.error(
-            "Gave up on BlobCreated for %s after %d attempts (%s)",
-            path,
-            self.attempts,
-            outcome,
+            "Gave up on BlobCreated for %s after %d attempts (%s)", subject, self.attempts, outcome
         )
         return False
 
+    def _event(self, event_type: str, subject: str, data: dict) -> dict:
+        return {
+            "id": str(uuid.uuid4()),
+            # Shaped like a real storage account's topic, with a placeholder subscription.
+            "topic": "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/local"
+            f"/providers/Microsoft.Storage/storageAccounts/{self.container.account_name}",
+            "subject": subject,
+            "eventType": event_type,
+            "eventTime": datetime.now(UTC).isoformat(),
+            "dataVersion": "",
+            "metadataVersion": "1",
+            "data": data,
+        }
 
-@asynccontextmanager
-async def open_relay(watched: WatchedBlobs) -> AsyncIterator[BlobEventRelay]:
-    """A relay with its storage client and HTTP session, closed on exit."""
+
+async def relay_blob_events(subscription: Subscription, interval_seconds: float = 1.0) -> None:
+    """Relay until cancelled; a refused subscription or a broken relay is logged, not raised."""
     # No SDK retries (storage's first waits 15 s): the next poll, a second later, retries.
     async with (
         BlobServiceClient.from_connection_string(
-            watched.connection_string, retry_total=0
+            subscription.connection_string, retry_total=0
         ) as service,
         aiohttp.ClientSession() as session,
     ):
-        container = service.get_container_client(watched.container)
-        yield BlobEventRelay(container, watched.webhook_url, session, watched.prefix)
-
-
-async def relay_until_stopped(watched: WatchedBlobs, interval_seconds: float = 1.0) -> None:
-    """Relay until SIGINT or SIGTERM; raise what stops it sooner (e.g. SubscriptionRefused)."""
-    async with open_relay(watched) as relay:
-        logger.info("Watching %s for blobs under %r", relay.container.url, watched.prefix)
-        relaying = asyncio.create_task(relay.run(interval_seconds))
-        stopping = asyncio.create_task(wait_for_stop_signal())
-        await asyncio.wait({relaying, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        for task in (relaying, stopping):
-            task.cancel()
-        await asyncio.gather(relaying, stopping, return_exceptions=True)
-        if not relaying.cancelled():
-            relaying.result()
-        logger.info("Stopping")
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m local_host.event_grid",
-        description="Post Event Grid BlobCreated events for new or changed blobs in Azurite to "
-        "the webhook of the app's Event Grid blob trigger, watching where its path points.",
-    )
-    parser.add_argument("--app", default="function_app", help="module that defines `app`")
-    parser.add_argument("--function", help="the blob trigger (default: the app's only one)")
-    parser.add_argument("--host-url", default="http://localhost:7071", help="the Functions host")
-    parser.add_argument("--interval", type=float, default=1.0, help="seconds between polls")
-    arguments = parser.parse_args(argv)
-    configure_logging()
-    load_local_settings(APP_ROOT)
-    try:
-        watched = watched_blobs(
-            load_function_app(arguments.app), arguments.function, arguments.host_url
-        )
-        asyncio.run(relay_until_stopped(watched, arguments.interval))
-    except (ValueError, SubscriptionRefused, aiohttp.ClientConnectionError) as error:
-        raise SystemExit(f"Event Grid stand-in stopped: {error}") from None
-
-
-if __name__ == "__main__":
-    main()
+        container = service.get_container_client(subscription.container)
+        relay = BlobEventRelay(container, subscription, session)
+        try:
+            await relay.run(interval_seconds)
+        except SubscriptionRefused as error:
+            logger.warning("Not posting blob events: %s", error)
+        except Exception:
+            logger.exception("The Event Grid stand-in failed; blob events are no longer posted")

@@ -11,8 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
-import socket
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -21,8 +19,6 @@ from http import HTTPStatus
 from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler, Middleware
 from aiohttp.web_request import BaseRequest
-
-from local_host.balance import BalancedListener, ConnectionShare
 
 logger = logging.getLogger(__name__)
 
@@ -143,9 +139,6 @@ def _too_large(size: int, limit: int) -> web.HTTPRequestEntityTooLarge:
     )
 
 
-LISTEN_BACKLOG = 100  # asyncio's own default
-
-
 @dataclass(frozen=True)
 class ListenerLimits:
     """Bounds on connections: the time to send headers (also the idle keep-alive time) and how
@@ -218,23 +211,9 @@ class CappedSite(web.BaseSite):
     """``web.TCPSite`` with its connections counted and capped (counted here, not from the
     server's list, which grows only once a connection is set up: a burst would pass)."""
 
-    def __init__(
-        self,
-        runner: web.AppRunner,
-        host: str,
-        port: int,
-        limits: ListenerLimits,
-        *,
-        sockets: Sequence[socket.socket] = (),
-        share: ConnectionShare | None = None,
-    ) -> None:
+    def __init__(self, runner: web.AppRunner, host: str, port: int, limits: ListenerLimits):
         super().__init__(runner)
         self.host, self.port, self.limits, self.open_connections = host, port, limits, 0
-        # Listening sockets another process opened (FUNCTIONS_WORKER_PROCESS_COUNT): served
-        # instead of binding host:port. With several processes, `share` evens out the
-        # connections between them (local_host/balance.py).
-        self.sockets, self.share = list(sockets), share
-        self._more_servers: list[asyncio.AbstractServer | BalancedListener] = []
 
     @property
     def name(self) -> str:
@@ -243,59 +222,23 @@ class CappedSite(web.BaseSite):
     def _protocol(self) -> asyncio.BaseProtocol:
         if self.open_connections >= self.limits.max_connections:
             logger.warning("Refused a connection: %d are open (the cap)", self.open_connections)
-            if self.share is not None:
-                self.share.closed()  # counted when accepted; it is closed without a request
             return _Refusal()
         handler = _ProblemRequestHandler(
             self._runner.server,
             loop=asyncio.get_running_loop(),
             **self.limits.handler_options(),
         )
-        self.open_connections += 1  # in the share too, since accepted (local_host/balance.py)
+        self.open_connections += 1
         handler.on_lost = self._lost
         return handler
 
     def _lost(self) -> None:
         self.open_connections -= 1
-        if self.share is not None:
-            self.share.closed()
 
     async def start(self) -> None:
         await super().start()
         loop = asyncio.get_running_loop()
-        if not self.sockets:
-            self._server = await loop.create_server(
-                self._protocol, self.host, self.port, start_serving=self.share is None
-            )
-            if self.share is None:
-                return
-            # Several processes: the sockets just bound listen, served the balanced way below.
-            self.sockets = self.listening_sockets()
-            self._server.close()
-            for sock in self.sockets:
-                sock.listen(LISTEN_BACKLOG)
-        if self.share is None:
-            servers = [await loop.create_server(self._protocol, sock=s) for s in self.sockets]
-        else:
-            servers = [BalancedListener(s, self._protocol, self.share) for s in self.sockets]
-            self.share.serving()
-        self._server, self._more_servers = servers[0], servers[1:]
-
-    async def stop(self) -> None:
-        if self.share is not None:
-            self.share.not_serving()
-        for server in self._more_servers:
-            server.close()
-        await super().stop()
-
-    def listening_sockets(self) -> list[socket.socket]:
-        """Copies of the listening sockets, for another process to serve too."""
-        servers = [self._server, *self._more_servers]
-        return [
-            socket.socket(fileno=os.dup(sock.fileno()))
-            for server in servers
-            for sock in server.sockets
-        ]
+        self._server = await loop.create_server(self._protocol, self.host, self.port)
 
 
 async def read_control_json(request: web.Request, *, shape: str) -> object:

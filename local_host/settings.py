@@ -1,15 +1,11 @@
-"""What the local host reads of the app: its ``app``, local.settings.json and host.json."""
+"""What the local host reads of the app folder: local.settings.json and host.json."""
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
-import sys
 from collections.abc import Mapping, MutableMapping
 from pathlib import Path
-
-import azure.functions as func
 
 # host.json, local.settings.json, function_app.py and the site live at the repository root.
 APP_ROOT = Path(__file__).resolve().parent.parent
@@ -18,9 +14,6 @@ DEFAULT_ROUTE_PREFIX = "api"
 # The Functions host's limit on request bodies, and its default (100 MB).
 BODY_SIZE_LIMIT_SETTING = "FUNCTIONS_REQUEST_BODY_SIZE_LIMIT"
 DEFAULT_BODY_SIZE_LIMIT = 104_857_600
-# How many worker processes the Functions host starts (1 to 10, default 1).
-WORKER_PROCESS_COUNT_SETTING = "FUNCTIONS_WORKER_PROCESS_COUNT"
-MAX_WORKER_PROCESSES = 10
 
 
 def load_local_settings(
@@ -53,29 +46,9 @@ def request_body_limit(environ: Mapping[str, str] = os.environ) -> int:
     return int(value)
 
 
-def worker_process_count(environ: Mapping[str, str] = os.environ) -> int:
-    """How many processes serve the app (the app setting, as in Azure)."""
-    value = environ.get(WORKER_PROCESS_COUNT_SETTING) or "1"
-    if not value.isdigit() or not 1 <= int(value) <= MAX_WORKER_PROCESSES:
-        raise ValueError(
-            f"app setting {WORKER_PROCESS_COUNT_SETTING} must be a whole number from 1 to "
-            f"{MAX_WORKER_PROCESSES}, not {value!r}"
-        )
-    return int(value)
-
-
 def read_route_prefix(app_root: Path) -> str:
     """``extensions.http.routePrefix`` of host.json (``api`` when absent; empty is valid)."""
     host_json = app_root / "host.json"
     config = json.loads(host_json.read_text(encoding="utf-8")) if host_json.is_file() else {}
     prefix = config.get("extensions", {}).get("http", {}).get("routePrefix", DEFAULT_ROUTE_PREFIX)
     return prefix.strip("/")
-
-
-def load_function_app(module_name: str) -> func.FunctionApp:
-    """Import ``module_name`` from the repository root and return its ``app``."""
-    sys.path.insert(0, str(APP_ROOT))
-    function_app = getattr(importlib.import_module(module_name), "app", None)
-    if not isinstance(function_app, func.FunctionApp):
-        raise SystemExit(f"{module_name}.app is not an azure.functions.FunctionApp")
-    return function_app

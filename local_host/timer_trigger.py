@@ -1,41 +1,47 @@
-"""Run ``timerTrigger`` functions on their six-field NCRONTAB schedules (seconds first, UTC).
+"""Timer triggers on their six-field NCRONTAB schedules (seconds first, UTC).
 
 Runs of one function never overlap: a run that outlasts the next occurrence is followed at
-once by one run with ``past_due`` set, as the host does after a missed occurrence.
+once by one run with ``IsPastDue`` set, as the host does after a missed occurrence.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+import os
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from azure.functions.timer import TimerRequest
 from croniter import croniter
 
-from local_host.app_functions import AppFunction, resolve_setting_references
+from local_host.worker import Function, InvocationFailed, Worker, typed_json
 
 TIMER_TRIGGER = "timerTrigger"
 
 
-@dataclass(frozen=True)
-class TimerFunction:
-    function: AppFunction
-    schedule: str
-    run_on_startup: bool
+def resolve_setting_references(text: str) -> str:
+    """Replace each ``%NAME%`` with the app setting ``NAME``; refuse one that is not set, as
+    the host does."""
 
-    @property
-    def listing_line(self) -> str:
-        startup = ", and on startup" if self.run_on_startup else ""
-        return f"{self.function.name}: timerTrigger {self.function.trigger.schedule}{startup}"
+    def setting_value(reference: re.Match[str]) -> str:
+        if not os.environ.get(name := reference.group(1)):
+            raise ValueError(f"%{name}% does not resolve to a value: app setting {name} is not set")
+        return os.environ[name]
+
+    return re.sub(r"%([^%]+)%", setting_value, text)
+
+
+@dataclass(frozen=True)
+class Timer:
+    worker: Worker
+    function: Function
+    schedule: str
 
     @classmethod
-    def from_app_function(cls, function: AppFunction) -> TimerFunction:
-        function.check_takes_only_the_trigger()
+    def of(cls, worker: Worker, function: Function) -> Timer:
         try:
-            schedule = resolve_setting_references(function.trigger.schedule)
+            schedule = resolve_setting_references(function.trigger["schedule"])
         except ValueError as error:
             raise ValueError(f"{function.name}: {error}") from None
         if len(schedule.split()) != 6 or not croniter.is_valid(schedule, second_at_beginning=True):
@@ -44,7 +50,12 @@ class TimerFunction:
                 "(second minute hour day month day-of-week), e.g. '0 */5 * * * *'; TimeSpan "
                 "schedules are not supported locally"
             )
-        return cls(function, schedule, bool(function.trigger.run_on_startup))
+        return cls(worker, function, schedule)
+
+    @property
+    def listing_line(self) -> str:
+        startup = ", and on startup" if self.function.trigger.get("runOnStartup") else ""
+        return f"{self.function.name}: timerTrigger {self.function.trigger['schedule']}{startup}"
 
     def next_occurrence(self, after: datetime) -> datetime:
         # day_or=False: NCRONTAB needs both day fields to match, where Unix cron needs either.
@@ -52,36 +63,34 @@ class TimerFunction:
             datetime
         )
 
-    async def run(
-        self, reason: str, *, past_due: bool = False, last: datetime | None = None
-    ) -> None:
-        """One invocation; a failure is logged (with its traceback) and raised."""
+    async def run(self, reason: str, *, past_due: bool = False, last: datetime | None = None):
+        """One invocation, with the status the host sends; a failure is logged and raised."""
         now = datetime.now(UTC)
         status = {
-            "Last": (last or now).isoformat(),
-            "Next": self.next_occurrence(now).isoformat(),
-            "LastUpdated": now.isoformat(),
+            "Schedule": {"AdjustForDST": True},
+            "ScheduleStatus": {
+                "Last": (last or now).isoformat(),
+                "Next": self.next_occurrence(now).isoformat(),
+                "LastUpdated": now.isoformat(),
+            },
+            "IsPastDue": past_due,
         }
-        # The worker's concrete class; func.TimerRequest is only its abstract base.
-        timer = TimerRequest(
-            past_due=past_due, schedule_status=status, schedule={"AdjustForDST": True}
-        )
-        await self.function.invoke_logged(reason, timer)
+        await self.worker.invoke(self.function, typed_json(status), reason)
 
     async def run_on_schedule(self) -> None:
         # A failed run is logged already; the schedule goes on, as in the host.
-        if self.run_on_startup:
-            with contextlib.suppress(Exception):
+        if self.function.trigger.get("runOnStartup"):
+            with contextlib.suppress(InvocationFailed):
                 await self.run("Startup")
         due, past_due, last = self.next_occurrence(datetime.now(UTC)), False, None
         while True:
             await asyncio.sleep(max(0.0, (due - datetime.now(UTC)).total_seconds()))
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(InvocationFailed):
                 await self.run("Timer fired", past_due=past_due, last=last)
             last, following, now = due, self.next_occurrence(due), datetime.now(UTC)
             # A run that outlasted the next occurrence missed it: run once more now, late.
             due, past_due = (now, True) if following <= now else (following, False)
 
 
-def timer_functions(functions: Sequence[AppFunction]) -> list[TimerFunction]:
-    return [TimerFunction.from_app_function(function) for function in functions]
+def timers(worker: Worker) -> list[Timer]:
+    return [Timer.of(worker, function) for function in worker.of_type(TIMER_TRIGGER)]

@@ -101,6 +101,6 @@ def container(azurite):
 
 @pytest.fixture
 def registry(container):
-    from functions.storage.registry import ModelRegistry  # noqa: PLC0415
+    from functions.storage.model_registry import ModelRegistry  # noqa: PLC0415
 
     return ModelRegistry(container)

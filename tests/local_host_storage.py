@@ -1,4 +1,5 @@
-"""A container in Azurite for the blob test app (tests/local_host_blob_app.py), and its record."""
+"""A container in Azurite for the Event Grid tests, and the record of the Event Grid test app
+(tests/apps/event_grid_app)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from azure.storage.blob import ContainerClient
 
 @dataclass
 class BlobAppStorage:
-    """A fresh container, and the file where the blob test app records its calls."""
+    """A fresh container, and the file where the Event Grid test app records its calls."""
 
     container: ContainerClient
     record_file: Path

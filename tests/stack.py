@@ -31,7 +31,11 @@ def free_port() -> int:
 @dataclass
 class Azurite:
     process: subprocess.Popen
-    connection_string: str
+    port: int
+
+    @property
+    def connection_string(self) -> str:
+        return azurite_connection_string(self.port)
 
     def freeze(self) -> None:
         os.kill(self.process.pid, signal.SIGSTOP)
@@ -65,7 +69,7 @@ def running_azurite(location: Path) -> Iterator[Azurite]:
         stderr=subprocess.STDOUT,
         text=True,
     )
-    azurite = Azurite(process, azurite_connection_string(port))
+    azurite = Azurite(process, port)
     try:
         _wait_for_port(port, process)
         yield azurite
@@ -77,12 +81,17 @@ def running_azurite(location: Path) -> Iterator[Azurite]:
 
 @contextmanager
 def running_local_host(
-    environment: dict[str, str], log_path: Path, *arguments: str
+    environment: dict[str, str], log_path: Path, *arguments: str, stack: Azurite | None = None
 ) -> Iterator[str]:
-    """`python -m local_host` as `make run` serves the app; yields the API's base URL. It must
-    stop cleanly (exit status 0) on SIGTERM."""
+    """`python -m local_host` serving the app; yields the API's base URL. With `stack`, the
+    whole of `make run` (`python -m local_host.dev`) on that Azurite: the host and the Event Grid
+    stand-in posting the drop zone's events to the promoter. It must stop cleanly (exit status 0)
+    on SIGTERM."""
     port = free_port()
-    command = [sys.executable, "-m", "local_host", "--host", "127.0.0.1", "--port", str(port)]
+    module = "local_host" if stack is None else "local_host.dev"
+    command = [sys.executable, "-m", module, "--host", "127.0.0.1", "--port", str(port)]
+    if stack is not None:
+        command += ["--azurite-port", str(stack.port)]
     with open(log_path, "w") as log:  # a file, not a pipe: a full pipe would stall the host
         host = subprocess.Popen(
             [*command, *arguments],

@@ -123,7 +123,7 @@ def test_the_specs_cover_every_kind() -> None:
 def test_the_environment_pins_what_the_requirements_pin() -> None:
     environment = load_environment(AZUREML / "environment.yml")
     conda = environment.conda_file
-    assert "python=3.11" in conda["dependencies"]
+    assert "python=3.13" in conda["dependencies"]
     (pip_section,) = [item for item in conda["dependencies"] if isinstance(item, dict)]
     environment_pins = {}
     for line in pip_section["pip"]:
@@ -387,9 +387,9 @@ class RunningPromoter:
 
 
 @pytest.fixture(scope="module")
-def promoter(azurite, tmp_path_factory):
+def promoter(azurite, azurite_process, tmp_path_factory):
     """The function app on the local host with its models container in Azurite, and the Event
-    Grid stand-in posting BlobCreated events for incoming/ to its blob trigger."""
+    Grid stand-in posting BlobCreated events for incoming/ to its Event Grid trigger."""
     container = ContainerClient.from_connection_string(azurite, f"aml-{uuid.uuid4().hex[:12]}")
     container.create_container()  # infra/ creates it in Azure
     logs = tmp_path_factory.mktemp("promoter")
@@ -403,18 +403,8 @@ def promoter(azurite, tmp_path_factory):
         "MODEL_SIGNING_KEY": SIGNING_KEY,
     }
     try:
-        with running_local_host(environment, logs / "host.log") as api:
-            command = [sys.executable, "-m", "local_host.event_grid", "--interval", "0.5"]
-            command += ["--host-url", api.removesuffix("/api")]
-            with open(logs / "events.log", "w") as log:
-                events = subprocess.Popen(
-                    command, cwd=REPO_ROOT, env=environment, stdout=log, stderr=subprocess.STDOUT
-                )
-            try:
-                yield RunningPromoter(api, container)
-            finally:
-                events.terminate()
-                events.wait(timeout=15)
+        with running_local_host(environment, logs / "stack.log", stack=azurite_process) as api:
+            yield RunningPromoter(api, container)
     finally:
         container.delete_container()
 

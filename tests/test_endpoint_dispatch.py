@@ -7,16 +7,24 @@ import asyncio
 import importlib
 import inspect
 import threading
+import uuid
 
 import azure.functions as func
 import pytest
+from azure_functions_runtime.bindings.context import get_context
 
 import function_app
 from functions.api.endpoint import ON_LOOP_MAX_BODY_BYTES, small_bodies_on_the_loop
 from functions.composition import Services
 from functions.settings import MissingSetting
-from local_host.app_functions import InvocationContext
+from local_host.rpc import protos
 from tests.helpers import http_request
+
+
+def runtime_context() -> func.Context:
+    """The context the runtime hands a function that asks for one."""
+    request = protos.InvocationRequest(invocation_id=str(uuid.uuid4()))
+    return get_context(request, "predict", ".")
 
 
 def no_settings():
@@ -31,7 +39,7 @@ def ran_on_the_loop(req: func.HttpRequest, *, ready: bool = True) -> bool:
     declared = small_bodies_on_the_loop(thread_of, ready=lambda: ready)
 
     async def call() -> bool:
-        answer = await declared(req, InvocationContext("predict"))
+        answer = await declared(req, runtime_context())
         return int(answer.get_body()) == threading.get_ident()
 
     return asyncio.run(call())
@@ -66,7 +74,7 @@ def test_the_thread_names_the_invocation_as_the_workers_pool_does() -> None:
         seen.append(getattr(context.thread_local_storage, "invocation_id", None))
         return func.HttpResponse()
 
-    context = InvocationContext("predict")
+    context = runtime_context()
     declared = small_bodies_on_the_loop(invocation_seen, ready=lambda: False)
     asyncio.run(declared(http_request("POST", "predict", {}), context))
     assert seen == [context.invocation_id]

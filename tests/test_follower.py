@@ -22,7 +22,7 @@ from functions.serving.provider import (
     BundledModel,
     ModelProvider,
 )
-from functions.storage.registry import ModelRegistry
+from functions.storage.model_registry import ModelRegistry
 from tests.helpers import call, http_request, onnx_bytes_with_version
 
 

@@ -1,7 +1,8 @@
 """The deployment in infra/ keeps the contracts: every setting the code reads is set in Azure (in
-its identity-based form where it is a connection), the Event Grid subscription feeds the blob
-trigger that function_app.py declares, and the site is staged with the deployed API's URL and
-origin (infra/hooks/stage_site.py). Static checks only: nothing here reaches Azure."""
+its identity-based form where it is a connection), the Event Grid subscription feeds the Event
+Grid trigger that function_app.py declares, the Python version is one and the same everywhere it
+is named, and the site is staged with the deployed API's URL and origin
+(infra/hooks/stage_site.py). Static checks only: nothing here reaches Azure."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import yaml
 
 from function_app import app
 from functions.settings import STORAGE_SETTING
+from functions.storage.registry import INCOMING
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 INFRA = REPO_ROOT / "infra"
@@ -25,8 +27,11 @@ EVENT_SUBSCRIPTION_BICEP = INFRA / "modules" / "event-subscription.bicep"
 # the worker runtime is functionAppConfig.runtime on Flex Consumption (the platform refuses it as
 # an app setting), worker indexing is on by default, and the host storage is identity-based.
 LOCAL_ONLY = {"FUNCTIONS_WORKER_RUNTIME", "AzureWebJobsFeatureFlags", "AzureWebJobsStorage"}
-# What an identity-based storage connection needs for a blob trigger (its poison queue included).
-IDENTITY_SUFFIXES = ("__blobServiceUri", "__queueServiceUri", "__credential", "__clientId")
+# What the app's identity-based blob connection needs (no trigger binds it: no queue endpoint).
+IDENTITY_SUFFIXES = ("__blobServiceUri", "__credential", "__clientId")
+# The interpreter of the function app (Flex Consumption's functionAppConfig.runtime.version),
+# which the workflows and the Azure ML environment also run.
+PYTHON_VERSION = "3.13"
 
 
 def read_names(source: Path) -> set[str]:
@@ -89,16 +94,14 @@ def infra_app_settings() -> dict[str, str]:
     return dict(pairs)
 
 
-def blob_trigger() -> tuple[str, dict]:
-    """The function name and binding of the app's (only) blob trigger."""
-    triggers = [
-        (function.get_function_name(), binding.get_dict_repr())
+def trigger_types() -> dict[str, str]:
+    """function name -> the type of its trigger binding, for every function of the app."""
+    return {
+        function.get_function_name(): binding.get_dict_repr()["type"]
         for function in app.get_functions()
         for binding in function.get_bindings()
-        if binding.get_dict_repr()["type"] == "blobTrigger"
-    ]
-    assert len(triggers) == 1, triggers
-    return triggers[0]
+        if binding.get_dict_repr()["type"].endswith("Trigger")
+    }
 
 
 def load_hook(name: str):
@@ -138,37 +141,69 @@ def test_the_host_storage_is_identity_based_and_the_runtime_is_flex():
     assert not {"AzureWebJobsStorage", "FUNCTIONS_WORKER_RUNTIME"} & set(settings)
     bicep = FUNCTION_APP_BICEP.read_text()
     assert "name: 'FC1'" in bicep
-    assert re.search(r"runtime:\s*\{\s*name:\s*'python'\s*version:\s*'3\.11'", bicep)
+    runtime = re.search(r"runtime:\s*\{\s*name:\s*'python'\s*version:\s*'([\d.]+)'", bicep)
+    assert runtime.group(1) == PYTHON_VERSION
+    # From Python 3.13 the app pins the Functions Python runtime itself (runtime version control).
+    requirements = (REPO_ROOT / "requirements.txt").read_text()
+    assert re.search(r"^azure-functions-runtime==[\d.]+", requirements, re.MULTILINE)
     for module in ("host-storage.bicep", "models-storage.bicep"):
         assert "allowSharedKeyAccess: false" in (INFRA / "modules" / module).read_text()
 
 
-def test_the_event_subscription_feeds_the_blob_trigger():
-    name, binding = blob_trigger()
-    assert binding["source"] == "EventGrid"
-    assert binding["connection"] == STORAGE_SETTING
-    container_setting, prefix = re.fullmatch(r"%(\w+)%/(.+)\{name\}", binding["path"]).groups()
-    assert container_setting == "MODELS_CONTAINER"
-    assert prefix == "incoming/"
+def test_the_event_subscription_feeds_the_event_grid_trigger():
+    """promote_model is an Event Grid trigger and the subscription posts to its webhook with the
+    Event Grid extension's system key; the app reads the blob itself, so no trigger binds the
+    models storage and its connection is blobs only (no queue endpoint, no queue role)."""
+    triggers = trigger_types()
+    assert triggers["promote_model"] == "eventGridTrigger"
+    assert "blobTrigger" not in triggers.values()
+    assert "queueTrigger" not in triggers.values()
 
     bicep = EVENT_SUBSCRIPTION_BICEP.read_text()
     default_name = re.search(r"param functionName string = '(\w+)'", bicep).group(1)
-    assert default_name == name == "promote_model"
+    assert default_name == "promote_model"
     url = re.search(r"var webhookUrl = '([^']+)'", bicep).group(1)
-    assert url.startswith(
-        "https://${functionApp.properties.defaultHostName}/runtime/webhooks/blobs?"
+    assert url == (
+        "https://${functionApp.properties.defaultHostName}/runtime/webhooks/eventgrid"
+        "?functionName=${functionName}&code=${eventGridExtensionKey}"
     )
-    assert "functionName=Host.Functions.${functionName}&code=${blobsExtensionKey}" in url
     assert re.search(
-        r"listKeys\('\$\{functionApp\.id\}/host/default', '[\d-]+'\)\.systemKeys\.blobs_extension",
+        r"var eventGridExtensionKey = listKeys\('\$\{functionApp\.id\}/host/default', "
+        r"'[\d-]+'\)\.systemKeys\.eventgrid_extension\n",
         bicep,
     )
+    assert "blobs_extension" not in bicep
     assert "endpointType: 'WebHook'" in bicep
     assert re.search(r"includedEventTypes:\s*\[\s*'Microsoft\.Storage\.BlobCreated'\s*\]", bicep)
     assert (
         "subjectBeginsWith: '/blobServices/default/containers/${modelsContainerName}/blobs/"
-        f"{prefix}'" in bicep
+        f"{INCOMING}'" in bicep
     )
+    assert re.search(r"retryPolicy:\s*\{\s*maxDeliveryAttempts: \d+", bicep)
+
+    hook = (INFRA / "hooks" / "event_subscription.py").read_text()
+    assert '"systemKeys.eventgrid_extension"' in hook
+    assert "blobs_extension" not in hook
+
+    settings = infra_app_settings()
+    assert not [name for name in settings if name.endswith("__queueServiceUri")]
+    main = (INFRA / "main.bicep").read_text()
+    roles = re.search(r"module modelsStorageRoles .*?\n}\n", main, re.DOTALL).group(0)
+    assert "storageQueueDataContributor" not in roles
+
+
+def test_one_python_version_everywhere():
+    """The function app's runtime, the workflows' interpreter and the Azure ML environment's are
+    the same Python (training, conversion and serving share one interpreter)."""
+    named = [
+        version
+        for workflow in sorted((REPO_ROOT / ".github" / "workflows").glob("*.yml"))
+        for version in re.findall(r"python-version:\s*\"?([\d.]+)", workflow.read_text())
+    ]
+    assert set(named) == {PYTHON_VERSION}, named
+    conda = yaml.safe_load((REPO_ROOT / "conversion" / "azureml" / "conda.yml").read_text())
+    assert f"python={PYTHON_VERSION}" in conda["dependencies"]
+    assert f"Python {PYTHON_VERSION}" in FUNCTION_APP_BICEP.read_text().splitlines()[0]
 
 
 def test_infra_defaults_are_the_contract_defaults():

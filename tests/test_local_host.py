@@ -1,128 +1,86 @@
-"""The local Functions host: routing, request/response translation, errors, the CLI."""
+"""The local Functions host: routing, request/response translation through the runtime, errors,
+configuration, the CLI."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import os
 import queue
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import textwrap
+import threading
 import time
 import urllib.error
-import urllib.parse
 import urllib.request
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
-import azure.functions as func
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from local_host import build_web_app, startup_listing
-from local_host.settings import load_local_settings, read_route_prefix, worker_process_count
+from local_host.__main__ import main
+from local_host.server import host_app, startup_listing
+from local_host.settings import load_local_settings, read_route_prefix
+from local_host.worker import SCRIPT_MODULE, WorkerFailed
 from tests.helpers import read_lines, wait_for_line
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-SLOW_HANDLER_SECONDS = 0.2
-
-test_app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
-items = func.Blueprint()
+HTTP_APP = Path(__file__).resolve().parent / "apps" / "http_app"
+SLOW_HANDLER_SECONDS = 0.2  # as in the app
 
 
-@test_app.route(route="echo", methods=["POST"])
-def echo(req: func.HttpRequest) -> func.HttpResponse:
-    payload = {
-        "method": req.method,
-        "url": req.url,
-        "is_http_request": isinstance(req, func.HttpRequest),
-        "body": req.get_body().decode(),
-        "params": dict(req.params),
-        "x_trace": req.headers.get("X-Trace"),
-    }
-    return func.HttpResponse(json.dumps(payload), mimetype="application/json")
+@pytest.fixture(autouse=True)
+def restored_imports() -> Iterator[None]:
+    """The host puts the app's folder first on sys.path and imports it as ``function_app``:
+    undone after each test, so that other tests import the repository's own app."""
+    path, module = list(sys.path), sys.modules.get(SCRIPT_MODULE)
+    yield
+    sys.path[:] = path
+    if module is None:
+        sys.modules.pop(SCRIPT_MODULE, None)
+    else:
+        sys.modules[SCRIPT_MODULE] = module
 
 
-@items.route(route="items/{id}", methods=[func.HttpMethod.GET], trigger_arg_name="request")
-def get_item(request: func.HttpRequest) -> func.HttpResponse:
-    return func.HttpResponse(f"item {request.route_params['id']}")
-
-
-@items.route(route="items/{id}", methods=["DELETE"], trigger_arg_name="request")
-def delete_item(request: func.HttpRequest) -> func.HttpResponse:
-    return func.HttpResponse(status_code=204)
-
-
-@test_app.route(route="pages/{number}", methods=["GET"])
-def page(req: func.HttpRequest) -> func.HttpResponse:
-    return func.HttpResponse(json.dumps(dict(req.route_params)), mimetype="application/json")
-
-
-@test_app.route(route="created", methods=["PUT"])
-def created(req: func.HttpRequest) -> func.HttpResponse:
-    response = func.HttpResponse(b"\x00\x01", status_code=201, mimetype="application/octet-stream")
-    response.headers.add_header("Set-Cookie", "a=1")
-    response.headers.add_header("Set-Cookie", "b=2")
-    return response
-
-
-@test_app.route(route="plain", methods=["GET"])
-def plain(req: func.HttpRequest) -> str:
-    return "just a string"
-
-
-@test_app.route(route="anything")
-def anything(req: func.HttpRequest) -> func.HttpResponse:
-    return func.HttpResponse(req.method)
-
-
-@test_app.route(route="slow", methods=["GET"])
-def slow(req: func.HttpRequest) -> func.HttpResponse:
-    time.sleep(SLOW_HANDLER_SECONDS)
-    return func.HttpResponse("done")
-
-
-@test_app.route(route="async", methods=["GET"])
-async def async_hello(req: func.HttpRequest) -> func.HttpResponse:
-    await asyncio.sleep(0)
-    return func.HttpResponse(f"async {req.params['who']}")
-
-
-@test_app.route(route="boom", methods=["GET"])
-def boom(req: func.HttpRequest) -> func.HttpResponse:
-    raise RuntimeError("secret-internal-detail")
-
-
-@test_app.route(route="wrong-type", methods=["GET"])
-def wrong_type(req: func.HttpRequest) -> dict[str, str]:
-    return {"not": "a response"}
-
-
-@test_app.blob_trigger(arg_name="blob", path="models/{name}", connection="MODELS_STORAGE")
-def on_model_blob(blob: func.InputStream) -> None:
-    raise AssertionError("blob-triggered functions must not be called over HTTP")
-
-
-test_app.register_functions(items)
+def app_folder(folder: Path, functions: str) -> Path:
+    """A function app in ``folder`` whose ``function_app.py`` declares ``functions``."""
+    header = (
+        "import azure.functions as func\n\n"
+        "app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)\n"
+    )
+    (folder / "function_app.py").write_text(header + textwrap.dedent(functions))
+    return folder
 
 
 def with_client(
-    scenario: Callable[[TestClient], Awaitable[Any]], web_app: web.Application | None = None
+    scenario: Callable[[TestClient], Awaitable[Any]], folder: Path = HTTP_APP, **options: Any
 ) -> Any:
-    """Run ``scenario`` against the test app behind a real local socket."""
+    """Run ``scenario`` against the app in ``folder``, hosted behind a real local socket."""
 
     async def run() -> Any:
-        async with TestClient(TestServer(web_app or build_web_app(test_app))) as client:
+        async with TestClient(TestServer(await host_app(folder, **options))) as client:
             return await scenario(client)
 
     return asyncio.run(run())
+
+
+def hosted(folder: Path, **options: Any) -> web.Application:
+    return asyncio.run(host_app(folder, **options))
+
+
+def the_app_module() -> ModuleType:
+    """The app the host indexed last, as the runtime imported it."""
+    return sys.modules[SCRIPT_MODULE]
 
 
 def problem(response_body: str) -> dict[str, Any]:
@@ -156,7 +114,8 @@ def test_route_prefix_can_be_changed_or_emptied() -> None:
     async def scenario(client: TestClient) -> tuple[int, int]:
         return (await client.get("/items/3")).status, (await client.get("/api/items/3")).status
 
-    assert with_client(scenario, build_web_app(test_app, route_prefix="")) == (200, 404)
+    assert with_client(scenario, route_prefix="") == (200, 404)
+    assert with_client(scenario, route_prefix="/items/") == (404, 404)
 
 
 def test_route_query_and_header_values_reach_the_function() -> None:
@@ -187,98 +146,207 @@ def test_plain_route_parameters_reach_the_function() -> None:
 @pytest.mark.parametrize(
     "template", ["items/{id:int}", "items/{id?}", "files/{*path}", "a/{b=1}", "a/{name}.{ext?}"]
 )
-def test_route_templates_beyond_literal_and_plain_parameters_are_refused(template: str) -> None:
-    refused = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
-
-    @refused.route(route=template, methods=["GET"])
-    def fancy(req: func.HttpRequest) -> func.HttpResponse:
-        return func.HttpResponse("never")
-
+def test_route_templates_beyond_literal_and_plain_parameters_are_refused(
+    template: str, tmp_path: Path
+) -> None:
+    folder = app_folder(
+        tmp_path,
+        f"""
+        @app.route(route={template!r}, methods=["GET"])
+        def fancy(req: func.HttpRequest) -> func.HttpResponse:
+            return func.HttpResponse("never")
+        """,
+    )
     with pytest.raises(ValueError, match=rf"fancy: route '{re.escape(template)}'"):
-        build_web_app(refused)
+        hosted(folder)
 
 
 def test_literal_routes_win_over_parameters() -> None:
-    specific_first = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
-
-    @specific_first.route(route="models/{name}", methods=["GET"])
-    def any_model(req: func.HttpRequest) -> func.HttpResponse:
-        return func.HttpResponse("any")
-
-    @specific_first.route(route="models/latest", methods=["GET"])
-    def latest_model(req: func.HttpRequest) -> func.HttpResponse:
-        return func.HttpResponse("latest")
-
     async def scenario(client: TestClient) -> list[str]:
         return [await (await client.get(f"/api/models/{n}")).text() for n in ("3", "latest")]
 
-    assert with_client(scenario, build_web_app(specific_first)) == ["any", "latest"]
+    # any_model (models/{name}) is declared before latest_model (models/latest).
+    assert with_client(scenario) == ["any", "latest"]
 
 
-def test_functions_needing_more_than_the_request_are_refused_at_startup() -> None:
-    mismatched = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
+@pytest.mark.parametrize(
+    ("first_methods", "second_methods", "clash"),
+    [
+        pytest.param(["GET"], ["GET", "POST"], "GET", id="GET, then GET and POST"),
+        pytest.param(["GET"], None, r"\*", id="GET, then every method"),
+        pytest.param(None, ["POST"], "POST", id="every method, then POST"),
+    ],
+)
+@pytest.mark.parametrize("between", [False, True], ids=["adjacent", "apart"])
+def test_two_functions_claiming_the_same_route_and_method_are_refused(
+    first_methods: list[str] | None,
+    second_methods: list[str] | None,
+    clash: str,
+    between: bool,
+    tmp_path: Path,
+) -> None:
+    functions = [
+        f"""
+        @app.route(route="same", methods={first_methods!r})
+        def first(req: func.HttpRequest) -> func.HttpResponse:
+            return func.HttpResponse("first")
+        """,
+        """
+        @app.route(route="other", methods=["GET"])
+        def other(req: func.HttpRequest) -> func.HttpResponse:
+            return func.HttpResponse("other")
+        """,
+        f"""
+        @app.route(route="same", methods={second_methods!r})
+        def second(req: func.HttpRequest) -> func.HttpResponse:
+            return func.HttpResponse("second")
+        """,
+    ]
+    if not between:
+        del functions[1]
+    folder = app_folder(tmp_path, "".join(textwrap.dedent(f) for f in functions))
+    with pytest.raises(ValueError, match=rf"second: {clash} /api/same is served already, by first"):
+        hosted(folder)
 
-    @mismatched.route(route="mismatch", methods=["GET"])
-    def takes_request_under_another_name(request: func.HttpRequest) -> func.HttpResponse:
-        return func.HttpResponse("never")
 
-    with_input = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
+def test_functions_on_one_path_with_other_methods_share_it(tmp_path: Path) -> None:
+    folder = app_folder(
+        tmp_path,
+        """
+        @app.route(route="same", methods=["GET"])
+        def first(req: func.HttpRequest) -> func.HttpResponse:
+            return func.HttpResponse("first")
 
-    @with_input.route(route="model", methods=["GET"])
-    @with_input.blob_input(arg_name="model", path="models/current", connection="MODELS_STORAGE")
-    def read_model(req: func.HttpRequest, model: bytes) -> func.HttpResponse:
-        return func.HttpResponse(model)
+        @app.route(route="other", methods=["GET"])
+        def other(req: func.HttpRequest) -> func.HttpResponse:
+            return func.HttpResponse("other")
 
-    with pytest.raises(ValueError, match=r"takes \['request'\].*'req'"):
-        build_web_app(mismatched)
-    with pytest.raises(ValueError, match=r"does not supply model \(blob\)"):
-        build_web_app(with_input)
+        @app.route(route="same", methods=["POST"])
+        def second(req: func.HttpRequest) -> func.HttpResponse:
+            return func.HttpResponse("second")
+        """,
+    )
+
+    async def scenario(client: TestClient) -> list[tuple[int, str]]:
+        responses = [await client.request(m, "/api/same") for m in ("GET", "POST", "PUT")]
+        return [(r.status, r.headers.get("Allow") or await r.text()) for r in responses]
+
+    get, post, put = with_client(scenario, folder)
+    assert get == (200, "first")
+    assert post == (200, "second")
+    assert put[0] == 405
+    assert set(put[1].split(",")) == {"GET", "POST"}
 
 
-def test_two_functions_claiming_the_same_route_and_method_are_refused() -> None:
-    clashing = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
+# --- what the runtime checks itself --------------------------------------------------------
 
-    @clashing.route(route="same", methods=["GET"])
-    def first(req: func.HttpRequest) -> func.HttpResponse:
-        return func.HttpResponse("first")
 
-    @clashing.route(route="same", methods=["GET", "POST"])
-    def second(req: func.HttpRequest) -> func.HttpResponse:
-        return func.HttpResponse("second")
+@pytest.mark.parametrize(
+    ("signature", "parameter"),
+    [
+        ("request: func.HttpRequest", "request"),  # the binding is named req
+        ("req: func.HttpRequest, extra: str", "extra"),
+    ],
+)
+def test_functions_taking_parameters_without_a_binding_are_refused_at_startup(
+    signature: str, parameter: str, tmp_path: Path
+) -> None:
+    folder = app_folder(
+        tmp_path,
+        f"""
+        @app.route(route="odd", methods=["GET"])
+        def odd({signature}) -> func.HttpResponse:
+            return func.HttpResponse("never")
+        """,
+    )
+    with pytest.raises(WorkerFailed, match=rf"cannot load the odd function: .*'{parameter}'"):
+        hosted(folder)
 
-    with pytest.raises(ValueError, match="'first' and 'second'"):
-        build_web_app(clashing)
+
+def test_a_function_with_an_input_binding_fails_when_called(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The local host hands a function its trigger only: the runtime calls it without the
+    blob, which fails as any function does (in Azure, the host reads the blob first)."""
+    folder = app_folder(
+        tmp_path,
+        """
+        @app.route(route="model", methods=["GET"])
+        @app.blob_input(arg_name="model", path="models/current", connection="MODELS_STORAGE")
+        def read_model(req: func.HttpRequest, model: bytes) -> func.HttpResponse:
+            return func.HttpResponse(model)
+        """,
+    )
+
+    async def scenario(client: TestClient) -> tuple[int, str]:
+        response = await client.get("/api/model")
+        return response.status, await response.text()
+
+    with caplog.at_level(logging.ERROR, logger="local_host"):
+        status, body = with_client(scenario, folder)
+    assert status == 500
+    assert problem(body)["detail"] == "Function 'read_model' failed; see the local host's log."
+    assert "missing 1 required positional argument: 'model'" in caplog.text
 
 
 # --- responses and concurrency -------------------------------------------------------------
 
 
 def test_function_response_status_headers_and_body_are_kept() -> None:
-    async def scenario(client: TestClient) -> tuple[int, str, list[str], bytes, str]:
+    async def scenario(client: TestClient) -> tuple[int, dict[str, str], list[str], bytes, str]:
         response = await client.put("/api/created")
         text_response = await client.get("/api/plain")
         return (
             response.status,
-            response.headers["Content-Type"],
+            dict(response.headers),
             response.headers.getall("Set-Cookie"),
             await response.read(),
             f"{text_response.headers['Content-Type']}|{await text_response.text()}",
         )
 
-    status, content_type, cookies, body, text = with_client(scenario)
+    status, headers, cookies, body, text = with_client(scenario)
     assert status == 201
-    assert content_type == "application/octet-stream"
-    assert cookies == ["a=1", "b=2"]
+    assert headers["Content-Type"] == "application/octet-stream"
+    assert headers["X-Custom"] == "kept"
+    # Each Set-Cookie travels as one of the runtime's cookies, its attributes with it.
+    assert cookies == [
+        "a=1",
+        "session=abc; max-age=60; path=/api; secure; samesite=strict; httponly",
+    ]
     assert body == b"\x00\x01"
     assert text == "text/plain; charset=utf-8|just a string"
 
 
-def test_async_functions_are_awaited() -> None:
-    async def scenario(client: TestClient) -> tuple[int, str]:
-        response = await client.get("/api/async?who=me")
-        return response.status, await response.text()
+def test_async_functions_are_awaited_on_the_loop_and_plain_ones_run_in_threads() -> None:
+    async def scenario(client: TestClient) -> tuple[str, int, int]:
+        hello = await (await client.get("/api/async?who=me")).text()
+        on_async = int(await (await client.get("/api/thread/async")).text())
+        on_plain = int(await (await client.get("/api/thread/plain")).text())
+        return hello, on_async, on_plain
 
-    assert with_client(scenario) == (200, "async me")
+    hello, on_async, on_plain = with_client(scenario)
+    assert hello == "async me"
+    # The test server runs on this thread's loop, and the async function ran on it.
+    assert on_async == threading.get_ident()
+    assert on_plain != threading.get_ident()
+
+
+def test_a_blocked_plain_function_does_not_hold_up_the_others() -> None:
+    async def scenario(client: TestClient) -> tuple[list[tuple[int, str]], bool, tuple[int, str]]:
+        release = the_app_module().RELEASE_BLOCKED
+        release.clear()
+        blocked = asyncio.create_task(client.get("/api/blocked"))
+        others = [await client.get(path) for path in ("/api/async?who=me", "/api/plain")]
+        answers = [(r.status, await r.text()) for r in others]
+        still_blocked = not blocked.done()
+        release.set()
+        response = await blocked
+        return answers, still_blocked, (response.status, await response.text())
+
+    answers, still_blocked, blocked = with_client(scenario)
+    assert answers == [(200, "async me"), (200, "just a string")]
+    assert still_blocked
+    assert blocked == (200, "released")
 
 
 def test_sync_functions_run_off_the_event_loop() -> None:
@@ -295,6 +363,17 @@ def test_sync_functions_run_off_the_event_loop() -> None:
     assert statuses == [200] * concurrent_requests
     # One at a time would take 20 * 0.2 s = 4 s; a thread pool of even 6 takes about 0.8 s.
     assert elapsed < concurrent_requests * SLOW_HANDLER_SECONDS / 2
+
+
+def test_a_function_asking_for_its_context_gets_one_per_invocation() -> None:
+    async def scenario(client: TestClient) -> list[str]:
+        return [await (await client.get("/api/whoami")).text() for _ in range(2)]
+
+    first, second = (answer.split() for answer in with_client(scenario))
+    assert first[0] == second[0] == "whoami"
+    assert first[1] != second[1]
+    assert first[1] == first[2]  # the same id every time it is read
+    assert str(uuid.UUID(first[1])) == first[1]
 
 
 # --- errors --------------------------------------------------------------------------------
@@ -334,9 +413,15 @@ def test_unknown_path_is_404_problem() -> None:
     assert problem(body)["detail"] == "No function is served at this path."
 
 
-@pytest.mark.parametrize("route", ["boom", "wrong-type"])
+@pytest.mark.parametrize(
+    ("route", "logged"),
+    [
+        ("boom", "RuntimeError: secret-internal-detail"),
+        ("wrong-type", 'unsupported type "http" for Python type "dict"'),
+    ],
+)
 def test_failing_function_is_500_problem_without_traceback(
-    route: str, caplog: pytest.LogCaptureFixture
+    route: str, logged: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     async def scenario(client: TestClient) -> tuple[int, str, str]:
         response = await client.get(f"/api/{route}")
@@ -349,9 +434,12 @@ def test_failing_function_is_500_problem_without_traceback(
     assert problem(body)["title"] == "Internal Server Error"
     assert "Traceback" not in body
     assert "secret-internal-detail" not in body
-    assert "Function" in problem(body)["detail"]
-    # The traceback is in the host's log instead.
-    assert any(record.exc_info for record in caplog.records)
+    assert problem(body)["detail"].startswith("Function ")
+    # The error and its traceback are in the host's log instead.
+    [failure] = [r.getMessage() for r in caplog.records if r.name == "local_host.worker"]
+    assert failure.startswith("Executed 'Functions.")
+    assert logged in failure
+    assert "Traceback (most recent call last)" in failure
 
 
 def test_request_body_over_the_limit_is_413_problem() -> None:
@@ -360,9 +448,7 @@ def test_request_body_over_the_limit_is_413_problem() -> None:
         fits = await client.post("/api/echo", data=b"x" * 1024)
         return too_big.status, problem(await too_big.text()), fits.status
 
-    status, body, fitting_status = with_client(
-        scenario, build_web_app(test_app, max_body_bytes=1024)
-    )
+    status, body, fitting_status = with_client(scenario, max_body_bytes=1024)
     assert status == 413
     assert body["status"] == 413
     assert "1024" in body["detail"]
@@ -380,37 +466,29 @@ def test_each_request_is_logged(caplog: pytest.LogCaptureFixture) -> None:
     assert len(lines) == 2
     assert re.fullmatch(r"GET /api/items/9 200 \d+\.\d ms", lines[0])
     assert re.fullmatch(r"GET /api/missing 404 \d+\.\d ms", lines[1])
+    invocations = [r.getMessage() for r in caplog.records if r.name == "local_host.worker"]
+    assert [line.split(" (")[0] for line in invocations] == [
+        "Executing 'Functions.get_item'",
+        "Executed 'Functions.get_item'",
+    ]
 
 
-# --- non-HTTP triggers ---------------------------------------------------------------------
+# --- the start-up listing ------------------------------------------------------------------
 
 
-def test_non_http_function_is_listed_but_not_routed() -> None:
-    web_app = build_web_app(test_app)
+def test_functions_are_listed_and_other_triggers_listed_as_not_served() -> None:
+    web_app = hosted(HTTP_APP)
 
     async def scenario(client: TestClient) -> int:
-        return (await client.post("/api/on_model_blob", data=b"")).status
+        return (await client.post("/api/on_message", data=b"")).status
 
-    assert with_client(scenario, web_app) == 404
-    listing = startup_listing(web_app, "http://localhost:7071")
-    assert "    echo: [POST] http://localhost:7071/api/echo" in listing.splitlines()
-    assert "    anything: [*] http://localhost:7071/api/anything" in listing.splitlines()
-    assert "    page: [GET] http://localhost:7071/api/pages/{number}" in listing.splitlines()
-    assert (
-        "    on_model_blob: blobTrigger (LogsAndContainerScan) is not served locally; "
-        "only source=func.BlobSource.EVENT_GRID is"
-    ) in listing.splitlines()
-
-
-def test_a_trigger_kind_without_an_adapter_is_listed_as_not_served() -> None:
-    queued = func.FunctionApp()
-
-    @queued.queue_trigger(arg_name="message", queue_name="work", connection="MODELS_STORAGE")
-    def on_message(message: func.QueueMessage) -> None:
-        raise AssertionError("never called")
-
-    listing = startup_listing(build_web_app(queued), "http://localhost:7071")
-    assert "not served by the local host: on_message (queueTrigger)" in listing.splitlines()
+    assert with_client(scenario) == 404
+    listing = startup_listing(web_app, "http://localhost:7071").splitlines()
+    assert listing[0] == "Functions:"
+    assert "    echo: [POST] http://localhost:7071/api/echo" in listing
+    assert "    anything: [*] http://localhost:7071/api/anything" in listing
+    assert "    page: [GET] http://localhost:7071/api/pages/{number}" in listing
+    assert "not served by the local host: on_message (queueTrigger)" in listing
 
 
 # --- configuration files -------------------------------------------------------------------
@@ -450,26 +528,37 @@ def test_route_prefix_comes_from_host_json(tmp_path: Path) -> None:
     assert read_route_prefix(tmp_path) == ""
 
 
-# --- the command line, as a real process ---------------------------------------------------
+# --- the command line ----------------------------------------------------------------------
 
 
-def start_local_host(
-    app: str = "tests.local_host_test_app", **settings: str
-) -> tuple[subprocess.Popen[str], queue.Queue[str]]:
+def served_copy(folder: Path) -> Path:
+    """A copy of the HTTP test app with the files of an app folder in Azure: host.json (the
+    prefix v1) and local.settings.json (a body limit the shell overrides, and a setting)."""
+    shutil.copy(HTTP_APP / "function_app.py", folder / "function_app.py")
+    (folder / "host.json").write_text(
+        json.dumps({"version": "2.0", "extensions": {"http": {"routePrefix": "v1"}}})
+    )
+    values = {"FUNCTIONS_REQUEST_BODY_SIZE_LIMIT": "10", "TEST_GREETING": "from the file"}
+    (folder / "local.settings.json").write_text(json.dumps({"Values": values}))
+    return folder
+
+
+def start_local_host(app_dir: Path) -> tuple[subprocess.Popen[str], queue.Queue[str]]:
     """``python -m local_host`` on a free port, with its stdout lines fed into a queue."""
+    # An app setting from the shell, which wins over local.settings.json's.
+    environment = {
+        **os.environ,
+        "PYTHONUNBUFFERED": "1",
+        "FUNCTIONS_REQUEST_BODY_SIZE_LIMIT": "1000",
+    }
+    environment.pop("TEST_GREETING", None)
     process = subprocess.Popen(
         [
-            *(sys.executable, "-m", "local_host", "--app", app),
-            *("--host", "127.0.0.1", "--port", "0"),
+            *(sys.executable, "-m", "local_host", "--app-dir", str(app_dir)),
+            *("--host", "127.0.0.1", "--port", "0", "--no-site"),
         ],
         cwd=REPO_ROOT,
-        # An app setting, read as the Functions host reads it.
-        env={
-            **os.environ,
-            "PYTHONUNBUFFERED": "1",
-            "FUNCTIONS_REQUEST_BODY_SIZE_LIMIT": "1000",
-            **settings,
-        },
+        env=environment,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -477,218 +566,45 @@ def start_local_host(
     return process, read_lines(process)
 
 
+def fetch(url: str, data: bytes | None = None) -> tuple[int, bytes]:
+    request = urllib.request.Request(url, data=data, method="GET")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
 @pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM])
-def test_command_line_serves_over_http_and_stops_cleanly(stop_signal: signal.Signals) -> None:
-    process, lines = start_local_host()
+def test_command_line_serves_over_http_and_stops_cleanly(
+    stop_signal: signal.Signals, tmp_path: Path
+) -> None:
+    process, lines = start_local_host(served_copy(tmp_path))
     try:
         url = wait_for_line(lines, r"ping: \[GET\] (http://\S+)").group(1)
-        wait_for_line(lines, r"on_model_blob: blobTrigger \(LogsAndContainerScan\) is not served")
-        with urllib.request.urlopen(f"{url}?name=test", timeout=10) as response:
-            assert (response.status, response.read()) == (200, b"pong test")
-        with pytest.raises(urllib.error.HTTPError) as not_found:
-            urllib.request.urlopen(url.replace("/ping", "/nope"), timeout=10)
-        assert not_found.value.code == 404
-        with pytest.raises(urllib.error.HTTPError) as too_large:
-            urllib.request.urlopen(
-                urllib.request.Request(url, data=b"x" * 1001, method="GET"), timeout=10
-            )
-        assert too_large.value.code == 413
-        assert "1000" in json.loads(too_large.value.read())["detail"]
+        wait_for_line(lines, r"not served by the local host: on_message \(queueTrigger\)")
+        assert re.fullmatch(r"http://127\.0\.0\.1:\d+/v1/ping", url)
+        assert fetch(f"{url}?name=test") == (200, b"pong test")
+        assert fetch(url.replace("/ping", "/settings/TEST_GREETING")) == (200, b"from the file")
+        assert fetch(url.replace("/ping", "/nope"))[0] == 404
+        status, body = fetch(url, data=b"x" * 1001)
+        assert status == 413
+        assert "1000" in json.loads(body)["detail"]
         process.send_signal(stop_signal)
         assert process.wait(timeout=30) == 0
     finally:
         if process.poll() is None:
             process.kill()
     stderr = process.stderr.read()
-    assert "GET /api/ping 200" in stderr
+    assert "GET /v1/ping 200" in stderr
+    assert "Executed 'Functions.ping' (Succeeded" in stderr
     assert "Traceback" not in stderr
 
 
-def answering_pids(url: str, requests: int) -> set[int]:
-    """The processes that answered ``requests`` GETs, each on a new connection."""
-    pids = set()
-    for _ in range(requests):
-        with urllib.request.urlopen(url, timeout=10) as response:
-            pids.add(int(response.read()))
-    return pids
-
-
-def is_running(pid: int) -> bool:
-    """Alive and not a zombie (an orphan is reaped by whatever adopted it, maybe never)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
-def wait_until_gone(pid: int, timeout: float = 20) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not is_running(pid):
-            return True
-        time.sleep(0.1)
-    return False
-
-
-def test_worker_process_count_serves_the_port_from_that_many_processes() -> None:
-    process, lines = start_local_host(FUNCTIONS_WORKER_PROCESS_COUNT="2")
-    try:
-        url = wait_for_line(lines, r"pid: \[GET\] (http://\S+)").group(1)
-        # The kernel spreads new connections over the listeners: 40 all on one is 2**-39.
-        pids = answering_pids(url, 40)
-        assert len(pids) == 2
-        assert process.pid in pids
-        (extra,) = pids - {process.pid}
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=30) == 0
-        assert wait_until_gone(extra)
-    finally:
-        if process.poll() is None:
-            process.kill()
-    assert "Traceback" not in process.stderr.read()
-
-
-def pids_of_open_connections(url: str, connections: int) -> list[int]:
-    """The process serving each of ``connections`` connections opened at once and kept open
-    (as a load test's clients do), by a GET on each once all are open."""
-    parts = urllib.parse.urlsplit(url)
-
-    async def open_all() -> list[int]:
-        streams = await asyncio.gather(
-            *(asyncio.open_connection(parts.hostname, parts.port) for _ in range(connections))
-        )
-        await asyncio.sleep(0.5)  # every connection accepted somewhere
-        pids = []
-        for reader, writer in streams:
-            writer.write(f"GET {parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\n\r\n".encode())
-            head = await reader.readuntil(b"\r\n\r\n")
-            length = int(re.search(rb"Content-Length: (\d+)", head, re.IGNORECASE).group(1))
-            pids.append(int(await reader.readexactly(length)))
-        for _, writer in streams:
-            writer.close()
-            await writer.wait_closed()
-        await asyncio.sleep(0.5)  # the processes see them closed
-        return pids
-
-    return asyncio.run(asyncio.wait_for(open_all(), timeout=30))
-
-
-def test_connections_opened_at_once_are_shared_evenly_between_the_processes() -> None:
-    process, lines = start_local_host(FUNCTIONS_WORKER_PROCESS_COUNT="2")
-    try:
-        url = wait_for_line(lines, r"pid: \[GET\] (http://\S+)").group(1)
-        answering_pids(url, 40)  # both processes listening
-        time.sleep(0.5)  # and those connections closed on their side too
-        for _ in range(3):  # accepting on one socket by chance, 8 could land 8 to 0
-            pids = pids_of_open_connections(url, 8)
-            assert sorted(pids.count(pid) for pid in set(pids)) == [4, 4]
-    finally:
-        process.kill()
-
-
-def test_the_first_process_keeps_taking_connections_when_an_extra_one_dies() -> None:
-    process, lines = start_local_host(FUNCTIONS_WORKER_PROCESS_COUNT="2")
-    try:
-        url = wait_for_line(lines, r"pid: \[GET\] (http://\S+)").group(1)
-        (extra,) = answering_pids(url, 40) - {process.pid}
-        os.kill(extra, signal.SIGKILL)
-        assert wait_until_gone(extra)
-        time.sleep(0.5)  # the first process sees it gone
-        # Nothing waits for the dead one's turn: each new connection is answered, by the first.
-        assert set(pids_of_open_connections(url, 4)) == {process.pid}
-        assert answering_pids(url, 10) == {process.pid}
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=30) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-    assert f"Extra process {extra} exited" in process.stderr.read()
-
-
-def test_only_the_first_process_runs_the_timers() -> None:
-    process, lines = start_local_host(
-        "tests.local_host_timer_pid_app", FUNCTIONS_WORKER_PROCESS_COUNT="2"
-    )
-    try:
-        seen = []  # the timer's line and the listing come in either order
-        deadline = time.monotonic() + 60
-        while not all(any(line.startswith(start) for line in seen) for start in ("timer", "pid:")):
-            seen.append(lines.get(timeout=max(deadline - time.monotonic(), 0.1)).strip())
-        url = next(line.split()[-1] for line in seen if line.startswith("pid:"))
-        assert len(answering_pids(url, 40)) == 2  # the extra process is up, and did not run it
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=30) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-    time.sleep(0.5)  # the reader thread takes what is left of the output
-    timer_lines = [line for line in seen + list(lines.queue) if "timer ran in" in line]
-    assert timer_lines == [f"timer ran in {process.pid}"]
-
-
-def test_an_extra_process_stops_when_the_first_is_killed() -> None:
-    process, lines = start_local_host(FUNCTIONS_WORKER_PROCESS_COUNT="2")
-    try:
-        url = wait_for_line(lines, r"pid: \[GET\] (http://\S+)").group(1)
-        (extra,) = answering_pids(url, 40) - {process.pid}
-        process.kill()
-        process.wait(timeout=10)
-        assert wait_until_gone(extra)
-    finally:
-        if process.poll() is None:
-            process.kill()
-        with contextlib.suppress(NameError, ProcessLookupError):
-            os.kill(extra, signal.SIGKILL)  # never an orphan holding the port
-
-
-@pytest.mark.parametrize("value", ["0", "11", "two", "-1"])
-def test_worker_process_count_outside_one_to_ten_is_refused(value: str) -> None:
-    with pytest.raises(ValueError, match=f"FUNCTIONS_WORKER_PROCESS_COUNT.*{value!r}"):
-        worker_process_count({"FUNCTIONS_WORKER_PROCESS_COUNT": value})
-    assert worker_process_count({}) == 1
-    assert worker_process_count({"FUNCTIONS_WORKER_PROCESS_COUNT": "10"}) == 10
-
-
-def test_a_function_asking_for_its_context_gets_one_per_invocation() -> None:
-    app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
-
-    @app.route(route="whoami", methods=["GET"])
-    def whoami(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
-        return func.HttpResponse(
-            f"{context.function_name} {context.invocation_id} {context.invocation_id}"
-        )
-
-    async def scenario(client: TestClient) -> list[str]:
-        return [await (await client.get("/api/whoami")).text() for _ in range(2)]
-
-    first, second = (answer.split() for answer in with_client(scenario, build_web_app(app)))
-    assert first[0] == second[0] == "whoami"
-    assert first[1] != second[1]
-    assert first[1] == first[2]  # the same id every time it is read
-    assert str(uuid.UUID(first[1])) == first[1]
-
-
-def test_a_function_asking_for_other_arguments_is_refused_at_start_up() -> None:
-    app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
-
-    @app.route(route="odd", methods=["GET"])
-    def odd(req: func.HttpRequest, extra: str) -> func.HttpResponse:
-        return func.HttpResponse()
-
-    with pytest.raises(ValueError, match=r"odd: takes \['req', 'extra'\]"):
-        build_web_app(app)
-
-
-def test_an_extra_process_that_fails_to_start_stops_the_host_with_a_message() -> None:
-    process, _ = start_local_host(
-        "tests.local_host_extra_fails_app", FUNCTIONS_WORKER_PROCESS_COUNT="2"
-    )
-    try:
-        status = process.wait(timeout=45)  # not the 60 s a process is given to listen
-    finally:
-        if process.poll() is None:
-            process.kill()
-    assert status == 1
-    stderr = process.stderr.read()
-    assert "local host: an extra serving process exited with status 1 before it listened" in stderr
+def test_command_line_stops_with_a_message_for_an_app_the_runtime_cannot_index(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app_folder(tmp_path, "raise RuntimeError('the app cannot start')\n")
+    monkeypatch.setattr("local_host.__main__.configure_logging", lambda: None)  # pytest's stays
+    with pytest.raises(SystemExit, match=r"local host: indexing the app failed: .*cannot start"):
+        main(["--app-dir", str(tmp_path), "--no-site", "--port", "0"])

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import json
+import contextlib
+import logging
 import os
 import signal
 import subprocess
@@ -11,23 +12,32 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from azure.storage.blob import BlobServiceClient
+from azure.storage.blob.aio import BlobServiceClient as AsyncBlobServiceClient
 
-from local_host import build_web_app
-from local_host.blob_trigger import webhook_url
 from local_host.dev import azurite_connection_string, is_listening
-from local_host.event_grid import SubscriptionRefused, WatchedBlobs, open_relay, watched_blobs
+from local_host.event_grid import (
+    BlobEventRelay,
+    Subscription,
+    SubscriptionRefused,
+    relay_blob_events,
+    webhook_url,
+)
+from local_host.server import WORKER_KEY, host_app
 from tests.helpers import read_lines, wait_for_line
-from tests.local_host_blob_app import app as blob_app
 from tests.local_host_storage import BlobAppStorage
 from tests.stack import REPO_ROOT, free_port
+
+APP = REPO_ROOT / "tests" / "apps" / "event_grid_app"
 
 
 async def eventually(condition: Callable[[], bool], timeout: float = 10) -> float:
@@ -40,12 +50,41 @@ async def eventually(condition: Callable[[], bool], timeout: float = 10) -> floa
     return time.monotonic() - started
 
 
-def record_url(server: TestServer) -> str:
-    return webhook_url(str(server.make_url("")).rstrip("/"), "record_blob")
+@contextlib.asynccontextmanager
+async def served_app() -> AsyncIterator[TestServer]:
+    """The Event Grid test app, hosted behind a real local socket."""
+    web_app = await host_app(APP)
+    try:
+        async with TestServer(web_app) as server:
+            yield server
+    finally:
+        web_app[WORKER_KEY].stop()
 
 
-def heads(storage: BlobAppStorage) -> list[str]:
-    return [record["head"] for record in storage.records()]
+def function_url(server: TestServer, function_name: str) -> str:
+    return webhook_url(str(server.make_url("")).rstrip("/"), function_name)
+
+
+@contextlib.asynccontextmanager
+async def opened_relay(subscription: Subscription) -> AsyncIterator[BlobEventRelay]:
+    """A relay for ``subscription`` with its clients open, as ``relay_blob_events`` makes it."""
+    async with (
+        AsyncBlobServiceClient.from_connection_string(
+            subscription.connection_string, retry_total=0
+        ) as service,
+        aiohttp.ClientSession() as session,
+    ):
+        container = service.get_container_client(subscription.container)
+        yield BlobEventRelay(container, subscription, session)
+
+
+def delivered(storage: BlobAppStorage) -> list[tuple[str, str]]:
+    """(blob name, ETag) of each event the test app's record_event got, in order."""
+    prefix = f"/blobServices/default/containers/{storage.name}/blobs/"
+    return [
+        (record["subject"].removeprefix(prefix), record["data"]["eTag"])
+        for record in storage.records()
+    ]
 
 
 # --- the relay against the local host --------------------------------------------------------
@@ -55,56 +94,67 @@ def test_each_new_or_changed_blob_is_delivered_once(
     azurite: str, blob_app_storage: BlobAppStorage
 ) -> None:
     storage = blob_app_storage
-    storage.upload("incoming/before.bin", b"before")
+    before = storage.upload("incoming/before.bin", b"before")
     storage.upload("elsewhere/ignored.bin", b"ignored")
 
     async def scenario() -> float:
-        async with (
-            TestServer(build_web_app(blob_app)) as server,
-            open_relay(
-                WatchedBlobs(azurite, storage.name, "incoming/", record_url(server))
-            ) as relay,
-        ):
-            relaying = asyncio.create_task(relay.run(interval_seconds=0.2))
-            # Blobs already there at start count as new.
-            await eventually(lambda: heads(storage) == ["before"])
-            await asyncio.to_thread(storage.upload, "incoming/after.bin", b"after")
-            latency = await eventually(lambda: heads(storage) == ["before", "after"])
-            await asyncio.sleep(1)  # about five more polls: nothing is delivered twice
-            assert heads(storage) == ["before", "after"]
-            # A new ETag is a new version, even under the same name.
-            await asyncio.to_thread(storage.upload, "incoming/after.bin", b"after, again")
-            await eventually(lambda: heads(storage) == ["before", "after", "after, again"])
-            relaying.cancel()
-            return latency
+        async with served_app() as server:
+            subscription = Subscription(
+                azurite, storage.name, "incoming/", function_url(server, "record_event")
+            )
+            async with opened_relay(subscription) as relay:
+                relaying = asyncio.create_task(relay.run(interval_seconds=0.2))
+                try:
+                    # Blobs already there at start count as new.
+                    await eventually(
+                        lambda: delivered(storage) == [("incoming/before.bin", before)]
+                    )
+                    after = await asyncio.to_thread(storage.upload, "incoming/after.bin", b"after")
+                    expected = [("incoming/before.bin", before), ("incoming/after.bin", after)]
+                    latency = await eventually(lambda: delivered(storage) == expected)
+                    await asyncio.sleep(1)  # about five more polls: nothing is delivered twice
+                    assert delivered(storage) == expected
+                    # A new ETag is a new version, even under the same name.
+                    again = await asyncio.to_thread(
+                        storage.upload, "incoming/after.bin", b"after, again"
+                    )
+                    assert again != after
+                    expected.append(("incoming/after.bin", again))
+                    await eventually(lambda: delivered(storage) == expected)
+                finally:
+                    relaying.cancel()
+                return latency
 
-    assert asyncio.run(scenario()) < 3
+    latency = asyncio.run(scenario())
+    assert latency < 3
+    [record, *_] = storage.records()
+    assert record["event_type"] == "Microsoft.Storage.BlobCreated"
+    assert record["data"]["url"].endswith(f"/devstoreaccount1/{storage.name}/incoming/before.bin")
 
 
 def test_a_webhook_without_the_function_refuses_the_subscription(
-    azurite: str, blob_app_storage: BlobAppStorage
+    azurite: str, blob_app_storage: BlobAppStorage, caplog: pytest.LogCaptureFixture
 ) -> None:
     async def scenario() -> None:
-        async with TestServer(build_web_app(blob_app)) as server:
-            url = webhook_url(str(server.make_url("")).rstrip("/"), "no_such_function")
-            async with open_relay(WatchedBlobs(azurite, blob_app_storage.name, "", url)) as relay:
-                await relay.validate_subscription(wait_seconds=5)
+        async with served_app() as server:
+            subscription = Subscription(
+                azurite, blob_app_storage.name, "", function_url(server, "no_such_function")
+            )
+            async with opened_relay(subscription) as relay:
+                with pytest.raises(SubscriptionRefused, match="HTTP 404"):
+                    await relay.validate_subscription(wait_seconds=5)
+            # The stack's relay logs the refusal and posts nothing, rather than failing.
+            await asyncio.wait_for(relay_blob_events(subscription, interval_seconds=0.1), 10)
 
-    with pytest.raises(SubscriptionRefused, match="HTTP 404"):
+    blob_app_storage.upload("incoming/unposted.bin", b"unposted")
+    with caplog.at_level(logging.WARNING, logger="local_host.event_grid"):
         asyncio.run(scenario())
-
-
-def test_what_to_watch_comes_from_the_apps_blob_trigger(
-    azurite: str, blob_app_storage: BlobAppStorage
-) -> None:
-    watched = watched_blobs(blob_app, "record_blob", "http://127.0.0.1:7071/")
-    assert watched.connection_string == azurite  # the binding's connection setting
-    assert (watched.container, watched.prefix) == (blob_app_storage.name, "incoming/")
-    assert watched.webhook_url == (
-        "http://127.0.0.1:7071/runtime/webhooks/blobs?functionName=Host.Functions.record_blob"
+    [refusal] = [r for r in caplog.records if "Not posting blob events" in r.getMessage()]
+    assert refusal.levelno == logging.WARNING
+    assert "no_such_function answered the validation handshake with HTTP 404" in (
+        refusal.getMessage()
     )
-    with pytest.raises(ValueError, match=r"\['record_blob', 'reject_blob'\]"):
-        watched_blobs(blob_app, None, "http://127.0.0.1:7071")
+    assert blob_app_storage.records() == []
 
 
 # --- the relay against a webhook that fails --------------------------------------------------
@@ -113,18 +163,27 @@ def test_what_to_watch_comes_from_the_apps_blob_trigger(
 class FlakyWebhook:
     """Answers the handshake, then fails each blob's first ``failures[name]`` deliveries."""
 
-    def __init__(self, failures: dict[str, int]) -> None:
-        self.failures = failures
+    def __init__(self, failures: dict[str, int] | None = None) -> None:
+        self.failures = failures or {}
         self.deliveries: list[tuple[str, dict[str, Any]]] = []  # (delivery count, event)
 
     async def handle(self, request: web.Request) -> web.Response:
         [event] = await request.json()
         if request.headers["aeg-event-type"] == "SubscriptionValidation":
             return web.json_response({"validationResponse": event["data"]["validationCode"]})
+        assert request.headers["aeg-event-type"] == "Notification"
         self.deliveries.append((request.headers["aeg-delivery-count"], event))
         name = event["subject"].rpartition("/")[2]
         failed_so_far = sum(1 for _, e in self.deliveries if e["subject"] == event["subject"]) - 1
         return web.Response(status=500 if failed_so_far < self.failures.get(name, 0) else 202)
+
+    @contextlib.asynccontextmanager
+    async def served(self) -> AsyncIterator[str]:
+        """Its URL while it is served."""
+        web_app = web.Application()
+        web_app.router.add_post("/hook", self.handle)
+        async with TestServer(web_app) as server:
+            yield str(server.make_url("/hook"))
 
 
 def test_failed_deliveries_are_retried_then_given_up(
@@ -136,13 +195,9 @@ def test_failed_deliveries_are_retried_then_given_up(
     webhook = FlakyWebhook({"flaky.bin": 2, "broken.bin": 99})
 
     async def scenario() -> list[int]:
-        web_app = web.Application()
-        web_app.router.add_post("/hook", webhook.handle)
         async with (
-            TestServer(web_app) as server,
-            open_relay(
-                WatchedBlobs(azurite, storage.name, "", str(server.make_url("/hook")))
-            ) as relay,
+            webhook.served() as url,
+            opened_relay(Subscription(azurite, storage.name, "", url)) as relay,
         ):
             relay.first_backoff_seconds = 0.01
             await relay.validate_subscription()
@@ -169,66 +224,63 @@ def test_failed_deliveries_are_retried_then_given_up(
     assert event["data"]["url"].endswith(f"/devstoreaccount1/{storage.name}/incoming/flaky.bin")
 
 
-# --- the command lines ---------------------------------------------------------------------
+class ListedContainer:
+    """A container whose listing the test sets (blob name -> ETag): a blob that comes back with
+    the same ETag after a delete cannot be made in Azurite, which gives every upload a new one."""
+
+    container_name, account_name = "models", "devstoreaccount1"
+    url = "http://127.0.0.1:10000/devstoreaccount1/models"
+
+    def __init__(self) -> None:
+        self.blobs: dict[str, str] = {}
+
+    async def list_blobs(self, name_starts_with: str = "") -> AsyncIterator[Any]:
+        for name, etag in list(self.blobs.items()):
+            if name.startswith(name_starts_with):
+                settings = SimpleNamespace(content_type=None)
+                yield SimpleNamespace(name=name, etag=etag, size=1, content_settings=settings)
+
+    def get_blob_client(self, name: str) -> Any:
+        return SimpleNamespace(url=f"{self.url}/{name}")
 
 
-@pytest.mark.slow
-def test_blob_events_command_delivers_and_stops_on_ctrl_c(
-    azurite: str, blob_app_storage: BlobAppStorage
-) -> None:
-    storage = blob_app_storage
+def test_a_deleted_blob_is_forgotten_so_that_it_is_new_when_it_comes_back() -> None:
+    webhook, container = FlakyWebhook(), ListedContainer()
 
-    async def scenario() -> tuple[int, str]:
-        async with TestServer(build_web_app(blob_app)) as server:
-            relay = subprocess.Popen(
-                [
-                    *(sys.executable, "-m", "local_host.event_grid"),
-                    # The storage, container, prefix and webhook come from what the app declares.
-                    *("--app", "tests.local_host_blob_app", "--function", "record_blob"),
-                    *("--host-url", str(server.make_url("")), "--interval", "0.2"),
-                ],
-                cwd=REPO_ROOT,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-            )
-            try:
-                await asyncio.to_thread(storage.upload, "incoming/cli.bin", b"from the cli")
-                await eventually(lambda: heads(storage) == ["from the cli"], timeout=30)
-                relay.send_signal(signal.SIGINT)
-                status = await asyncio.to_thread(relay.wait, 15)
-            finally:
-                if relay.poll() is None:
-                    relay.kill()
-            return status, relay.stdout.read()
+    async def scenario() -> list[int]:
+        async with webhook.served() as url, aiohttp.ClientSession() as session:
+            subscription = Subscription("unused", "models", "incoming/", url)
+            relay = BlobEventRelay(container, subscription, session)  # type: ignore[arg-type]
+            container.blobs["incoming/a.onnx"] = '"0x1"'
+            polls = [await relay.poll_once(), await relay.poll_once()]
+            del container.blobs["incoming/a.onnx"]
+            polls.append(await relay.poll_once())
+            container.blobs["incoming/a.onnx"] = '"0x1"'  # the same name and ETag, once more
+            return [*polls, await relay.poll_once()]
 
-    status, output = asyncio.run(scenario())
-    assert status == 0
-    assert "Subscription validated" in output
-    assert f"Delivered BlobCreated for {storage.name}/incoming/cli.bin (attempt 1)" in output
-    assert "Traceback" not in output
+    assert asyncio.run(scenario()) == [1, 0, 0, 1]
+    assert [e["data"]["eTag"] for _, e in webhook.deliveries] == ['"0x1"', '"0x1"']
 
 
-@pytest.mark.slow
-def test_dev_stack_runs_azurite_host_and_events_then_stops_cleanly(tmp_path: Path) -> None:
-    host_port, azurite_port = free_port(), free_port()
-    record_file = tmp_path / "record.jsonl"
+# --- the dev stack ---------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def running_stack(tmp_path: Path, host_port: int, azurite_port: int) -> Iterator[Any]:
+    """`python -m local_host.dev` serving the app as `make run` does; its output lines."""
     environment = {
         **os.environ,
         "PYTHONUNBUFFERED": "1",
-        # The blob test app's settings; dev points UseDevelopmentStorage=true at its Azurite.
+        # The app's own settings; dev points UseDevelopmentStorage=true at its Azurite.
+        "AzureWebJobsStorage": "UseDevelopmentStorage=true",
         "MODELS_STORAGE": "UseDevelopmentStorage=true",
         "MODELS_CONTAINER": "models",
-        "TEST_STORAGE": "UseDevelopmentStorage=true",
-        "TEST_CONTAINER": "models",
-        "TEST_RECORD_FILE": str(record_file),
     }
     stack = subprocess.Popen(
         [
-            *(sys.executable, "-m", "local_host.dev", "--app", "tests.local_host_blob_app"),
+            *(sys.executable, "-m", "local_host.dev", "--no-site"),
             *("--host", "127.0.0.1", "--port", str(host_port)),
             *("--azurite-port", str(azurite_port), "--azurite-dir", str(tmp_path / "azurite")),
-            *("--blob-function", "record_blob"),
         ],
         cwd=REPO_ROOT,
         env=environment,
@@ -237,12 +289,30 @@ def test_dev_stack_runs_azurite_host_and_events_then_stops_cleanly(tmp_path: Pat
         text=True,
     )
     try:
+        yield stack
+    finally:
+        if stack.poll() is None:
+            # SIGTERM first: the stack then stops its children, which a kill would leave running.
+            stack.terminate()
+            try:
+                stack.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                stack.kill()
+                stack.wait()
+
+
+@pytest.mark.slow
+def test_dev_stack_runs_azurite_host_and_events_then_stops_cleanly(tmp_path: Path) -> None:
+    host_port, azurite_port = free_port(), free_port()
+    with running_stack(tmp_path, host_port, azurite_port) as stack:
         lines = read_lines(stack)
         azurite_pid = int(wait_for_line(lines, r"Azurite started \(pid (\d+)\)").group(1))
         wait_for_line(
-            lines, rf"events +BlobCreated in models/incoming/ -> http://127\.0\.0\.1:{host_port}/"
+            lines,
+            r"events +BlobCreated in models/incoming/ -> http://127\.0\.0\.1:"
+            rf"{host_port}/runtime/webhooks/eventgrid\?functionName=promote_model",
         )
-        upload_and_wait_for_record(azurite_port, "incoming/e2e.bin", record_file)
+        drop_and_wait_for_the_decision(azurite_port, "e2e-1")
 
         # Azurite dies: the host keeps serving, and Azurite is started again.
         os.kill(azurite_pid, signal.SIGKILL)
@@ -254,32 +324,39 @@ def test_dev_stack_runs_azurite_host_and_events_then_stops_cleanly(tmp_path: Pat
         assert restarted_pid != azurite_pid
         wait_for_line(lines, r"Azurite is back, with the app's containers")
         # The restarted Azurite keeps its data, and events flow again.
-        upload_and_wait_for_record(azurite_port, "incoming/after-restart.bin", record_file)
-        stack.send_signal(signal.SIGINT)
+        drop_and_wait_for_the_decision(azurite_port, "e2e-2")
+
+        stack.send_signal(signal.SIGTERM)
         assert stack.wait(timeout=30) == 0
-    finally:
-        if stack.poll() is None:
-            # SIGTERM first: the stack then stops its children, which a kill would leave running.
-            stack.terminate()
-            try:
-                stack.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                stack.kill()
     assert not is_listening("127.0.0.1", host_port)
     assert not is_listening("127.0.0.1", azurite_port)
     assert any((tmp_path / "azurite").iterdir())
 
 
-def upload_and_wait_for_record(azurite_port: int, name: str, record_file: Path) -> None:
-    """Upload ``models/<name>`` and wait (generously) until the blob trigger has recorded it."""
+@pytest.mark.slow
+def test_dev_stack_on_port_0_posts_events_to_the_port_it_serves_on(tmp_path: Path) -> None:
+    with running_stack(tmp_path, 0, free_port()) as stack:
+        lines = read_lines(stack)
+        events = wait_for_line(lines, r"events +BlobCreated in models/incoming/ -> \S+:(\d+)/")
+        listening = wait_for_line(lines, r"Listening on http://127\.0\.0\.1:(\d+)")
+        assert events.group(1) == listening.group(1) != "0"
+        wait_for_line(lines, r"Event Grid subscription to promote_model validated")
+        stack.send_signal(signal.SIGTERM)
+        assert stack.wait(timeout=30) == 0
+
+
+def drop_and_wait_for_the_decision(azurite_port: int, version: str) -> None:
+    """Drop a file that is no model into models/incoming/ and wait (generously) until the
+    app's promote_model, called by the stand-in's event, has rejected it."""
     with BlobServiceClient.from_connection_string(
         azurite_connection_string(azurite_port)
     ) as service:
-        service.get_blob_client("models", name).upload_blob(b"end to end")
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        records = record_file.read_text().splitlines() if record_file.exists() else []
-        if f"models/{name}" in [json.loads(record)["name"] for record in records]:
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"models/{name} was not recorded in 30 s")
+        models = service.get_container_client("models")
+        models.upload_blob(f"incoming/{version}.onnx", b"not a model")
+        rejection = models.get_blob_client(f"rejected/{version}.json")
+        deadline = time.monotonic() + 60
+        while not rejection.exists():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"incoming/{version}.onnx was not decided in 60 s")
+            time.sleep(0.2)
+        assert not models.get_blob_client(f"incoming/{version}.onnx").exists()

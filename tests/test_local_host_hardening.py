@@ -6,55 +6,42 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
+import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
-import azure.functions as func
 import pytest
+from aiohttp import web
 
-from local_host import build_web_app
-from local_host.guards import ListenerLimits
-from local_host.server import start_listening
+from local_host.guards import CappedSite, ListenerLimits
+from local_host.server import host_app
 from local_host.settings import host_cors_origins, request_body_limit
+from local_host.worker import SCRIPT_MODULE
 
 # Generous: the tests share a loaded 2-core machine.
 ANSWER_TIMEOUT_SECONDS = 20.0
 
-hardening_app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
-
-
-@hardening_app.route(route="status", methods=["GET", "HEAD"])
-def status(req: func.HttpRequest) -> func.HttpResponse:
-    return func.HttpResponse(json.dumps({"method": req.method}), mimetype="application/json")
-
-
-@hardening_app.route(route="upload", methods=["POST"])
-def upload(req: func.HttpRequest) -> func.HttpResponse:
-    body = req.get_body()
-    described = {"length": len(body), "encoding": req.headers.get("content-encoding")}
-    return func.HttpResponse(json.dumps(described), mimetype="application/json")
-
-
-@hardening_app.blob_trigger(
-    arg_name="blob",
-    path="models/incoming/{name}",
-    connection="HARDENING_STORAGE",
-    source=func.BlobSource.EVENT_GRID,
-)
-def on_blob(blob: func.InputStream) -> None:
-    """Only here so that the app has a control route: the blob webhook."""
-
-
-WEBHOOK = "/runtime/webhooks/blobs?functionName=Host.Functions.on_blob"
+# Its functions: status (GET, HEAD), upload (POST), and on_event, an Event Grid trigger, only
+# there so that the app has a control route: the Event Grid webhook.
+HARDENING_APP = Path(__file__).resolve().parent / "apps" / "hardening_app"
+WEBHOOK = "/runtime/webhooks/eventgrid?functionName=on_event"
 
 
 @pytest.fixture(autouse=True)
-def hardening_storage(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Never contacted: the tests here stop at the webhook's handshake.
-    monkeypatch.setenv("HARDENING_STORAGE", "UseDevelopmentStorage=true")
+def restored_imports() -> Iterator[None]:
+    """The host puts the app's folder first on sys.path and imports it as ``function_app``:
+    undone after each test, so that other tests import the repository's own app."""
+    path, module = list(sys.path), sys.modules.get(SCRIPT_MODULE)
+    yield
+    sys.path[:] = path
+    if module is None:
+        sys.modules.pop(SCRIPT_MODULE, None)
+    else:
+        sys.modules[SCRIPT_MODULE] = module
 
 
 @dataclass(frozen=True)
@@ -100,15 +87,18 @@ def serve_and_run(
     scenario: Callable[[int], Awaitable[Any]],
     *,
     limits: ListenerLimits | None = None,
-    **build_options: Any,
+    **host_options: Any,
 ) -> Any:
-    """Run ``scenario(port)`` against the hardening app behind the host's real listener."""
+    """Run ``scenario(port)`` against the hardening app behind the host's real listener, as
+    ``local_host.server.serve`` runs it."""
 
     async def run() -> Any:
-        runner, _ = await start_listening(
-            build_web_app(hardening_app, **build_options), "127.0.0.1", 0, limits
-        )
+        listener_limits = limits or ListenerLimits()
+        web_app = await host_app(HARDENING_APP, **host_options)
+        runner = web.AppRunner(web_app, **listener_limits.handler_options())
+        await runner.setup()
         try:
+            await CappedSite(runner, "127.0.0.1", 0, listener_limits).start()
             return await scenario(runner.addresses[0][1])
         finally:
             await runner.cleanup()
@@ -240,7 +230,8 @@ def test_a_chunked_body_is_cut_off_once_it_passes_the_limit() -> None:
 
     answer, sent = serve_and_run(scenario, max_body_bytes=256 * 1024)
     assert answer.status == 413
-    assert answer.problem()["title"] == "Request Entity Too Large"
+    # "Content Too Large" (RFC 9110) from Python 3.13 on, "Request Entity Too Large" before.
+    assert answer.problem()["title"] == HTTPStatus.REQUEST_ENTITY_TOO_LARGE.phrase
     assert sent < 64 * 1024 * 1024  # answered long before the client gave up
 
 
@@ -479,7 +470,11 @@ def test_control_calls_are_taken_only_as_json(content_type: str, status: int) ->
             "data": {"validationCode": "code"},
         }
         body = json.dumps([event]).encode()
-        headers = {"Content-Type": content_type, "Content-Length": str(len(body))}
+        headers = {
+            "Content-Type": content_type,
+            "Content-Length": str(len(body)),
+            "aeg-event-type": "SubscriptionValidation",
+        }
         writer.write(request_bytes("POST", WEBHOOK, headers, body))
         answer = await read_answer(reader)
         writer.close()

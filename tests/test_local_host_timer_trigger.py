@@ -1,57 +1,76 @@
-"""The local host's timer trigger: NCRONTAB schedules, startup runs, failures, the admin run."""
+"""The local host's timer trigger: NCRONTAB schedules, startup runs, failures, past-due runs."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import logging
+import re
+import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
-import azure.functions as func
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from local_host import build_web_app, startup_listing
-from local_host.app_functions import app_functions
-from local_host.timer_trigger import TimerFunction
+from local_host.server import host_app, startup_listing
+from local_host.timer_trigger import Timer, timers
+from local_host.worker import SCRIPT_MODULE, Worker
 
-EVERY_SECOND = "*/1 * * * * *"
+APPS = Path(__file__).resolve().parent / "apps"
+# tick (every second), reconcile (at new year, and on startup), configured (the schedule
+# %TEST_TIMER_SCHEDULE%) and friday_13th.
+TIMER_APP = APPS / "timer_app"
+# fails (every second, raising) and slow (every second, running 1.5 s).
+TIMER_FAILURES_APP = APPS / "timer_failures_app"
 NEW_YEAR = "0 0 0 1 1 *"  # never fires during a test
 
 
-def served(function_app: func.FunctionApp, scenario: Callable[[TestClient], Awaitable[Any]]) -> Any:
-    async def run() -> Any:
-        async with TestClient(TestServer(build_web_app(function_app))) as client:
-            return await scenario(client)
+@pytest.fixture(autouse=True)
+def restored_imports() -> Iterator[None]:
+    """The host puts the app's folder first on sys.path and imports it as ``function_app``:
+    undone after each test, so that other tests import the repository's own app."""
+    path, module = list(sys.path), sys.modules.get(SCRIPT_MODULE)
+    yield
+    sys.path[:] = path
+    if module is None:
+        sys.modules.pop(SCRIPT_MODULE, None)
+    else:
+        sys.modules[SCRIPT_MODULE] = module
+
+
+@pytest.fixture(autouse=True)
+def configured_schedule(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TEST_TIMER_SCHEDULE", NEW_YEAR)
+
+
+def served_for(folder: Path, seconds: float) -> list[tuple[str, float, Any]]:
+    """Host the app in ``folder`` for ``seconds``; return the runs its functions recorded."""
+
+    async def run() -> list[tuple[str, float, Any]]:
+        async with TestClient(TestServer(await host_app(folder))):
+            await asyncio.sleep(seconds)
+        return sys.modules[SCRIPT_MODULE].RUNS
 
     return asyncio.run(run())
 
 
-def idle_for(seconds: float) -> Callable[[TestClient], Awaitable[None]]:
-    async def scenario(client: TestClient) -> None:
-        await asyncio.sleep(seconds)
-
-    return scenario
+def runs_of(runs: list[tuple[str, float, Any]], name: str) -> list[tuple[float, Any]]:
+    return [(at, timer) for function, at, timer in runs if function == name]
 
 
 def test_a_timer_runs_on_its_schedule_with_a_timer_request() -> None:
-    app = func.FunctionApp()
-    runs: list[tuple[float, func.TimerRequest]] = []
-
-    @app.timer_trigger(arg_name="timer", schedule=EVERY_SECOND)
-    def tick(timer: func.TimerRequest) -> None:
-        runs.append((time.time(), timer))
-
-    served(app, idle_for(3.3))
-    assert 3 <= len(runs) <= 4
-    times = [at for at, _ in runs]
+    ticks = runs_of(served_for(TIMER_APP, 3.3), "tick")
+    assert 3 <= len(ticks) <= 4
+    times = [at for at, _ in ticks]
     # On whole seconds, a second apart.
     assert all(abs(at - round(at)) < 0.3 for at in times)
     assert all(0.7 < later - earlier < 1.3 for earlier, later in itertools.pairwise(times))
-    timer = runs[0][1]
+    timer = ticks[0][1]
     assert timer.past_due is False
     assert datetime.fromisoformat(timer.schedule_status["Next"]) > datetime.fromtimestamp(
         times[0], UTC
@@ -59,99 +78,64 @@ def test_a_timer_runs_on_its_schedule_with_a_timer_request() -> None:
 
 
 def test_run_on_startup() -> None:
-    app = func.FunctionApp()
-    reasons: list[str] = []
-
-    @app.timer_trigger(arg_name="timer", schedule=NEW_YEAR, run_on_startup=True)
-    async def reconcile(timer: func.TimerRequest) -> None:
-        reasons.append("run")
-
-    served(app, idle_for(0.3))
-    assert reasons == ["run"]
-
-
-def test_an_extra_serving_process_leaves_the_timers_to_the_first() -> None:
-    app = func.FunctionApp()
-    runs: list[float] = []
-
-    @app.timer_trigger(arg_name="timer", schedule=EVERY_SECOND, run_on_startup=True)
-    async def reconcile(timer: func.TimerRequest) -> None:
-        runs.append(time.time())
-
-    async def run() -> None:
-        web_app = build_web_app(app, run_timers=False)
-        async with TestClient(TestServer(web_app)):
-            await asyncio.sleep(1.5)
-
-    asyncio.run(run())
-    assert runs == []
+    runs = served_for(TIMER_APP, 0.3)
+    assert len(runs_of(runs, "reconcile")) == 1
+    assert runs_of(runs, "configured") == runs_of(runs, "friday_13th") == []
 
 
 def test_a_failing_timer_is_logged_and_keeps_its_schedule(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    app = func.FunctionApp()
-    attempts: list[float] = []
-
-    @app.timer_trigger(arg_name="timer", schedule=EVERY_SECOND)
-    def fails(timer: func.TimerRequest) -> None:
-        attempts.append(time.time())
-        raise RuntimeError("timer failure")
-
     with caplog.at_level(logging.INFO, logger="local_host"):
-        served(app, idle_for(2.3))
+        attempts = runs_of(served_for(TIMER_FAILURES_APP, 2.3), "fails")
     assert len(attempts) >= 2  # the schedule went on after the first failure
-    failures = [r.getMessage() for r in caplog.records if r.exc_info]
+    failures = [
+        r.getMessage()
+        for r in caplog.records
+        if r.levelno == logging.ERROR and "'Functions.fails'" in r.getMessage()
+    ]
     assert len(failures) == len(attempts)
     assert all(message.startswith("Executed 'Functions.fails' (Failed") for message in failures)
+    assert all("RuntimeError: timer failure" in message for message in failures)
 
 
 def test_a_run_that_outlasts_the_next_occurrence_is_followed_by_a_past_due_run() -> None:
-    app = func.FunctionApp()
-    past_due: list[bool] = []
-
-    @app.timer_trigger(arg_name="timer", schedule=EVERY_SECOND)
-    async def slow(timer: func.TimerRequest) -> None:
-        past_due.append(timer.past_due)
-        await asyncio.sleep(1.5)
-
     # The first run starts within a second and the second 1.5 s after it.
-    served(app, idle_for(3))
-    assert past_due[:2] == [False, True]
+    slow_runs = runs_of(served_for(TIMER_FAILURES_APP, 3), "slow")
+    assert [timer.past_due for _, timer in slow_runs[:2]] == [False, True]
 
 
 def test_schedules_stop_with_the_app() -> None:
-    app = func.FunctionApp()
-    runs: list[float] = []
-
-    @app.timer_trigger(arg_name="timer", schedule=EVERY_SECOND)
-    def tick(timer: func.TimerRequest) -> None:
-        runs.append(time.time())
-
-    served(app, idle_for(1.2))
-    count = len(runs)
+    runs = served_for(TIMER_APP, 1.2)
+    count = len(runs_of(runs, "tick"))
     assert count >= 1
     time.sleep(1.2)
-    assert len(runs) == count
+    assert len(runs_of(runs, "tick")) == count
 
 
 def test_listing_and_settings_in_schedules(monkeypatch: pytest.MonkeyPatch) -> None:
-    app = func.FunctionApp()
+    listing = startup_listing(asyncio.run(host_app(TIMER_APP)), "http://localhost:7071")
+    lines = listing.splitlines()
+    assert "    reconcile: timerTrigger 0 0 0 1 1 *, and on startup" in lines
+    assert "    tick: timerTrigger */1 * * * * *" in lines
+    assert "    configured: timerTrigger %TEST_TIMER_SCHEDULE%" in lines
+    monkeypatch.delenv("TEST_TIMER_SCHEDULE")
+    with pytest.raises(ValueError, match="configured: %TEST_TIMER_SCHEDULE% does not resolve"):
+        asyncio.run(host_app(TIMER_APP))
 
-    @app.timer_trigger(arg_name="timer", schedule="0 */5 * * * *", run_on_startup=True)
-    def reconcile_incoming(timer: func.TimerRequest) -> None:
-        raise AssertionError("not called")
 
-    @app.timer_trigger(arg_name="timer", schedule="%TEST_SCHEDULE%")
-    def configured(timer: func.TimerRequest) -> None:
-        raise AssertionError("not called")
-
-    monkeypatch.setenv("TEST_SCHEDULE", NEW_YEAR)
-    listing = startup_listing(build_web_app(app), "http://localhost:7071").splitlines()
-    assert "    reconcile_incoming: timerTrigger 0 */5 * * * *, and on startup" in listing
-    monkeypatch.delenv("TEST_SCHEDULE")
-    with pytest.raises(ValueError, match="configured: %TEST_SCHEDULE% does not resolve"):
-        build_web_app(app)
+def indexed_timer(name: str, schedule: str | None = None) -> Timer:
+    """The timer of the function ``name`` of the timer app, with its schedule replaced by
+    ``schedule`` (which the host checks, not the runtime)."""
+    worker = asyncio.run(Worker.start(TIMER_APP))
+    [function] = [f for f in worker.functions if f.name == name]
+    if schedule is not None:
+        bindings = tuple(
+            {**binding, "schedule": schedule} if binding is function.trigger else binding
+            for binding in function.bindings
+        )
+        function = dataclasses.replace(function, bindings=bindings)
+    return Timer.of(worker, function)
 
 
 @pytest.mark.parametrize(
@@ -164,26 +148,38 @@ def test_listing_and_settings_in_schedules(monkeypatch: pytest.MonkeyPatch) -> N
     ],
 )
 def test_schedules_that_are_not_six_field_ncrontab_are_refused(schedule: str, message: str) -> None:
-    app = func.FunctionApp()
+    with pytest.raises(ValueError, match=rf"tick: {re.escape(repr(schedule))} is .*{message}"):
+        indexed_timer("tick", schedule)
 
-    @app.timer_trigger(arg_name="timer", schedule=schedule)
-    def bad(timer: func.TimerRequest) -> None:
-        raise AssertionError("not called")
 
-    with pytest.raises(ValueError, match=message):
-        build_web_app(app)
+def test_schedules_that_are_not_six_field_ncrontab_refuse_the_app(tmp_path: Path) -> None:
+    (tmp_path / "function_app.py").write_text(
+        "import azure.functions as func\n\n"
+        "app = func.FunctionApp()\n\n\n"
+        '@app.timer_trigger(arg_name="timer", schedule="*/5 * * * *")\n'
+        "def every_five_minutes(timer: func.TimerRequest) -> None:\n"
+        "    pass\n"
+    )
+    with pytest.raises(ValueError, match=r"every_five_minutes: .* not an NCRONTAB expression"):
+        asyncio.run(host_app(tmp_path))
 
 
 def test_both_day_fields_must_match_as_in_ncrontab() -> None:
-    app = func.FunctionApp()
-
-    @app.timer_trigger(arg_name="timer", schedule="0 0 0 13 * 5")  # a Friday the 13th
-    def friday_13th(timer: func.TimerRequest) -> None:
-        raise AssertionError("not called")
-
-    [function] = app_functions(app)
-    timer = TimerFunction.from_app_function(function)
+    timer = indexed_timer("friday_13th")  # 0 0 0 13 * 5
     # Unix cron would fire on Friday 2 January (either field matching).
     assert timer.next_occurrence(datetime(2026, 1, 1, tzinfo=UTC)) == datetime(
         2026, 2, 13, tzinfo=UTC
+    )
+
+
+def test_timers_are_those_of_the_timer_triggers() -> None:
+    worker = asyncio.run(Worker.start(TIMER_APP))
+    assert sorted(timer.function.name for timer in timers(worker)) == [
+        "configured",
+        "friday_13th",
+        "reconcile",
+        "tick",
+    ]
+    assert {timer.function.name: timer.schedule for timer in timers(worker)}["configured"] == (
+        NEW_YEAR
     )

@@ -19,7 +19,7 @@ from functions.promotion.gate import GatePolicy
 from functions.promotion.gate_set import load_gate_set
 from functions.promotion.promoter import Promoter
 from functions.serving.provider import BUNDLED_MODEL, BundledModel, ModelProvider
-from functions.storage.registry import ModelRegistry
+from functions.storage.model_registry import ModelRegistry
 from tests.helpers import call, http_request, onnx_bytes_with_version, tiny_model
 
 POLICY = GatePolicy(min_accuracy=0.98, max_regression=0.005, signing_key=None)

@@ -13,8 +13,8 @@ import threading
 import time
 from types import SimpleNamespace
 
+import azure.functions as func
 import pytest
-from azure.functions.blob import InputStream
 from azure.storage.blob import BlobLeaseClient
 
 from conversion import publish as publisher
@@ -23,7 +23,8 @@ from functions.promotion import blueprint
 from functions.promotion.gate import MAX_MODEL_BYTES
 from functions.promotion.promoter import MAX_DECISION_ATTEMPTS
 from functions.storage import registry as registry_module
-from functions.storage.registry import AUDIT, ClaimKeeper, InvalidName, ModelRegistry
+from functions.storage.model_registry import ClaimKeeper, ModelRegistry
+from functions.storage.registry import AUDIT, InvalidName
 from tests.bad_models import good_model_bytes, never_ending_model_bytes
 from tests.helpers import read_lines, wait_for_line
 from tests.stack import REPO_ROOT
@@ -96,7 +97,7 @@ from azure.storage.blob import ContainerClient
 from functions.promotion.gate import GatePolicy
 from functions.promotion.gate_set import load_gate_set
 from functions.promotion.promoter import Promoter
-from functions.storage.registry import ModelRegistry
+from functions.storage.model_registry import ModelRegistry
 
 registry = ModelRegistry(ContainerClient.from_connection_string(sys.argv[1], sys.argv[2]))
 def hang_after_the_claim():
@@ -310,15 +311,31 @@ def test_the_reconciler_refuses_listed_invalid_names_once_and_leaves_them(
     assert pointer(container)["version"] == "v3"
 
 
-def test_the_blob_trigger_only_takes_names_from_its_own_drop_zone():
-    assert blueprint.incoming_name("models/incoming/v2.onnx", "models") == "v2.onnx"
-    assert blueprint.incoming_name("models/incoming/../current.json", "models") == (
+def test_the_event_trigger_only_takes_names_from_its_own_drop_zone():
+    def name(path: str) -> str | None:
+        return blueprint.incoming_name(f"/blobServices/default/containers/{path}", "models")
+
+    assert name("models/blobs/incoming/v2.onnx") == "v2.onnx"
+    assert name("models/blobs/incoming/../current.json") == (
         "../current.json"  # passed on: the promoter refuses and records it
     )
-    assert blueprint.incoming_name("models/incoming/", "models") is None
-    assert blueprint.incoming_name("other/incoming/v2.onnx", "models") is None
-    assert blueprint.incoming_name("models/versions/v2.onnx", "models") is None
-    assert blueprint.incoming_name("models/x/incoming/v2.onnx", "models") is None
+    assert name("models/blobs/incoming/") is None
+    assert name("other/blobs/incoming/v2.onnx") is None
+    assert name("models/blobs/versions/v2.onnx") is None
+    assert name("models/blobs/x/incoming/v2.onnx") is None
+    assert blueprint.incoming_name("models/incoming/v2.onnx", "models") is None
+
+
+def blob_event(subject: str, event_type: str = blueprint.BLOB_CREATED) -> func.EventGridEvent:
+    return func.EventGridEvent(
+        id="1",
+        data={},
+        topic="",
+        subject=subject,
+        event_type=event_type,
+        event_time=None,
+        data_version="",
+    )
 
 
 def test_a_crafted_blob_event_is_recorded_and_touches_nothing(container, registry, bundled):
@@ -331,7 +348,10 @@ def test_a_crafted_blob_event_is_recorded_and_touches_nothing(container, registr
     functions = blueprint.promotion_functions(services)
 
     for path in ("incoming/../current.json", "versions/v1.onnx", "incoming/a/../../current.json"):
-        functions.promote_model(InputStream(data=b"", name=f"{container.container_name}/{path}"))
+        subject = f"/blobServices/default/containers/{container.container_name}/blobs/{path}"
+        functions.promote_model(blob_event(subject))
+    deleted = f"/blobServices/default/containers/{container.container_name}/blobs/incoming/v9.onnx"
+    functions.promote_model(blob_event(deleted, "Microsoft.Storage.BlobDeleted"))
 
     assert [line["check"] for line in audit(container)] == ["name", "name"]  # not versions/
     after = blob_state(container)

@@ -23,6 +23,7 @@ from azure.core.exceptions import ResourceExistsError
 from azure.storage.blob import BlobServiceClient
 from playwright.sync_api import Browser, Page, Request, Route, expect
 
+from local_host.event_grid import webhook_url
 from tests.helpers import blob_created, contract_item_id, picture_of_digit
 from tests.test_site_browser import (  # the same browser, pages and pen as the site's own tests
     ARTIFACTS,
@@ -274,7 +275,7 @@ def test_an_uploaded_picture_is_corrected_with_the_pixels_predict_got(
 
 def drop_invalid_model(azurite: str, base_url: str) -> str:
     """Drop a file that is no ONNX model into models/incoming/, and deliver its BlobCreated
-    event to the local host's webhook, as the Event Grid stand-in of `make run` does."""
+    event to the promoter's Event Grid trigger, as the Event Grid stand-in of `make run` does."""
     version = f"not-a-model-{uuid.uuid4().hex[:8]}"
     name = f"incoming/{version}.onnx"
     with BlobServiceClient.from_connection_string(azurite) as service:
@@ -283,9 +284,7 @@ def drop_invalid_model(azurite: str, base_url: str) -> str:
             container.create_container()
         container.upload_blob(name, b"this is not an ONNX model")
     event = blob_created("models", name)
-    webhook = base_url.removesuffix("/api") + (
-        "/runtime/webhooks/blobs?functionName=Host.Functions.promote_model"
-    )
+    webhook = webhook_url(base_url.removesuffix("/api"), "promote_model")
     request = urllib.request.Request(
         webhook,
         data=json.dumps([event]).encode(),

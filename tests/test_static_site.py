@@ -4,19 +4,36 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
+import sys
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from local_host import build_web_app, startup_listing
 from local_host.__main__ import DEFAULT_SITE, argument_parser, checked_arguments
+from local_host.server import host_app, startup_listing
 from local_host.static_site import StaticSite, route_pattern
-from tests.local_host_test_app import app as ping_app
+from local_host.worker import SCRIPT_MODULE
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# The local host's HTTP test app; its ping function answers "pong <name>".
+HTTP_APP = Path(__file__).resolve().parent / "apps" / "http_app"
+
+
+@pytest.fixture(autouse=True)
+def restored_imports() -> Iterator[None]:
+    """The host puts the app's folder first on sys.path and imports it as ``function_app``:
+    undone after each test, so that other tests import the repository's own app."""
+    path, module = list(sys.path), sys.modules.get(SCRIPT_MODULE)
+    yield
+    sys.path[:] = path
+    if module is None:
+        sys.modules.pop(SCRIPT_MODULE, None)
+    else:
+        sys.modules[SCRIPT_MODULE] = module
+
 
 CONFIG = {
     "navigationFallback": {"rewrite": "/index.html", "exclude": ["/css/*", "/*.{png,ico}"]},
@@ -46,7 +63,7 @@ def site(tmp_path: Path) -> Path:
 
 def with_site(scenario: Callable[[TestClient], Awaitable[Any]], site: Path | None) -> Any:
     async def run() -> Any:
-        web_app = build_web_app(ping_app, site=site)
+        web_app = await host_app(HTTP_APP, site=site)
         async with TestClient(TestServer(web_app)) as client:
             return await scenario(client)
 
@@ -185,11 +202,12 @@ def test_without_a_site_nothing_is_served_at_the_root() -> None:
 
 def test_a_site_needs_a_route_prefix(site: Path) -> None:
     with pytest.raises(ValueError, match="route prefix"):
-        build_web_app(ping_app, route_prefix="", site=site)
+        asyncio.run(host_app(HTTP_APP, route_prefix="", site=site))
 
 
 def test_startup_listing_names_the_site(site: Path) -> None:
-    listing = startup_listing(build_web_app(ping_app, site=site), "http://localhost:7071")
+    web_app = asyncio.run(host_app(HTTP_APP, site=site))
+    listing = startup_listing(web_app, "http://localhost:7071")
     assert f"Site: http://localhost:7071/ (from {site.resolve()})" in listing.splitlines()
 
 

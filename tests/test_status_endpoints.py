@@ -26,7 +26,7 @@ from functions.serving.listing import RegistryListing
 from functions.serving.loaded_model import ModelHolder
 from functions.serving.provider import BUNDLED_MODEL
 from functions.storage.clients import SERVING_READ_TIMEOUT_SECONDS, is_unreachable, serving_options
-from functions.storage.registry import ModelRegistry
+from functions.storage.model_registry import ModelRegistry
 from tests.helpers import onnx_bytes_with_version
 from tests.stack import Azurite, running_azurite, running_local_host
 

@@ -7,8 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import subprocess
-import sys
 import time
 
 import aiohttp
@@ -17,8 +15,8 @@ from azure.storage.blob import ContainerClient
 
 from conversion.publish import publish
 from functions.serving.provider import BUNDLED_MODEL
-from tests.helpers import onnx_bytes_with_version, wait_for_health
-from tests.stack import REPO_ROOT, free_port
+from tests.helpers import onnx_bytes_with_version
+from tests.stack import running_local_host
 
 pytestmark = pytest.mark.slow
 
@@ -29,51 +27,19 @@ NEW_VERSION = "swap-v2"
 
 
 @pytest.fixture
-def stack(azurite, tmp_path):
-    """Host + stand-in, on their own container, as `make run` runs them."""
-    container = ContainerClient.from_connection_string(azurite, "swap")
+def stack(azurite_process, tmp_path):
+    """Host and Event Grid stand-in, on their own container, as `make run` runs them."""
+    container = ContainerClient.from_connection_string(azurite_process.connection_string, "swap")
     container.create_container()
-    port = free_port()
     environment = {
         **os.environ,
-        "MODELS_STORAGE": azurite,
+        "MODELS_STORAGE": azurite_process.connection_string,
         "MODELS_CONTAINER": "swap",
         "MODEL_REFRESH_SECONDS": str(REFRESH_SECONDS),
     }
-    commands = [
-        [sys.executable, "-m", "local_host", "--host", "127.0.0.1", "--port", str(port)],
-        # Watches what the app's blob trigger declares: MODELS_STORAGE, MODELS_CONTAINER above.
-        [
-            *(sys.executable, "-m", "local_host.event_grid"),
-            *("--host-url", f"http://127.0.0.1:{port}", "--interval", "0.5"),
-        ],
-    ]
-    processes = []
-    try:
-        for index, command in enumerate(commands):
-            # A file, not a pipe: a full pipe would stall the process. It keeps its own copy.
-            with open(tmp_path / f"process-{index}.log", "w") as log:
-                processes.append(
-                    subprocess.Popen(
-                        command,
-                        cwd=REPO_ROOT,
-                        env=environment,
-                        stdout=log,
-                        stderr=subprocess.STDOUT,
-                    )
-                )
-        base = f"http://127.0.0.1:{port}/api"
-        wait_for_health(base, processes[0], tmp_path / "process-0.log")
+    log = tmp_path / "stack.log"
+    with running_local_host(environment, log, "--no-site", stack=azurite_process) as base:
         yield base, container
-    finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
 
 
 def current_version(container: ContainerClient) -> str | None:

@@ -9,13 +9,11 @@ from functools import cache
 import azure.functions as func
 
 from functions.api.endpoint import Handler, endpoint, small_bodies_on_the_loop
-from functions.api.openapi import openapi_document
 from functions.api.pacing import Pacer
 from functions.api.rate_limit import ClientRateLimit, client_address
 from functions.api.responses import json_response
 from functions.composition import Services
 from functions.errors import NoModelAvailable
-from functions.feedback.request import parse_feedback
 from functions.serving.inputs import parse_prediction_input
 from functions.serving.predict import classify
 
@@ -60,6 +58,9 @@ def api_functions(
     def feedback(req: func.HttpRequest) -> func.HttpResponse:
         """A correction, stored once (contracts.md section 2a). A plain function: the worker
         runs it in its thread pool, so the storage call never holds the event loop."""
+        # Corrections only: a prediction never loads them.
+        from functions.feedback.request import parse_feedback  # noqa: PLC0415
+
         store = services.feedback_store()  # unconfigured storage: 503 before anything else
         corrections_limit().take(client_address(req.headers))
         item = parse_feedback(
@@ -96,6 +97,8 @@ def api_functions(
 
     @endpoint("GET")
     async def openapi(req: func.HttpRequest) -> func.HttpResponse:
+        from functions.api.openapi import openapi_document  # noqa: PLC0415 - on request only
+
         return json_response(openapi_document(), headers={"Cache-Control": "public, max-age=300"})
 
     return ApiFunctions(

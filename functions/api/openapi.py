@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from functools import cache
 
+from functions.api import API_TITLE, API_VERSION
 from functions.feedback.item import ITEM_ID_PATTERN
 from functions.feedback.request import MAX_FEEDBACK_BYTES
 from functions.serving.inputs import MAX_BATCH
 from functions.serving.v2_model import MODEL_NAME
 from functions.storage.registry import VERSION_PATTERN
-
-API_TITLE = "Digit recognition API"
-API_VERSION = "1.0.0"
 
 PIXEL = {"type": "number", "minimum": 0, "maximum": 255}
 FLAT = {

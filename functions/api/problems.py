@@ -10,6 +10,7 @@ from http import HTTPStatus
 
 from functions.errors import (
     CompressedBody,
+    DecodersBusy,
     InputTooLarge,
     InvalidInput,
     NoModelAvailable,
@@ -17,7 +18,6 @@ from functions.errors import (
     UnknownModel,
     UnsupportedContent,
 )
-from functions.preprocessing import DecodersBusy
 from functions.serving.loaded_model import ModelOutputError
 
 DECODERS_BUSY_RETRY_AFTER = "2"  # seconds: a picture takes well under one to prepare

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 
 import azure.functions as func
 
+from functions.api import API_TITLE, API_VERSION
 from functions.api.blueprint import ALL_METHODS
 from functions.api.endpoint import Handler, endpoint, small_bodies_on_the_loop
-from functions.api.openapi import API_TITLE, API_VERSION
 from functions.api.responses import NO_STORE, json_response, v2_error_response
 from functions.composition import Services
 from functions.serving.predict import finite, run_model

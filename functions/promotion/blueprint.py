@@ -1,5 +1,10 @@
-"""The promotion functions: a blob trigger on the drop zone (Event Grid, the only blob trigger
-source on the Flex Consumption plan), and a timer that reconciles what no event reached."""
+"""The promotion functions: an Event Grid trigger on the drop zone's BlobCreated events, and a
+timer that reconciles what no event reached.
+
+An Event Grid trigger, not a blob trigger: the event names the blob, and the promoter reads it
+itself, under a lease and bounded in size, after checking the name. A blob trigger would have the
+host download the whole dropped file first, whatever its size.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +15,10 @@ from dataclasses import dataclass
 import azure.functions as func
 
 from functions.composition import Services
-from functions.settings import STORAGE_SETTING
 from functions.storage.registry import INCOMING
 
 RECONCILE_SCHEDULE = "0 */5 * * * *"  # every five minutes
+BLOB_CREATED = "Microsoft.Storage.BlobCreated"
 log = logging.getLogger(__name__)
 
 
@@ -21,17 +26,22 @@ log = logging.getLogger(__name__)
 class PromotionFunctions:
     """The two handlers: what the blueprint declares, and what tests call."""
 
-    promote_model: Callable[[func.InputStream], None]
+    promote_model: Callable[[func.EventGridEvent], None]
     reconcile_incoming: Callable[[func.TimerRequest], None]
 
 
 def promotion_functions(services: Services) -> PromotionFunctions:
-    def promote_model(blob: func.InputStream) -> None:
-        # The promoter reads the blob itself, under a lease, with its metadata and ETag.
+    def promote_model(event: func.EventGridEvent) -> None:
         container = services.settings().container
-        name = incoming_name(blob.name, container)
-        if name is None:
-            log.error("a blob event outside %s/%s was ignored: %r", container, INCOMING, blob.name)
+        name = incoming_name(event.subject, container)
+        if event.event_type != BLOB_CREATED or name is None:
+            log.error(
+                "an event other than BlobCreated in %s/%s was ignored: %s %r",
+                container,
+                INCOMING,
+                event.event_type,
+                event.subject,
+            )
             return
         decision = services.promoter().handle(name)  # which checks the name before any call
         if decision:
@@ -50,22 +60,18 @@ def promotion_functions(services: Services) -> PromotionFunctions:
 def promotion_blueprint(services: Services) -> func.Blueprint:
     functions = promotion_functions(services)
     bp = func.Blueprint()
-    bp.blob_trigger(
-        arg_name="blob",
-        path=f"%MODELS_CONTAINER%/{INCOMING}{{name}}",
-        connection=STORAGE_SETTING,
-        source=func.BlobSource.EVENT_GRID,
-    )(functions.promote_model)
+    bp.event_grid_trigger(arg_name="event")(functions.promote_model)
     bp.timer_trigger(arg_name="timer", schedule=RECONCILE_SCHEDULE, run_on_startup=False)(
         functions.reconcile_incoming
     )
     return bp
 
 
-def incoming_name(blob_path: str, container: str) -> str | None:
-    """<container>/incoming/<name> -> <name>, unchecked (the promoter records an invalid name as
-    a rejection); None for a path that is not in this container's drop zone at all."""
-    prefix = f"{container}/{INCOMING}"
-    if not blob_path.startswith(prefix) or blob_path == prefix:
+def incoming_name(subject: str, container: str) -> str | None:
+    """A storage event's subject (/blobServices/default/containers/<container>/blobs/incoming/
+    <name>) -> <name>, unchecked (the promoter records an invalid name as a rejection); None for
+    a blob that is not in this container's drop zone at all."""
+    prefix = f"/blobServices/default/containers/{container}/blobs/{INCOMING}"
+    if not subject.startswith(prefix) or subject == prefix:
         return None
-    return blob_path[len(prefix) :]
+    return subject[len(prefix) :]

@@ -23,12 +23,12 @@ from functions.promotion.gate import (
 )
 from functions.promotion.gate_set import GateSet
 from functions.serving.loaded_model import LoadedModel, UnusableModel, load_model
+from functions.storage.model_registry import ModelRegistry
 from functions.storage.registry import (
     PROMOTED,
     VERSION_PATTERN,
     DroppedFile,
     InvalidName,
-    ModelRegistry,
     Pointer,
     PointerConflict,
     VersionConflict,

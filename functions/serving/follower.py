@@ -17,7 +17,8 @@ from functions.clock import utc_now
 from functions.serving.loaded_model import LoadedModel, ModelHolder, load_model
 from functions.serving.repeating import Repeating
 from functions.storage.clients import is_unreachable
-from functions.storage.registry import ModelRegistry, Pointer
+from functions.storage.model_registry import ModelRegistry
+from functions.storage.registry import Pointer
 
 CACHE_DIR = Path(tempfile.gettempdir()) / "digit-models"
 log = logging.getLogger(__name__)

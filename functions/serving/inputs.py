@@ -12,7 +12,6 @@ import numpy as np
 from functions.errors import CompressedBody, InputTooLarge, InvalidInput, UnsupportedContent
 from functions.json_codec import parse_json
 from functions.model_contract import INPUT_SHAPE
-from functions.preprocessing import PictureTooLarge, UndecodableImage, preprocess_image_bytes
 
 MAX_BATCH = 256
 MAX_JSON_BYTES = 4 * 1024 * 1024  # a full batch of 256 images as JSON is about 1.5 MB
@@ -37,8 +36,8 @@ class PredictionInput(NamedTuple):
 def parse_prediction_input(
     content_type: str | None, body: bytes, content_encoding: str | None = None
 ) -> PredictionInput:
-    """Raises a `functions.errors` error that says what to fix, or preprocessing.DecodersBusy
-    when every picture decoder stayed taken (no fault of the request)."""
+    """Raises a `functions.errors` error that says what to fix, or DecodersBusy (also one of
+    them) when every picture decoder stayed taken (no fault of the request)."""
     reject_compressed(content_encoding)
     media = media_type(content_type)
     if media in IMAGE_TYPES:
@@ -75,6 +74,13 @@ def _from_image(body: bytes) -> PredictionInput:
         raise InputTooLarge(f"the picture is over the limit of {MAX_IMAGE_BYTES} bytes")
     if not body:
         raise InvalidInput("the body is empty; send the bytes of a PNG or JPEG picture")
+    # Pictures only: Pillow, which a JSON request never needs.
+    from functions.preprocessing import (  # noqa: PLC0415
+        PictureTooLarge,
+        UndecodableImage,
+        preprocess_image_bytes,
+    )
+
     try:
         image = preprocess_image_bytes(body)
     except PictureTooLarge as error:

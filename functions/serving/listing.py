@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from functions.clock import utc_now
 from functions.serving.repeating import Repeating
 from functions.storage.clients import is_unreachable
-from functions.storage.registry import ModelRegistry
+from functions.storage.model_registry import ModelRegistry
 
 RECENT_DECISIONS = 20
 log = logging.getLogger(__name__)

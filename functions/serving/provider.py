@@ -8,13 +8,16 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from functions.clock import utc_now
 from functions.errors import NoModelAvailable
-from functions.serving.follower import PointerFollower
-from functions.serving.listing import RegistryListing
 from functions.serving.loaded_model import LoadedModel, ModelHolder, UnusableModel, load_model_file
-from functions.storage.registry import ModelRegistry
+
+if TYPE_CHECKING:
+    from functions.serving.follower import PointerFollower
+    from functions.serving.listing import RegistryListing
+    from functions.storage.model_registry import ModelRegistry
 
 BUNDLED_MODEL = Path(__file__).resolve().parent.parent / "model" / "model.onnx"
 # A cold instance waits this long for its first look at current.json and the registry, so its
@@ -24,7 +27,7 @@ FIRST_CHECK_WAIT_SECONDS = 3.0
 log = logging.getLogger(__name__)
 
 
-Storage = Callable[[], tuple[ModelRegistry, float] | None]
+Storage = Callable[[], "tuple[ModelRegistry, float] | None"]
 
 
 def no_storage() -> None:
@@ -138,6 +141,11 @@ class ModelProvider:
             return
         if storage is None:
             return
+        # Imported only when there is storage to follow: they use the Azure SDK, which building
+        # the registry has just loaded.
+        from functions.serving.follower import PointerFollower  # noqa: PLC0415
+        from functions.serving.listing import RegistryListing  # noqa: PLC0415
+
         self.registry, refresh_seconds = storage
         self.follower = PointerFollower(self.registry, self.holder, bundled, refresh_seconds)
         self.listing = RegistryListing(self.registry, refresh_seconds)

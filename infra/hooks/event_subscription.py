@@ -1,12 +1,12 @@
 """Creates the Event Grid subscription that feeds `promote_model` (the api postdeploy hook).
 
-The subscription's webhook carries the blob extension's system key (`blobs_extension`), which the
-Functions host creates only once code with an Event Grid blob trigger runs, and Event Grid
+The subscription's webhook carries the Event Grid extension's system key (`eventgrid_extension`),
+which the Functions host creates only once code with an Event Grid trigger runs, and Event Grid
 validates the webhook when the subscription is created. So this runs after `azd deploy` of the
 api: it wakes the app, waits for the key, then deploys infra/modules/event-subscription.bicep
 (which reads the key itself with listKeys: the key never passes through this script) with the
-Azure CLI. The same way as the Azure Functions Flex Consumption + Event Grid blob trigger samples,
-with the subscription kept in Bicep.
+Azure CLI. The same way as the Azure Functions Flex Consumption + Event Grid samples, whose
+postdeploy hook creates the subscription, with the subscription kept in Bicep.
 
 Needs `az` signed in to the same subscription as azd (locally `az login`; in GitHub Actions the
 azure/login step). Without the Azure CLI: `azd env set EVENT_SUBSCRIPTION_ENABLED true` and
@@ -68,23 +68,23 @@ def wake(api_base_url: str | None) -> None:
 
 
 def wait_for_key(group: str, app: str) -> None:
-    """Until the blobs_extension system key exists (its value is not printed)."""
+    """Until the eventgrid_extension system key exists (its value is not printed)."""
     deadline = time.monotonic() + KEY_WAIT_SECONDS
     while True:
         result = az(
             "functionapp", "keys", "list", "--resource-group", group, "--name", app,
-            "--query", "systemKeys.blobs_extension", "--output", "tsv",
+            "--query", "systemKeys.eventgrid_extension", "--output", "tsv",
         )  # fmt: skip
         if result.returncode == 0 and result.stdout.strip():
             return
         if time.monotonic() > deadline:
-            detail = result.stderr.strip().splitlines()[-1:] or ["no blobs_extension key yet"]
+            detail = result.stderr.strip().splitlines()[-1:] or ["no eventgrid_extension key yet"]
             raise HookError(
-                f"{app} has no blobs_extension system key after {KEY_WAIT_SECONDS} s "
+                f"{app} has no eventgrid_extension system key after {KEY_WAIT_SECONDS} s "
                 f"({detail[0]}). Is the code deployed and does `promote_model` load? "
                 "Run this hook again once it does."
             )
-        print("event_subscription: waiting for the blob extension's system key ...")
+        print("event_subscription: waiting for the Event Grid extension's system key ...")
         time.sleep(POLL_SECONDS)
 
 
@@ -125,7 +125,7 @@ def main() -> int:
         print(f"event_subscription: {error}", file=sys.stderr)
         return 1
     print(
-        f"event_subscription: {topic} -> {app} (Host.Functions.promote_model), "
+        f"event_subscription: {topic} -> {app} (promote_model, Event Grid trigger), "
         f"BlobCreated under {container}/incoming/"
     )
     return 0

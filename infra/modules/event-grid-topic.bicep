@@ -1,6 +1,6 @@
 // The Event Grid system topic of the models storage account: the source of the BlobCreated events
 // that drive the promoter. Its subscription is in event-subscription.bicep, deployed once the
-// function code (and with it the blob extension's webhook key) exists.
+// function code (and with it the Event Grid extension's webhook key, eventgrid_extension) exists.
 
 param name string
 param location string

@@ -1,11 +1,14 @@
-// Delivers the models account's BlobCreated events under incoming/ to the blob extension's webhook
-// of the function app, where the `promote_model` blob trigger (source EventGrid) picks them up.
+// Delivers the models account's BlobCreated events under incoming/ to the Event Grid trigger
+// `promote_model` of the function app (its webhook /runtime/webhooks/eventgrid). The app takes the
+// blob's name from the event's subject and reads the blob itself.
 //
-// The webhook needs the `blobs_extension` system key, which the Functions host creates only once
-// code with an Event Grid blob trigger is running: this template therefore runs after `azd deploy`
+// The webhook needs the `eventgrid_extension` system key, which the Functions host creates only
+// once code with an Event Grid trigger is running: this template therefore runs after `azd deploy`
 // (infra/hooks/event_subscription.py, the api service's postdeploy hook), or from main.bicep when
 // EVENT_SUBSCRIPTION_ENABLED=true on a later `azd provision`. Event Grid validates the endpoint
 // when the subscription is created, which also needs the code deployed.
+// A delivery the function fails (an error, or no answer) is retried by Event Grid under the
+// retryPolicy below; the app's five-minute reconcile_incoming timer catches up on anything left.
 // Deployable on its own: az deployment group create -g <rg> -f infra/modules/event-subscription.bicep
 //   -p systemTopicName=<topic> functionAppName=<app>
 
@@ -18,7 +21,7 @@ param functionAppName string
 @description('The models container (MODELS_CONTAINER).')
 param modelsContainerName string = 'models'
 
-@description('The blob trigger function: Host.Functions.<python function name>.')
+@description('The Event Grid trigger function (its Python function name).')
 param functionName string = 'promote_model'
 
 param subscriptionName string = 'incoming-to-promoter'
@@ -31,8 +34,10 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' existing = {
   name: functionAppName
 }
 
-var blobsExtensionKey = listKeys('${functionApp.id}/host/default', '2023-12-01').systemKeys.blobs_extension
-var webhookUrl = 'https://${functionApp.properties.defaultHostName}/runtime/webhooks/blobs?functionName=Host.Functions.${functionName}&code=${blobsExtensionKey}'
+// https://learn.microsoft.com/azure/azure-functions/event-grid-how-tos: the Event Grid trigger's
+// webhook and its system key, eventgrid_extension.
+var eventGridExtensionKey = listKeys('${functionApp.id}/host/default', '2023-12-01').systemKeys.eventgrid_extension
+var webhookUrl = 'https://${functionApp.properties.defaultHostName}/runtime/webhooks/eventgrid?functionName=${functionName}&code=${eventGridExtensionKey}'
 
 resource subscription 'Microsoft.EventGrid/systemTopics/eventSubscriptions@2022-06-15' = {
   parent: topic

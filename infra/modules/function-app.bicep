@@ -1,5 +1,8 @@
-// The function app on the Flex Consumption plan (FC1): Python 3.11, deployed from a blob
+// The function app on the Flex Consumption plan (FC1): Python 3.13, deployed from a blob
 // container with the app's managed identity, every connection identity-based.
+// functionAppConfig.runtime picks the interpreter; from Python 3.13 the Functions Python runtime
+// that runs on it is the package azure-functions-runtime, pinned in requirements.txt with the app
+// (runtime version control), so the platform does not change it under the app.
 // On Flex Consumption the runtime lives in functionAppConfig, so FUNCTIONS_WORKER_RUNTIME and
 // FUNCTIONS_EXTENSION_VERSION are not app settings (the platform refuses them).
 
@@ -22,9 +25,8 @@ param deploymentContainerUrl string
 
 param applicationInsightsConnectionString string
 
-@description('Blob and queue endpoints of the models storage account (connection MODELS_STORAGE).')
+@description('Blob endpoint of the models storage account (connection MODELS_STORAGE).')
 param modelsBlobEndpoint string
-param modelsQueueEndpoint string
 
 @description('docs/contracts.md section 3.')
 param modelsContainerName string
@@ -95,10 +97,10 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
         // Telemetry, authenticated with the identity (the component refuses instrumentation keys).
         { name: 'APPLICATIONINSIGHTS_CONNECTION_STRING', value: applicationInsightsConnectionString }
         { name: 'APPLICATIONINSIGHTS_AUTHENTICATION_STRING', value: 'ClientId=${identityClientId};Authorization=AAD' }
-        // MODELS_STORAGE in its identity-based form (contracts.md section 3). The blob trigger also
-        // needs the queue endpoint: it keeps its poison messages in a queue of that account.
+        // MODELS_STORAGE in its identity-based form (contracts.md section 3): blobs only. The
+        // promotion trigger is an Event Grid trigger (no storage binding): the app reads the
+        // dropped blob itself, and Event Grid's retries stand in for a poison queue.
         { name: 'MODELS_STORAGE__blobServiceUri', value: modelsBlobEndpoint }
-        { name: 'MODELS_STORAGE__queueServiceUri', value: modelsQueueEndpoint }
         { name: 'MODELS_STORAGE__credential', value: 'managedidentity' }
         { name: 'MODELS_STORAGE__clientId', value: identityClientId }
         { name: 'MODELS_CONTAINER', value: modelsContainerName }
@@ -132,7 +134,7 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
       }
       runtime: {
         name: 'python'
-        version: '3.11'
+        version: '3.13'
       }
     }
   }

@@ -1,6 +1,6 @@
-// The Functions host's own storage (AzureWebJobsStorage: leases, timer schedule, keys, the blob
-// trigger's receipts and poison queue) and the blob container the Flex Consumption plan deploys
-// the app's package from. Reached only with Entra ID: shared keys are disabled.
+// The Functions host's own storage (AzureWebJobsStorage: leases, timer schedule, keys) and the
+// blob container the Flex Consumption plan deploys the app's package from. Reached only with
+// Entra ID: shared keys are disabled.
 
 param name string
 param location string

@@ -121,4 +121,3 @@ output id string = storage.id
 output containerName string = container.name
 output feedbackContainerName string = feedbackContainer.name
 output blobEndpoint string = storage.properties.primaryEndpoints.blob
-output queueEndpoint string = storage.properties.primaryEndpoints.queue
