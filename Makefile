@@ -44,7 +44,7 @@ $(RPC_MESSAGES): $(VENV)/.installed $(shell find $(RPC_PROTOS) -name '*.proto')
 
 # Azurite, the local host (API, site, blob trigger, timer) and the Event Grid stand-in.
 run: setup
-	$(BIN)/python -m local_host.dev --host $(HOST) --port $(PORT) --azurite-port $(AZURITE_PORT)
+	$(BIN)/python -m local_stack --host $(HOST) --port $(PORT) --azurite-port $(AZURITE_PORT)
 
 lint: setup
 	$(BIN)/ruff check .
@@ -70,8 +70,8 @@ bundle-model:
 
 # The serving benchmark (docs/benchmarks.md): handler latency vs Keras, batches, cold start
 # through azure-functions-runtime, HTTP through the local host, predict through the runtime, the
-# handler and the bare session in process, async against the thread pool (about three minutes),
-# then what the largest accepted pictures cost to decode.
+# handler and the bare session in process, async against the thread pool (about a minute), then
+# what the largest accepted pictures cost to decode.
 benchmark: setup build/runtime-venv/.installed
 	$(BIN)/python -m benchmarks.serving --json build/benchmark.json \
 	    --runtime-python build/runtime-venv/bin/python

@@ -217,9 +217,9 @@ CLOSED_PORT = 9  # discard: nothing listens there
 
 
 def local_http(images: np.ndarray, clients: int, seconds: float) -> dict[str, float]:
-    """`python -m local_host --no-site`, warmed by a second of load, then loaded for `seconds`
+    """`python -m local_host`, warmed by a second of load, then loaded for `seconds`
     by benchmarks/http_load.py in a process of its own."""
-    from local_host.dev import azurite_connection_string  # noqa: PLC0415
+    from local_stack.azurite import azurite_connection_string  # noqa: PLC0415
 
     port = free_port()
     # Storage on a closed port: the bundled model is served, even where an Azurite with a
@@ -227,7 +227,7 @@ def local_http(images: np.ndarray, clients: int, seconds: float) -> dict[str, fl
     environ = {**os.environ, "MODELS_STORAGE": azurite_connection_string(CLOSED_PORT)}
     host = subprocess.Popen(  # noqa: S603
         [
-            *(sys.executable, "-m", "local_host", "--no-site"),
+            *(sys.executable, "-m", "local_host"),
             *("--host", "127.0.0.1", "--port", str(port)),
         ],
         cwd=ROOT,

@@ -2,7 +2,7 @@
 
 Azurite (blob only, its data in a folder of its own), the local host (`python -m local_host`)
 pointed at it, and the Event Grid stand-in that `make run` has (`relay_blob_events` of
-local_host/event_grid.py, here in a process of its own) posting a BlobCreated event for each file
+local_stack/event_grid.py, here in a process of its own) posting a BlobCreated event for each file
 dropped in incoming/ to the host's Event Grid webhook for `promote_model`: the promotion path
 `make run` has. Each child runs in a session of its own, so that freezing Azurite or stopping the
 host reaches its whole process group (a gate's child processes included) and nothing else.
@@ -27,8 +27,9 @@ from azure.storage.blob import BlobServiceClient, ContainerClient
 
 from benchmarks.serving import ROOT, free_port
 from functions.storage.registry import INCOMING
-from local_host.dev import AZURITE_BINARY, PROMOTION_FUNCTION, azurite_connection_string
 from local_host.event_grid import webhook_url
+from local_stack.__main__ import PROMOTION_FUNCTION
+from local_stack.azurite import AZURITE_BINARY, azurite_connection_string
 
 CONTAINER = "models"
 RELAY_INTERVAL_SECONDS = 0.5
@@ -36,7 +37,7 @@ RELAY_INTERVAL_SECONDS = 0.5
 # every argv[3] seconds, each new one's BlobCreated event posted to the webhook argv[1].
 RELAY = """
 import asyncio, os, sys
-from local_host.event_grid import Subscription, relay_blob_events
+from local_stack.event_grid import Subscription, relay_blob_events
 from local_host.server import configure_logging
 configure_logging()  # as `make run` logs: without the storage SDK's line per request
 subscription = Subscription(

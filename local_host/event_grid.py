@@ -1,51 +1,32 @@
-"""Event Grid: the host's webhook for Event Grid triggers, and a stand-in for Event Grid itself.
-
-The webhook, ``POST /runtime/webhooks/eventgrid?functionName=<name>``, answers the subscription's
-validation handshake and hands each event to the function as the host does (the event's JSON).
-Azurite emits no storage events, so the stand-in watches a container for new or changed blobs
-(by name and ETag; those present at start count as new) and posts a
-``Microsoft.Storage.BlobCreated`` event for each, retried with backoff, as the subscription in
-infra/modules/event-subscription.bicep does in Azure.
+"""The host's webhook for Event Grid triggers, ``POST /runtime/webhooks/eventgrid?functionName=
+<name>``: it answers a subscription's validation handshake and hands each delivered event to the
+function as the host does (the event's JSON). Event Grid itself is Azure's (locally,
+local_stack/event_grid.py stands in for the storage account's subscription).
 """
 
 from __future__ import annotations
 
-import asyncio
-import itertools
 import json
 import logging
-import secrets
-import uuid
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
-import aiohttp
 from aiohttp import web
-from azure.core.exceptions import AzureError
-from azure.storage.blob.aio import BlobServiceClient, ContainerClient
 
-from local_host.guards import read_control_json
+from local_host.guards import read_body
 from local_host.worker import InvocationFailed, Worker, typed_json
 
 logger = logging.getLogger(__name__)
 
 EVENT_GRID_TRIGGER = "eventGridTrigger"
 WEBHOOK_PATH = "/runtime/webhooks/eventgrid"
+# What a delivery is, as Event Grid says in this header.
 EVENT_TYPE_HEADER = "aeg-event-type"
 VALIDATION_DELIVERY = "SubscriptionValidation"
 NOTIFICATION_DELIVERY = "Notification"
 UNSUBSCRIBE_DELIVERY = "Unsubscribe"
-SUBSCRIPTION_VALIDATION = "Microsoft.EventGrid.SubscriptionValidationEvent"
-BLOB_CREATED = "Microsoft.Storage.BlobCreated"
-DELIVERY_TIMEOUT = aiohttp.ClientTimeout(total=300)  # the function runs before the answer
 
 
 def webhook_url(base_url: str, function_name: str) -> str:
     return f"{base_url}{WEBHOOK_PATH}?functionName={function_name}"
-
-
-def blob_subject(container: str, name: str) -> str:
-    return f"/blobServices/default/containers/{container}/blobs/{name}"
 
 
 def attach_event_grid_webhook(web_app: web.Application, worker: Worker) -> list[str]:
@@ -56,33 +37,30 @@ def attach_event_grid_webhook(web_app: web.Application, worker: Worker) -> list[
         function = functions.get(request.query.get("functionName", ""))
         if function is None:
             raise web.HTTPNotFound(text="No Event Grid trigger of that name is served here.")
-        events = await read_control_json(request, shape="a JSON array of Event Grid events")
+        # JSON only: a page can POST text or a form anywhere unasked, but JSON makes the browser
+        # ask first (a preflight), which this route never allows.
+        if request.content_type != "application/json":
+            raise web.HTTPUnsupportedMediaType(text="Deliveries are application/json.")
+        try:
+            events = json.loads(await read_body(request))
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            events = None
         if not isinstance(events, list) or not all(isinstance(e, dict) for e in events):
             raise web.HTTPBadRequest(text="The body must be a JSON array of Event Grid events.")
         # What the delivery is comes from its header, as in the host (compared ignoring case).
         delivery = request.headers.get(EVENT_TYPE_HEADER, "").lower()
-        if delivery == VALIDATION_DELIVERY.lower():
-            code = next(iter(events), {}).get("data", {}).get("validationCode")
-            if not isinstance(code, str):
-                raise web.HTTPBadRequest(
-                    text="A subscription validation needs data.validationCode."
-                )
+        code = next(iter(events), {}).get("data", {}).get("validationCode")
+        if delivery == VALIDATION_DELIVERY.lower() and isinstance(code, str):
             logger.info("Event Grid subscription to %s validated", function.name)
             return web.json_response({"validationResponse": code})
         if delivery == UNSUBSCRIBE_DELIVERY.lower():
             return web.Response(status=202)
         if delivery != NOTIFICATION_DELIVERY.lower():
-            raise web.HTTPBadRequest(
-                text=f"An Event Grid delivery has the header {EVENT_TYPE_HEADER}: "
-                f"{VALIDATION_DELIVERY}, {NOTIFICATION_DELIVERY} or {UNSUBSCRIBE_DELIVERY}."
-            )
+            raise web.HTTPBadRequest(text=f"Not a delivery {EVENT_TYPE_HEADER} names, or no code.")
         for event in events:
+            reason = f"EventGrid trigger fired at {event.get('eventTime')}"
             try:
-                await worker.invoke(
-                    function,
-                    typed_json(event),
-                    f"EventGrid trigger fired at {event.get('eventTime')}",
-                )
+                await worker.invoke(function, typed_json(event), reason)
             except InvocationFailed:  # logged; a 500 makes Event Grid deliver again
                 raise web.HTTPInternalServerError(
                     text=f"Function {function.name!r} failed; see the local host's log."
@@ -94,160 +72,3 @@ def attach_event_grid_webhook(web_app: web.Application, worker: Worker) -> list[
     return [
         f"{name}: eventGridTrigger {{base}}{WEBHOOK_PATH}?functionName={name}" for name in functions
     ]
-
-
-class SubscriptionRefused(RuntimeError):
-    """The webhook answered the validation handshake with something else than its code."""
-
-
-@dataclass(frozen=True)
-class Subscription:
-    """What the stand-in watches, and where it posts: one storage event subscription."""
-
-    connection_string: str
-    container: str
-    prefix: str
-    webhook_url: str
-
-
-@dataclass
-class BlobEventRelay:
-    """Turns changes under one container's prefix into Event Grid deliveries to one webhook."""
-
-    container: ContainerClient
-    subscription: Subscription
-    session: aiohttp.ClientSession
-    attempts: int = 4
-    first_backoff_seconds: float = 0.5
-    _delivered: dict[str, str] = field(default_factory=dict, init=False)  # blob name -> ETag
-    _sequence: itertools.count = field(default_factory=itertools.count, init=False)
-    _storage_failing: bool = field(default=False, init=False)
-
-    async def validate_subscription(self, wait_seconds: float = 60) -> None:
-        """The handshake Event Grid does once; retried while the webhook is not up yet."""
-        code = secrets.token_hex(16)
-        event = self._event(SUBSCRIPTION_VALIDATION, "", {"validationCode": code})
-        deadline = asyncio.get_running_loop().time() + wait_seconds
-        while True:
-            try:
-                async with self.session.post(
-                    self.subscription.webhook_url,
-                    json=[event],
-                    headers={EVENT_TYPE_HEADER: VALIDATION_DELIVERY},
-                ) as response:
-                    status, body = response.status, await response.text()
-                break
-            except aiohttp.ClientConnectionError:
-                if asyncio.get_running_loop().time() > deadline:
-                    raise
-                await asyncio.sleep(1)
-        try:
-            answer = json.loads(body)
-        except json.JSONDecodeError:
-            answer = None
-        if not isinstance(answer, dict) or answer.get("validationResponse") != code:
-            raise SubscriptionRefused(
-                f"{self.subscription.webhook_url} answered the validation handshake with "
-                f"HTTP {status}: {body[:200]}"
-            )
-
-    async def run(self, interval_seconds: float = 1.0) -> None:
-        """Validate the subscription, then poll and deliver until cancelled."""
-        await self.validate_subscription()
-        while True:
-            await self.poll_once()
-            await asyncio.sleep(interval_seconds)
-
-    async def poll_once(self) -> int:
-        """Deliver an event for each new or changed blob; return how many were delivered."""
-        try:
-            blobs = [
-                b
-                async for b in self.container.list_blobs(name_starts_with=self.subscription.prefix)
-            ]
-        except AzureError as error:
-            if not self._storage_failing:  # once, not every second, while storage stays away
-                logger.warning("Cannot list %s: %s", self.container.url, error.message)
-            self._storage_failing = True
-            return 0
-        self._storage_failing = False
-        delivered = 0
-        for blob in [b for b in blobs if self._delivered.get(b.name) != b.etag]:
-            data = {
-                "api": "PutBlob",
-                "contentType": blob.content_settings.content_type or "application/octet-stream",
-                "contentLength": blob.size,
-                "blobType": "BlockBlob",
-                "url": self.container.get_blob_client(blob.name).url,
-                "sequencer": f"{next(self._sequence):032d}",
-                # Listings give ETags bare; Event Grid gives them quoted, as the header does.
-                "eTag": blob.etag if blob.etag.startswith('"') else f'"{blob.etag}"',
-            }
-            subject = blob_subject(self.container.container_name, blob.name)
-            delivered += await self._deliver(self._event(BLOB_CREATED, subject, data), subject)
-            # Given up or not, this version of the blob is done: Event Grid would dead-letter it.
-            self._delivered[blob.name] = blob.etag
-        # Forget deleted blobs, so that one uploaded again under the same name is new.
-        present = {blob.name for blob in blobs}
-        self._delivered = {name: etag for name, etag in self._delivered.items() if name in present}
-        return delivered
-
-    async def _deliver(self, event: dict, subject: str) -> bool:
-        for attempt in range(self.attempts):
-            headers = {EVENT_TYPE_HEADER: NOTIFICATION_DELIVERY, "aeg-delivery-count": str(attempt)}
-            try:
-                async with self.session.post(
-                    self.subscription.webhook_url,
-                    json=[event],
-                    headers=headers,
-                    timeout=DELIVERY_TIMEOUT,
-                ) as response:
-                    outcome = None if response.ok else f"HTTP {response.status}"
-            except (aiohttp.ClientError, TimeoutError) as error:
-                outcome = f"{type(error).__name__}: {error}"
-            if outcome is None:
-                logger.info("Delivered BlobCreated for %s (attempt %d)", subject, attempt + 1)
-                return True
-            if attempt + 1 < self.attempts:
-                backoff = self.first_backoff_seconds * 2**attempt
-                logger.warning(
-                    "Delivery for %s failed (%s); again in %.2f s", subject, outcome, backoff
-                )
-                await asyncio.sleep(backoff)
-        logger.error(
-            "Gave up on BlobCreated for %s after %d attempts (%s)", subject, self.attempts, outcome
-        )
-        return False
-
-    def _event(self, event_type: str, subject: str, data: dict) -> dict:
-        return {
-            "id": str(uuid.uuid4()),
-            # Shaped like a real storage account's topic, with a placeholder subscription.
-            "topic": "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/local"
-            f"/providers/Microsoft.Storage/storageAccounts/{self.container.account_name}",
-            "subject": subject,
-            "eventType": event_type,
-            "eventTime": datetime.now(UTC).isoformat(),
-            "dataVersion": "",
-            "metadataVersion": "1",
-            "data": data,
-        }
-
-
-async def relay_blob_events(subscription: Subscription, interval_seconds: float = 1.0) -> None:
-    """Relay until cancelled; a refused subscription or a broken relay is logged, not raised."""
-    # No SDK retries (storage's first waits 15 s): the next poll, a second later, retries.
-    async with (
-        BlobServiceClient.from_connection_string(
-            subscription.connection_string, retry_total=0
-        ) as service,
-        aiohttp.ClientSession() as session,
-    ):
-        container = service.get_container_client(subscription.container)
-        relay = BlobEventRelay(container, subscription, session)
-        try:
-            await relay.run(interval_seconds)
-        except SubscriptionRefused as error:
-            logger.warning("Not posting blob events: %s", error)
-        except Exception:
-            logger.exception("The Event Grid stand-in failed; blob events are no longer posted")

@@ -1,10 +1,7 @@
-"""What every request and connection goes through, as the Functions host guards itself.
-
-Errors are RFC 9457 problem details that never echo the request. Bodies are bounded in size
-and time. ``Host.CORS`` applies to the functions' routes only, as in Core Tools, so the control
-routes (blob webhook, admin) stay same-origin. Connections are capped, must send their headers
-in time, and get bodies passed on as sent (inflating gzip would turn 100 KB into 100 MB).
-"""
+"""What every request and connection goes through, as the Functions host guards itself: errors
+as problem details that never echo the request; bodies bounded in size and time, and passed on as
+sent (inflating gzip would turn 100 KB into 100 MB); ``Host.CORS`` on the functions' routes only,
+as in Core Tools; connections capped, and given a time to send their headers."""
 
 from __future__ import annotations
 
@@ -25,25 +22,16 @@ logger = logging.getLogger(__name__)
 # Ample for the largest body the app takes over a slow link; a stalled client gets a 408.
 BODY_TIMEOUT_SECONDS = 30.0
 BODY_TIMEOUT_KEY = web.AppKey("local_host.body_timeout_seconds", float)
+_BODY_HEADERS = {"content-type", "content-length"}  # a problem answer has its own
 
 
-def problem_response(
-    status: int, detail: str, headers: dict[str, str] | None = None
-) -> web.Response:
+def problem_response(status: int, detail: str, headers: dict | None = None) -> web.Response:
     """An ``application/problem+json`` answer (bytes, so that no charset is added)."""
     title = HTTPStatus(status).phrase
-    document = {
-        "type": "about:blank",
-        "title": title,
-        "status": status,
-        "detail": detail,
-    }
+    document = {"type": "about:blank", "title": title, "status": status, "detail": detail}
     body = json.dumps(document).encode()
     return web.Response(
-        status=status,
-        body=body,
-        content_type="application/problem+json",
-        headers=headers,
+        status=status, body=body, content_type="application/problem+json", headers=headers
     )
 
 
@@ -59,11 +47,7 @@ async def logged_problems(request: web.Request, handler: Handler) -> web.StreamR
         # aiohttp's default text is "<status>: <reason>"; any other was written for people.
         default = error.text == f"{error.status}: {error.reason}"
         detail = "No function is served at this path." if error.status == 404 else error.reason
-        kept = {
-            k: v
-            for k, v in error.headers.items()
-            if k.lower() not in {"content-type", "content-length"}
-        }
+        kept = {k: v for k, v in error.headers.items() if k.lower() not in _BODY_HEADERS}
         response = problem_response(error.status, detail if default else error.text, kept)
         if not request.content.at_eof():
             response.force_close()  # the body was refused unread: close rather than wait for it
@@ -93,11 +77,10 @@ def cors(origins: Sequence[str], route_prefix: str) -> Middleware:
         headers = {hdrs.ACCESS_CONTROL_ALLOW_ORIGIN: allow} if allow else {}
         if allow and allow != "*":
             headers[hdrs.VARY] = hdrs.ORIGIN
-        if request.method == "OPTIONS" and hdrs.ACCESS_CONTROL_REQUEST_METHOD in request.headers:
+        preflight = request.headers.get(hdrs.ACCESS_CONTROL_REQUEST_METHOD)
+        if request.method == "OPTIONS" and preflight is not None:
             if allow:  # a refused preflight gets no CORS headers
-                headers[hdrs.ACCESS_CONTROL_ALLOW_METHODS] = request.headers[
-                    hdrs.ACCESS_CONTROL_REQUEST_METHOD
-                ]
+                headers[hdrs.ACCESS_CONTROL_ALLOW_METHODS] = preflight
                 if asked := request.headers.get(hdrs.ACCESS_CONTROL_REQUEST_HEADERS):
                     headers[hdrs.ACCESS_CONTROL_ALLOW_HEADERS] = asked
             return web.Response(status=204, headers=headers)
@@ -114,13 +97,6 @@ async def read_body(request: web.Request) -> bytes:
     limit, declared = request.client_max_size, request.content_length
     if declared is not None and declared > limit:
         raise _too_large(declared, limit)
-    if request.content.is_eof():
-        # All of it came in already (with the headers, for most requests): taken as it is,
-        # without a timer to arm or a read loop.
-        body = request.content.read_nowait()
-        if len(body) > limit:  # a chunked body: no length was declared
-            raise _too_large(len(body), limit)
-        return body
     timeout = request.app.get(BODY_TIMEOUT_KEY, BODY_TIMEOUT_SECONDS)
     try:
         async with asyncio.timeout(timeout):
@@ -132,11 +108,8 @@ async def read_body(request: web.Request) -> bytes:
 
 
 def _too_large(size: int, limit: int) -> web.HTTPRequestEntityTooLarge:
-    return web.HTTPRequestEntityTooLarge(
-        max_size=limit,
-        actual_size=size,
-        text=f"The body is {size} bytes; this host reads at most {limit}.",
-    )
+    text = f"The body is {size} bytes; this host reads at most {limit}."
+    return web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=size, text=text)
 
 
 @dataclass(frozen=True)
@@ -194,11 +167,7 @@ class _ProblemRequestHandler(web.RequestHandler):
         if status >= 500:
             logger.error("Error handling a request from %s", request.remote, exc_info=exc)
         else:  # the log gets the start of the parser's message, the client none of it
-            logger.warning(
-                "Refused an unparsable request (%d): %.200r",
-                status,
-                message or str(exc),
-            )
+            logger.warning("Refused an unparsable request (%d): %.200r", status, message or exc)
         if request.writer.output_size > 0:
             raise ConnectionError("the answer had started; the connection is dropped instead")
         detail = "The request is not valid HTTP/1.1, or its start line or headers are too long."
@@ -223,11 +192,8 @@ class CappedSite(web.BaseSite):
         if self.open_connections >= self.limits.max_connections:
             logger.warning("Refused a connection: %d are open (the cap)", self.open_connections)
             return _Refusal()
-        handler = _ProblemRequestHandler(
-            self._runner.server,
-            loop=asyncio.get_running_loop(),
-            **self.limits.handler_options(),
-        )
+        options = self.limits.handler_options()
+        handler = _ProblemRequestHandler(self._runner.server, loop=self._loop, **options)
         self.open_connections += 1
         handler.on_lost = self._lost
         return handler
@@ -237,20 +203,5 @@ class CappedSite(web.BaseSite):
 
     async def start(self) -> None:
         await super().start()
-        loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(self._protocol, self.host, self.port)
-
-
-async def read_control_json(request: web.Request, *, shape: str) -> object:
-    """A control call's parsed JSON body (None when empty). Only ``application/json`` is taken:
-    a page can POST text or a form anywhere unasked, but JSON makes the browser ask first (a
-    preflight), which control routes never allow. 415 otherwise, 400 for what is not JSON."""
-    if request.content_type != "application/json":
-        raise web.HTTPUnsupportedMediaType(
-            text=f"Control calls take Content-Type: application/json; the body is {shape}."
-        )
-    body = await read_body(request)
-    try:
-        return json.loads(body) if body.strip() else None
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise web.HTTPBadRequest(text=f"The body is not JSON; it must be {shape}.") from None
+        self._loop = asyncio.get_running_loop()
+        self._server = await self._loop.create_server(self._protocol, self.host, self.port)

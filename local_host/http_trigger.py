@@ -1,10 +1,5 @@
 """HTTP triggers: each function's route under the host.json prefix, the request handed to the
-runtime as the ``RpcHttp`` the host sends, and the ``RpcHttp`` it returns turned into the answer.
-
-Route templates may have literal segments and plain ``{name}`` parameters; constraints
-(``{id:int}``), optional (``{id?}``) and catch-all (``{*path}``) parameters are refused at
-start-up rather than matched differently from Azure.
-"""
+runtime as the ``RpcHttp`` the host sends, and the ``RpcHttp`` it returns turned into the answer."""
 
 from __future__ import annotations
 
@@ -46,22 +41,17 @@ def route_path(function: Function, route_prefix: str) -> str:
 
 def attach_http_functions(web_app: web.Application, worker: Worker, route_prefix: str) -> list[str]:
     """Route the worker's HTTP functions; return their lines for the start-up listing."""
-    listing, routes = [], []
+    listing: list[str] = []
+    served: dict[str, dict[str, Function]] = {}  # path -> method ("*": every one) -> function
     for function in worker.of_type(HTTP_TRIGGER):
+        path = route_path(function, route_prefix)
         methods = [str(m).upper() for m in function.trigger.get("methods") or ["*"]]
-        routes.append((route_path(function, route_prefix), methods, function))
-        listing.append(f"{function.name}: [{','.join(methods)}] {{base}}{routes[-1][0]}")
-    # One resource a path, a route a method. Two functions on one path and method would shadow
-    # each other ("*": every method), wherever they are declared.
-    served: dict[str, dict[str, Function]] = {}
-    for path, methods, function in routes:
+        listing.append(f"{function.name}: [{','.join(methods)}] {{base}}{path}")
         taken = served.setdefault(path, {})
-        for method in methods:
+        for method in methods:  # two functions on one path and method would shadow each other
             clashes = [*taken.values()] if method == "*" else [taken.get(method), taken.get("*")]
             if other := next(filter(None, clashes), None):
-                raise ValueError(
-                    f"{function.name}: {method} {path} is served already, by {other.name}"
-                )
+                raise ValueError(f"{function.name}: {method} {path} is served by {other.name}")
             taken[method] = function
     # Literal paths first: aiohttp tries resources in the order they were added.
     for path in sorted(served, key=lambda path: "{" in path):
@@ -75,11 +65,8 @@ def attach_http_functions(web_app: web.Application, worker: Worker, route_prefix
 
 def _not_allowed(allowed: list[str]) -> Any:
     async def refuse(request: web.Request) -> web.StreamResponse:
-        raise web.HTTPMethodNotAllowed(
-            request.method,
-            allowed,
-            text=f"{request.method} is not allowed here; use {', '.join(allowed)}.",
-        )
+        text = f"{request.method} is not allowed here; use {', '.join(allowed)}."
+        raise web.HTTPMethodNotAllowed(request.method, allowed, text=text)
 
     return refuse
 
@@ -124,23 +111,20 @@ def to_web_response(function: Function, returned: Any) -> web.Response:
 
 def _set_cookie(cookie: Any) -> str:
     """One of the runtime's cookies, with its attributes, as the host writes ``Set-Cookie``."""
-    parts = [f"{cookie.name}={cookie.value}"]
-    if cookie.HasField("expires"):
-        expires = cookie.expires.value.ToDatetime(tzinfo=UTC)
-        parts.append(f"expires={format_datetime(expires, usegmt=True)}")
-    if cookie.HasField("max_age"):
-        parts.append(f"max-age={int(cookie.max_age.value)}")
-    if cookie.domain.value:
-        parts.append(f"domain={cookie.domain.value}")
-    if cookie.path.value:
-        parts.append(f"path={cookie.path.value}")
-    if cookie.secure.value:
-        parts.append("secure")
-    if same_site := _SAME_SITE.get(cookie.same_site):
-        parts.append(f"samesite={same_site}")
-    if cookie.http_only.value:
-        parts.append("httponly")
-    return "; ".join(parts)
+    expires = cookie.HasField("expires") and cookie.expires.value.ToDatetime(tzinfo=UTC)
+    attributes = {
+        "expires": expires and format_datetime(expires, usegmt=True),
+        "max-age": cookie.HasField("max_age") and str(int(cookie.max_age.value)),  # "0" counts
+        "domain": cookie.domain.value,
+        "path": cookie.path.value,
+        "secure": cookie.secure.value,
+        "samesite": _SAME_SITE.get(cookie.same_site),
+        "httponly": cookie.http_only.value,
+    }
+    flags = [
+        name if value is True else f"{name}={value}" for name, value in attributes.items() if value
+    ]
+    return "; ".join([f"{cookie.name}={cookie.value}", *flags])
 
 
 def _body(data: Any) -> bytes:

@@ -1,5 +1,5 @@
-"""The host: the app's functions, as the runtime indexed them, served with aiohttp beside the site,
-until a stop signal."""
+"""The host: the app's functions, as the runtime indexed them, served with aiohttp until a stop
+signal."""
 
 from __future__ import annotations
 
@@ -30,7 +30,6 @@ from local_host.settings import (
     read_route_prefix,
     request_body_limit,
 )
-from local_host.static_site import StaticSite
 from local_host.timer_trigger import TIMER_TRIGGER, timers
 from local_host.worker import Worker
 
@@ -44,9 +43,7 @@ WORKER_KEY = web.AppKey("local_host.worker", Worker)
 def configure_logging() -> None:
     """INFO to stderr, without the Azure SDK's dump of every storage request or the runtime's
     line per invocation (the host logs each one)."""
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("azure.core.pipeline.policies.http_logging_policy").setLevel(logging.WARNING)
     logging.getLogger("azure.functions").setLevel(logging.WARNING)
 
@@ -58,11 +55,9 @@ async def host_app(
     max_body_bytes: int = DEFAULT_BODY_SIZE_LIMIT,
     body_timeout_seconds: float = BODY_TIMEOUT_SECONDS,
     cors_origins: Sequence[str] = (),
-    site: Path | None = None,
 ) -> web.Application:
     """An aiohttp app serving the HTTP, Event Grid and timer triggers of the function app in
-    ``app_directory``, and the Static Web Apps folder ``site`` at ``/``; ``cors_origins`` is
-    ``Host.CORS``."""
+    ``app_directory``; ``cors_origins`` is ``Host.CORS``."""
     worker = await Worker.start(app_directory)
     middlewares = [logged_problems]
     if cors_origins:  # outside the problem answers, so that errors carry CORS headers too
@@ -75,20 +70,15 @@ async def host_app(
     listing += [timer.listing_line for timer in scheduled]
     web_app.cleanup_ctx.append(background(*(timer.run_on_schedule for timer in scheduled)))
     served = {HTTP_TRIGGER, EVENT_GRID_TRIGGER, TIMER_TRIGGER}
-    web_app[LISTING_KEY] = ["Functions:", *(f"    {line}" for line in listing)] + [
-        f"not served by the local host: {f.name} ({f.trigger_type})"
-        for f in worker.functions
-        if f.trigger_type not in served
+    kinds = {f.name: f.trigger["type"] for f in worker.functions}
+    listing += [
+        f"{name}: {kind}, not served locally" for name, kind in kinds.items() if kind not in served
     ]
-    if site is not None:
-        static_site = StaticSite(site, route_prefix)
-        web_app[LISTING_KEY].append(f"Site: {{base}}/ (from {static_site.folder})")
-        # Added last: aiohttp tries the functions' routes first.
-        web_app.router.add_route("*", "/{path:.*}", static_site.handle)
+    web_app[LISTING_KEY] = ["Functions:", *(f"    {line}" for line in listing)]
     return web_app
 
 
-async def host_app_from_settings(app_directory: Path, site: Path | None) -> web.Application:
+async def host_app_from_settings(app_directory: Path) -> web.Application:
     """The app as its settings say: local.settings.json's values in the environment first (the
     app reads them when imported), then host.json's prefix, the body limit and Host.CORS."""
     settings_file = load_local_settings(app_directory)
@@ -98,7 +88,6 @@ async def host_app_from_settings(app_directory: Path, site: Path | None) -> web.
         route_prefix=read_route_prefix(app_directory),
         max_body_bytes=request_body_limit(),
         cors_origins=host_cors_origins(settings_file),
-        site=site,
     )
 
 
@@ -120,18 +109,16 @@ def startup_listing(web_app: web.Application, base_url: str) -> str:
     return "\n".join(line.replace("{base}", base_url) for line in web_app[LISTING_KEY])
 
 
-async def serve(
-    web_app: web.Application, host: str, port: int, limits: ListenerLimits | None = None
-) -> None:
+async def serve(web_app: web.Application, host: str, port: int) -> None:
     """Serve until SIGINT or SIGTERM, then let requests in flight finish and stop."""
-    limits = limits or ListenerLimits()
+    limits = ListenerLimits()
     runner = web.AppRunner(web_app, **limits.handler_options())
     await runner.setup()
     try:
         await CappedSite(runner, host, port, limits).start()
-        bound_port = runner.addresses[0][1]
-        print(startup_listing(web_app, f"http://{host}:{bound_port}"), flush=True)
-        logger.info("Listening on http://%s:%d (Ctrl-C to stop)", host, bound_port)
+        base_url = f"http://{host}:{runner.addresses[0][1]}"
+        print(startup_listing(web_app, base_url), flush=True)
+        logger.info("Listening on %s (Ctrl-C to stop)", base_url)
         await wait_for_stop_signal()
         logger.info("Stopping")
     finally:

@@ -16,9 +16,7 @@ BODY_SIZE_LIMIT_SETTING = "FUNCTIONS_REQUEST_BODY_SIZE_LIMIT"
 DEFAULT_BODY_SIZE_LIMIT = 104_857_600
 
 
-def load_local_settings(
-    app_root: Path, environ: MutableMapping[str, str] = os.environ
-) -> Path | None:
+def load_local_settings(app_root: Path, environ: MutableMapping = os.environ) -> Path | None:
     """Copy the settings file's ``Values`` into ``environ`` (variables already set win, so a
     shell can override a setting); return the file, the committed example when
     ``local.settings.json`` (git-ignored) is missing, or None."""

@@ -21,15 +21,12 @@ TIMER_TRIGGER = "timerTrigger"
 
 
 def resolve_setting_references(text: str) -> str:
-    """Replace each ``%NAME%`` with the app setting ``NAME``; refuse one that is not set, as
-    the host does."""
-
-    def setting_value(reference: re.Match[str]) -> str:
-        if not os.environ.get(name := reference.group(1)):
-            raise ValueError(f"%{name}% does not resolve to a value: app setting {name} is not set")
-        return os.environ[name]
-
-    return re.sub(r"%([^%]+)%", setting_value, text)
+    """Each ``%NAME%`` replaced with the app setting ``NAME``, refused unset as the host does."""
+    if unset := [name for name in re.findall(r"%([^%]+)%", text) if not os.environ.get(name)]:
+        raise ValueError(
+            f"%{unset[0]}% does not resolve to a value: app setting {unset[0]} is not set"
+        )
+    return re.sub(r"%([^%]+)%", lambda reference: os.environ[reference.group(1)], text)
 
 
 @dataclass(frozen=True)
@@ -59,9 +56,8 @@ class Timer:
 
     def next_occurrence(self, after: datetime) -> datetime:
         # day_or=False: NCRONTAB needs both day fields to match, where Unix cron needs either.
-        return croniter(self.schedule, after, second_at_beginning=True, day_or=False).get_next(
-            datetime
-        )
+        schedule = croniter(self.schedule, after, second_at_beginning=True, day_or=False)
+        return schedule.get_next(datetime)
 
     async def run(self, reason: str, *, past_due: bool = False, last: datetime | None = None):
         """One invocation, with the status the host sends; a failure is logged and raised."""

@@ -1,10 +1,7 @@
-"""The part of Azure's proxy worker that the local host plays: the app indexed, loaded and invoked
-through ``azure-functions-runtime``, in this process, by the coroutines Azure's worker calls.
-
-Everything about calling a function (binding conversion, route parameters, ``context``, async
-functions on the loop and plain ones in the runtime's thread pool, sized by
-``PYTHON_THREADPOOL_THREAD_COUNT``) is the runtime's; the host only moves messages.
-"""
+"""The part of Azure's proxy worker the local host plays: the app indexed, loaded and invoked by
+``azure-functions-runtime``'s coroutines, in this process. Everything about calling a function
+(binding conversion, route parameters, ``context``, async functions on the loop and plain ones in
+the runtime's thread pool, ``PYTHON_THREADPOOL_THREAD_COUNT``) is the runtime's."""
 
 from __future__ import annotations
 
@@ -16,11 +13,15 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import azure_functions_runtime as runtime
 
 from local_host.rpc import protos
+
+StreamingMessage = protos.StreamingMessage
+_PROPERTIES = {"protos": protos, "host": "127.0.0.1"}  # what the proxy worker adds to a message
 
 logger = logging.getLogger(__name__)
 
@@ -30,10 +31,6 @@ SCRIPT_MODULE = "function_app"  # the runtime's default PYTHON_SCRIPT_FILE_NAME,
 
 class WorkerFailed(RuntimeError):
     """The runtime answered a host request with a failure (e.g. indexing the app failed)."""
-
-    def __init__(self, message: str, stack_trace: str = "") -> None:
-        super().__init__(message)
-        self.stack_trace = stack_trace
 
 
 class InvocationFailed(RuntimeError):
@@ -49,28 +46,18 @@ class Function:
     bindings: tuple[Mapping[str, Any], ...]
 
     @property
-    def trigger(self) -> Mapping[str, Any]:
+    def trigger(self) -> Mapping[str, Any]:  # its "type": httpTrigger, eventGridTrigger, ...
         return next(b for b in self.bindings if b["type"].endswith("Trigger"))
 
-    @property
-    def trigger_type(self) -> str:
-        return self.trigger["type"]  # httpTrigger, eventGridTrigger, timerTrigger, ...
 
-
-@dataclass(frozen=True)
-class _Request:
-    """What the proxy worker passes each coroutine: the host's message and, for some, extras."""
-
-    request: Any
-    properties: Mapping[str, Any] | None = None
-
-
-async def _send(coroutine: Any, what: str, properties: Mapping[str, Any] | None = None, **message):
-    """One host message through one of the runtime's coroutines; its answer, if it succeeded."""
-    answer = await coroutine(_Request(protos.StreamingMessage(**message), properties))
+async def _send(coroutine: Any, what: str, **message: Any) -> Any:
+    """One host message through one of the runtime's coroutines, wrapped as the proxy worker
+    wraps it (with the messages' classes and the host); the answer, if it succeeded."""
+    request = StreamingMessage(**message)
+    answer = await coroutine(SimpleNamespace(request=request, properties=_PROPERTIES))
     if answer.result.status != protos.StatusResult.Success:
         error = answer.result.exception
-        raise WorkerFailed(f"{what} failed: {error.message}", error.stack_trace)
+        raise WorkerFailed(f"{what} failed: {error.message}\n{error.stack_trace}".rstrip())
     return answer
 
 
@@ -90,25 +77,20 @@ class Worker:
         sys.modules.pop(SCRIPT_MODULE, None)
         runtime.start_threadpool_executor()
         init = protos.WorkerInitRequest(function_app_directory=folder, host_version=HOST_VERSION)
-        context = {"protos": protos, "host": "127.0.0.1"}
-        await _send(
-            runtime.worker_init_request, "indexing the app", context, worker_init_request=init
-        )
-        metadata = await _send(
-            runtime.functions_metadata_request,
-            "listing the app's functions",
-            functions_metadata_request=protos.FunctionsMetadataRequest(
-                function_app_directory=folder
-            ),
+        await _send(runtime.worker_init_request, "indexing the app", worker_init_request=init)
+        listing = protos.FunctionsMetadataRequest(function_app_directory=folder)
+        indexed = await _send(
+            runtime.functions_metadata_request, "indexing", functions_metadata_request=listing
         )
         functions = []
-        for indexed in metadata.function_metadata_results:
-            load = protos.FunctionLoadRequest(function_id=indexed.function_id, metadata=indexed)
+        for metadata in indexed.function_metadata_results:
+            name, function_id = metadata.name, metadata.function_id
+            load = protos.FunctionLoadRequest(function_id=function_id, metadata=metadata)
             await _send(
-                runtime.function_load_request, f"loading {indexed.name}", function_load_request=load
+                runtime.function_load_request, f"loading {name}", function_load_request=load
             )
-            bindings = tuple(json.loads(raw) for raw in indexed.raw_bindings)
-            functions.append(Function(indexed.name, indexed.function_id, bindings))
+            bindings = tuple(json.loads(raw) for raw in metadata.raw_bindings)
+            functions.append(Function(name, function_id, bindings))
         return cls(functions)
 
     @staticmethod
@@ -116,7 +98,7 @@ class Worker:
         runtime.stop_threadpool_executor()
 
     def of_type(self, trigger_type: str) -> list[Function]:
-        return [f for f in self.functions if f.trigger_type == trigger_type]
+        return [f for f in self.functions if f.trigger["type"] == trigger_type]
 
     async def invoke(self, function: Function, data: Any, reason: str) -> Any:
         """Call ``function`` with ``data`` (a ``TypedData``) for its trigger, between the host's
@@ -132,11 +114,10 @@ class Worker:
             answer = await _send(runtime.invocation_request, name, invocation_request=request)
         except WorkerFailed as error:
             logger.error(
-                "Executed 'Functions.%s' (Failed, Id=%s, Duration=%dms)\n%s\n%s",
-                *(name, invocation_id, (time.perf_counter() - started) * 1000),
-                *(error, error.stack_trace),
+                "Executed 'Functions.%s' (Failed, Id=%s, Duration=%dms)\n%s",
+                *(name, invocation_id, (time.perf_counter() - started) * 1000, error),
             )
-            raise InvocationFailed(str(error)) from None
+            raise InvocationFailed(name) from None
         logger.info(
             "Executed 'Functions.%s' (Succeeded, Id=%s, Duration=%dms)",
             *(name, invocation_id, (time.perf_counter() - started) * 1000),

@@ -43,9 +43,10 @@ def azurite(azurite_process: Azurite) -> str:
 
 
 @pytest.fixture(scope="session")
-def base_url(azurite, tmp_path_factory):
-    """The function app served by `python -m local_host`, as `make run` serves it, with its
-    model storage in Azurite."""
+def base_url(azurite_process, tmp_path_factory):
+    """The function app, with the site and the Event Grid stand-in, as `make run` serves them
+    (`python -m local_stack`), on the session's Azurite."""
+    azurite = azurite_process.connection_string
     environment = {
         **os.environ,
         "MODELS_STORAGE": azurite,
@@ -54,8 +55,8 @@ def base_url(azurite, tmp_path_factory):
         # itself is tested in tests/test_feedback_api.py.
         "FEEDBACK_PER_MINUTE": "6000",
     }
-    log_path = tmp_path_factory.mktemp("local-host") / "host.log"
-    with running_local_host(environment, log_path) as url:
+    log_path = tmp_path_factory.mktemp("local-stack") / "stack.log"
+    with running_local_host(environment, log_path, stack=azurite_process) as url:
         yield url
 
 
@@ -69,7 +70,7 @@ def site_url(base_url: str) -> str:
 def blob_app_storage(
     azurite: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> Iterator[BlobAppStorage]:
-    """A fresh Azurite container, with the settings tests/local_host_blob_app.py reads."""
+    """A fresh Azurite container, with the settings tests/apps/event_grid_app reads."""
     with BlobServiceClient.from_connection_string(azurite) as service:
         container = service.get_container_client(f"test-{uuid.uuid4().hex[:12]}")
         container.create_container()

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from local_host.dev import AZURITE_BINARY, azurite_connection_string
+from local_stack.azurite import AZURITE_BINARY, azurite_connection_string
 from tests.helpers import wait_for_health
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -84,11 +84,11 @@ def running_local_host(
     environment: dict[str, str], log_path: Path, *arguments: str, stack: Azurite | None = None
 ) -> Iterator[str]:
     """`python -m local_host` serving the app; yields the API's base URL. With `stack`, the
-    whole of `make run` (`python -m local_host.dev`) on that Azurite: the host and the Event Grid
+    whole of `make run` (`python -m local_stack`) on that Azurite: the host and the Event Grid
     stand-in posting the drop zone's events to the promoter. It must stop cleanly (exit status 0)
     on SIGTERM."""
     port = free_port()
-    module = "local_host" if stack is None else "local_host.dev"
+    module = "local_host" if stack is None else "local_stack"
     command = [sys.executable, "-m", module, "--host", "127.0.0.1", "--port", str(port)]
     if stack is not None:
         command += ["--azurite-port", str(stack.port)]

@@ -205,7 +205,7 @@ def test_two_functions_claiming_the_same_route_and_method_are_refused(
     if not between:
         del functions[1]
     folder = app_folder(tmp_path, "".join(textwrap.dedent(f) for f in functions))
-    with pytest.raises(ValueError, match=rf"second: {clash} /api/same is served already, by first"):
+    with pytest.raises(ValueError, match=rf"second: {clash} /api/same is served by first"):
         hosted(folder)
 
 
@@ -488,7 +488,7 @@ def test_functions_are_listed_and_other_triggers_listed_as_not_served() -> None:
     assert "    echo: [POST] http://localhost:7071/api/echo" in listing
     assert "    anything: [*] http://localhost:7071/api/anything" in listing
     assert "    page: [GET] http://localhost:7071/api/pages/{number}" in listing
-    assert "not served by the local host: on_message (queueTrigger)" in listing
+    assert "    on_message: queueTrigger, not served locally" in listing
 
 
 # --- configuration files -------------------------------------------------------------------
@@ -555,7 +555,7 @@ def start_local_host(app_dir: Path) -> tuple[subprocess.Popen[str], queue.Queue[
     process = subprocess.Popen(
         [
             *(sys.executable, "-m", "local_host", "--app-dir", str(app_dir)),
-            *("--host", "127.0.0.1", "--port", "0", "--no-site"),
+            *("--host", "127.0.0.1", "--port", "0"),
         ],
         cwd=REPO_ROOT,
         env=environment,
@@ -582,7 +582,7 @@ def test_command_line_serves_over_http_and_stops_cleanly(
     process, lines = start_local_host(served_copy(tmp_path))
     try:
         url = wait_for_line(lines, r"ping: \[GET\] (http://\S+)").group(1)
-        wait_for_line(lines, r"not served by the local host: on_message \(queueTrigger\)")
+        wait_for_line(lines, r"on_message: queueTrigger, not served locally")
         assert re.fullmatch(r"http://127\.0\.0\.1:\d+/v1/ping", url)
         assert fetch(f"{url}?name=test") == (200, b"pong test")
         assert fetch(url.replace("/ping", "/settings/TEST_GREETING")) == (200, b"from the file")
@@ -607,4 +607,4 @@ def test_command_line_stops_with_a_message_for_an_app_the_runtime_cannot_index(
     app_folder(tmp_path, "raise RuntimeError('the app cannot start')\n")
     monkeypatch.setattr("local_host.__main__.configure_logging", lambda: None)  # pytest's stays
     with pytest.raises(SystemExit, match=r"local host: indexing the app failed: .*cannot start"):
-        main(["--app-dir", str(tmp_path), "--no-site", "--port", "0"])
+        main(["--app-dir", str(tmp_path), "--port", "0"])

@@ -1,4 +1,5 @@
-"""The local host's static site: files at /, staticwebapp.config.json applied, /api untouched."""
+"""The stack's stand-in for Static Web Apps: files at /, staticwebapp.config.json applied, /api
+untouched."""
 
 from __future__ import annotations
 
@@ -12,10 +13,10 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from local_host.__main__ import DEFAULT_SITE, argument_parser, checked_arguments
 from local_host.server import host_app, startup_listing
-from local_host.static_site import StaticSite, route_pattern
 from local_host.worker import SCRIPT_MODULE
+from local_stack.__main__ import DEFAULT_SITE, stack_argument_parser
+from local_stack.static_site import StaticSite, attach_site, route_pattern
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # The local host's HTTP test app; its ping function answers "pong <name>".
@@ -61,9 +62,17 @@ def site(tmp_path: Path) -> Path:
     return tmp_path
 
 
+async def host_with_site(site: Path | None, route_prefix: str = "api") -> Any:
+    """The test app on the host, with the site beside it as `make run` serves it."""
+    web_app = await host_app(HTTP_APP, route_prefix=route_prefix)
+    if site is not None:
+        attach_site(web_app, site, route_prefix)
+    return web_app
+
+
 def with_site(scenario: Callable[[TestClient], Awaitable[Any]], site: Path | None) -> Any:
     async def run() -> Any:
-        web_app = await host_app(HTTP_APP, site=site)
+        web_app = await host_with_site(site)
         async with TestClient(TestServer(web_app)) as client:
             return await scenario(client)
 
@@ -202,11 +211,11 @@ def test_without_a_site_nothing_is_served_at_the_root() -> None:
 
 def test_a_site_needs_a_route_prefix(site: Path) -> None:
     with pytest.raises(ValueError, match="route prefix"):
-        asyncio.run(host_app(HTTP_APP, route_prefix="", site=site))
+        asyncio.run(host_with_site(site, route_prefix=""))
 
 
 def test_startup_listing_names_the_site(site: Path) -> None:
-    web_app = asyncio.run(host_app(HTTP_APP, site=site))
+    web_app = asyncio.run(host_with_site(site))
     listing = startup_listing(web_app, "http://localhost:7071")
     assert f"Site: http://localhost:7071/ (from {site.resolve()})" in listing.splitlines()
 
@@ -240,7 +249,7 @@ def test_a_folder_without_config_is_served_plainly(tmp_path: Path) -> None:
 
 def test_command_line_site_options(tmp_path: Path) -> None:
     def site_of(argv: list[str]) -> Path | None:
-        return checked_arguments(argument_parser(), argv).site
+        return stack_argument_parser().parse_args(argv).site
 
     assert site_of([]) == DEFAULT_SITE
     assert DEFAULT_SITE == REPO_ROOT / "static-web"

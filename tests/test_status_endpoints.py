@@ -73,7 +73,7 @@ def api(storage, registry, tmp_path_factory) -> Iterator[str]:
         "MODEL_REFRESH_SECONDS": str(REFRESH_SECONDS),
     }
     log_path = tmp_path_factory.mktemp("status-host") / "host.log"
-    with running_local_host(environment, log_path, "--no-site") as url:
+    with running_local_host(environment, log_path) as url:
         yield url
 
 

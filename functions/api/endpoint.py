@@ -21,7 +21,7 @@ Handler = Callable[[func.HttpRequest], func.HttpResponse]
 AsyncHandler = Callable[[func.HttpRequest], Awaitable[func.HttpResponse]]
 ErrorAnswer = Callable[[ApiError], func.HttpResponse]
 # A few images as JSON, or a small batch as binary: about 0.2 ms of work each, less than the
-# hop to the worker's thread pool and back costs (docs/benchmarks.md, HTTP comparison).
+# hop to the runtime's thread pool and back costs (docs/benchmarks.md, Async or the thread pool).
 ON_LOOP_MAX_BODY_BYTES = 16 * 1024
 
 

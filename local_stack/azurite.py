@@ -1,42 +1,20 @@
-"""The whole local stack in one command (``make run``): Azurite, the host and Event Grid.
-
-It starts Azurite's blob service from ``node_modules`` (data in ``.azurite/``; one already
-listening on the port is used as it is), points every ``UseDevelopmentStorage=true`` setting
-at it, creates the models container, then serves the app with the Event Grid stand-in posting
-the drop zone's BlobCreated events to ``promote_model``, as the event subscription in
-infra/modules/event-subscription.bicep does in Azure. Ctrl-C or SIGTERM stops it all. If Azurite
-exits, the app keeps serving without storage while Azurite is started again.
-"""
+"""Azurite's blob service (the storage emulator, from node_modules) as a child process of the
+stack, started again whenever it exits, and stopped with it."""
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
-import functools
 import logging
-import os
 import socket
 from pathlib import Path
 
 from azure.core.exceptions import AzureError, ResourceExistsError
 from azure.storage.blob.aio import BlobServiceClient
 
-from functions.settings import CONTAINER_SETTING, STORAGE_SETTING, models_container
-from functions.storage.registry import INCOMING
-from local_host.__main__ import argument_parser, checked_arguments
-from local_host.event_grid import Subscription, relay_blob_events, webhook_url
-from local_host.server import (
-    STOP_SIGNALS,
-    background,
-    configure_logging,
-    host_app_from_settings,
-    serve,
-)
-from local_host.settings import APP_ROOT, load_local_settings
-from local_host.worker import WorkerFailed
+from local_host.settings import APP_ROOT
 
-logger = logging.getLogger("local_host.dev")
+logger = logging.getLogger(__name__)
 
 AZURITE_BINARY = APP_ROOT / "node_modules" / ".bin" / "azurite-blob"
 AZURITE_HOST = "127.0.0.1"
@@ -45,9 +23,6 @@ AZURITE_ACCOUNT = "devstoreaccount1"
 AZURITE_KEY = (
     "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 )
-HOST_CONTAINER = "azure-webjobs-hosts"  # the Functions host's own
-# The subscription infra/modules/event-subscription.bicep makes: the drop zone -> the promoter.
-PROMOTION_FUNCTION = "promote_model"
 # Pauses before starting an exited Azurite again double up to the last, and start short again
 # after an Azurite that stayed up a minute.
 RESTART_PAUSES = (1.0, 60.0)
@@ -66,17 +41,6 @@ def is_listening(host: str, port: int) -> bool:
             return True
     except OSError:
         return False
-
-
-def port_to_serve(host: str, port: int) -> int:
-    """``port``, or for 0 one that is free on ``host`` now: the stand-in is told where the webhook
-    is before the host listens, so the host cannot pick its port as it binds."""
-    if port:
-        return port
-    family, *_ = socket.getaddrinfo(host, 0, type=socket.SOCK_STREAM)[0]
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
-        probe.bind((host, 0))
-        return probe.getsockname()[1]
 
 
 async def create_containers(connection_string: str, containers: list[str]) -> bool:
@@ -167,65 +131,3 @@ class Azurite:
             except TimeoutError:
                 self.process.kill()
                 await self.process.wait()
-
-
-async def run_stack(arguments: argparse.Namespace) -> None:
-    """Start Azurite, then serve the app with the stand-in until a stop signal."""
-    loop, main_task = asyncio.get_running_loop(), asyncio.current_task()
-    for stop_signal in STOP_SIGNALS:  # until serve() takes the signals over
-        loop.add_signal_handler(stop_signal, main_task.cancel)
-    azurite = Azurite(arguments.azurite_port, arguments.azurite_dir)
-    arguments.port = port_to_serve(arguments.host, arguments.port)
-    try:
-        load_local_settings(arguments.app_dir)
-        started = await azurite.start()
-        connection = azurite_connection_string(arguments.azurite_port)
-        for name, value in list(os.environ.items()):
-            if value.replace(" ", "").lower() == "usedevelopmentstorage=true":
-                os.environ[name] = connection  # it means port 10000
-        subscription = Subscription(
-            os.environ.get(STORAGE_SETTING, connection),
-            models_container(),
-            INCOMING,
-            webhook_url(f"http://{arguments.host}:{arguments.port}", PROMOTION_FUNCTION),
-        )
-        containers = [subscription.container, HOST_CONTAINER]
-        storage_ready = await create_containers(subscription.connection_string, containers)
-        web_app = await host_app_from_settings(arguments.app_dir, arguments.site)
-        runs = [functools.partial(azurite.keep_running, containers)] if started else []
-        runs += [functools.partial(relay_blob_events, subscription)] if storage_ready else []
-        web_app.cleanup_ctx.append(background(*runs))
-        where = f"data in {arguments.azurite_dir}" if started else "already running"
-        events = (
-            f"BlobCreated in {subscription.container}/{subscription.prefix} -> "
-            f"{subscription.webhook_url}"
-            if storage_ready
-            else "not posted: storage is not reachable"
-        )
-        endpoint = connection.split("BlobEndpoint=")[1]
-        print(f"\nLocal stack (Ctrl-C stops it all):\n    Azurite  {endpoint} ({where})")
-        print(f"    events   {events} ({STORAGE_SETTING}, {CONTAINER_SETTING})\n", flush=True)
-        await serve(web_app, arguments.host, arguments.port)
-    finally:
-        await azurite.stop()
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argument_parser("python -m local_host.dev")
-    parser.description = (
-        "Run Azurite, the local Functions host and the Event Grid stand-in together."
-    )
-    parser.add_argument("--azurite-port", type=int, default=10000, help="Azurite's blob port")
-    parser.add_argument("--azurite-dir", type=Path, default=APP_ROOT / ".azurite", help="its data")
-    arguments = checked_arguments(parser, argv)
-    configure_logging()
-    try:
-        asyncio.run(run_stack(arguments))
-    except (asyncio.CancelledError, KeyboardInterrupt):
-        logger.info("Stopped")
-    except (ValueError, WorkerFailed) as error:
-        raise SystemExit(f"local stack: {error}") from None
-
-
-if __name__ == "__main__":
-    main()

@@ -1,4 +1,4 @@
-"""The Event Grid stand-in over Azurite, and the one-command local stack (local_host.dev)."""
+"""The Event Grid stand-in over Azurite, and the one-command local stack (local_stack)."""
 
 from __future__ import annotations
 
@@ -24,15 +24,15 @@ from aiohttp.test_utils import TestServer
 from azure.storage.blob import BlobServiceClient
 from azure.storage.blob.aio import BlobServiceClient as AsyncBlobServiceClient
 
-from local_host.dev import azurite_connection_string, is_listening
-from local_host.event_grid import (
+from local_host.event_grid import webhook_url
+from local_host.server import WORKER_KEY, host_app
+from local_stack.azurite import azurite_connection_string, is_listening
+from local_stack.event_grid import (
     BlobEventRelay,
     Subscription,
     SubscriptionRefused,
     relay_blob_events,
-    webhook_url,
 )
-from local_host.server import WORKER_KEY, host_app
 from tests.helpers import read_lines, wait_for_line
 from tests.local_host_storage import BlobAppStorage
 from tests.stack import REPO_ROOT, free_port
@@ -147,7 +147,7 @@ def test_a_webhook_without_the_function_refuses_the_subscription(
             await asyncio.wait_for(relay_blob_events(subscription, interval_seconds=0.1), 10)
 
     blob_app_storage.upload("incoming/unposted.bin", b"unposted")
-    with caplog.at_level(logging.WARNING, logger="local_host.event_grid"):
+    with caplog.at_level(logging.WARNING, logger="local_stack.event_grid"):
         asyncio.run(scenario())
     [refusal] = [r for r in caplog.records if "Not posting blob events" in r.getMessage()]
     assert refusal.levelno == logging.WARNING
@@ -267,7 +267,7 @@ def test_a_deleted_blob_is_forgotten_so_that_it_is_new_when_it_comes_back() -> N
 
 @contextlib.contextmanager
 def running_stack(tmp_path: Path, host_port: int, azurite_port: int) -> Iterator[Any]:
-    """`python -m local_host.dev` serving the app as `make run` does; its output lines."""
+    """`python -m local_stack` serving the app as `make run` does; its output lines."""
     environment = {
         **os.environ,
         "PYTHONUNBUFFERED": "1",
@@ -278,7 +278,7 @@ def running_stack(tmp_path: Path, host_port: int, azurite_port: int) -> Iterator
     }
     stack = subprocess.Popen(
         [
-            *(sys.executable, "-m", "local_host.dev", "--no-site"),
+            *(sys.executable, "-m", "local_stack", "--no-site"),
             *("--host", "127.0.0.1", "--port", str(host_port)),
             *("--azurite-port", str(azurite_port), "--azurite-dir", str(tmp_path / "azurite")),
         ],

@@ -1,4 +1,5 @@
-"""Serve a Static Web Apps folder at ``/`` beside the functions, as the Static Web Apps CLI does.
+"""A stand-in for Azure Static Web Apps: the site's folder served at ``/`` beside the functions, as
+the Static Web Apps CLI does.
 
 Of ``staticwebapp.config.json`` it applies what the site uses: ``globalHeaders``, then the
 ``headers`` of the first matching ``routes`` entry (an empty value removes a header),
@@ -14,8 +15,17 @@ from pathlib import Path
 
 from aiohttp import web
 
+from local_host.server import LISTING_KEY
+
 CONFIG_FILE = "staticwebapp.config.json"
 SITE_METHODS = ("GET", "HEAD")
+
+
+def attach_site(web_app: web.Application, folder: Path, route_prefix: str) -> None:
+    """Serve ``folder`` at ``/``, after the functions' routes (aiohttp tries them in order)."""
+    site = StaticSite(folder, route_prefix)
+    web_app[LISTING_KEY].append(f"Site: {{base}}/ (from {site.folder})")
+    web_app.router.add_route("*", "/{path:.*}", site.handle)
 
 
 def route_pattern(route: str) -> re.Pattern[str]:
