@@ -3,7 +3,7 @@
 - `runtime`: predict invoked through Azure's Python runtime (azure-functions-runtime) as the
   local host invokes it, `Worker.invoke` with the `RpcHttp` of a JSON request (no HTTP server):
   the request turned into a `func.HttpRequest`, the function declared as the app declares it
-  (`async def`, small bodies on the event loop), its answer turned back into an `RpcHttp`;
+  (`async def`, run in the inference pool), its answer turned back into an `RpcHttp`;
 - `runtime_thread_pool`: the same handler declared as a plain function, which the runtime runs in
   its thread pool: the other way the app could declare it;
 - `handler`: the app's predict handler called with a `func.HttpRequest`, no runtime;
@@ -264,7 +264,7 @@ def report(results: dict) -> str:
             f"({runtime['batch_images_per_s']:.2f}x the handler); V2 JSON "
             f"{rates['v2_json']:,.0f} = {batch['v2_json']:.2f}x, V2 binary "
             f"{rates['v2_binary']:,.0f} = {batch['v2_binary']:.2f}x (target >= 0.9x)",
-            f"   predict async (small bodies on the loop) against a plain function in the "
+            f"   predict async (in the inference pool) against a plain function in the "
             f"runtime's thread pool: single p50 {p50['runtime']:.3f} and "
             f"{p50['runtime_thread_pool']:.3f} ms ({pool['single_p50']:.2f}x); batches "
             f"{rates['runtime']:,.0f} and {rates['runtime_thread_pool']:,.0f} images/s "

@@ -18,14 +18,23 @@ as another's with a different label are all dropped (ambiguous: no one label is 
 is split by id: an item is held out (never trained on, measured after training) when its id's first
 eight hex digits, read as a fraction of 2^32, are under HELD_OUT_FRACTION. An item therefore stays
 on its side of the split however many items are added later.
+
+Past the share of MNIST that corrections may take (MAX_SHARE), training keeps a random sample of
+the items to train on, drawn with a seed chosen when the run starts (recorded in the report as
+`sample_seed`; FEEDBACK_SAMPLE_SEED=<that seed> repeats a run's choice). An id is its content's
+hash, and whoever sends an item chooses its content: any rule that ranks items by id can be
+steered by grinding content until an id lands where the rule looks first. A rank keyed with a seed
+nobody knows before the run cannot be, so each item has the same chance of being kept.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import hmac
 import logging
 import os
+import secrets
 import sys
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
@@ -40,6 +49,7 @@ from functions.feedback.item import ITEMS, FeedbackItem, item_from_stored, store
 from functions.json_codec import parse_json, to_json
 
 FEEDBACK_ENV = "FEEDBACK_SOURCE"
+SAMPLE_SEED_ENV = "FEEDBACK_SAMPLE_SEED"  # to repeat a run's sample: the seed its report names
 STORAGE = "storage"
 # A fifth of the items, chosen by id, measure the model on the site's own drawings.
 HELD_OUT_FRACTION = 0.2
@@ -115,16 +125,27 @@ class Feedback:
     held_out: list[StoredItem]
     ambiguous: int
     over_share: int = 0  # training items left out by within_share
+    sample_seed: str | None = None  # the seed of within_share's sample, when it drew one
 
-    def within_share(self, mnist_images: int) -> Feedback:
+    def within_share(self, mnist_images: int, seed: str | None = None) -> Feedback:
         """At most MAX_SHARE of `mnist_images` training items, each seen at least once: past
-        that, the first by id (ids are content hashes: an even sample), the rest left out and
-        counted, so unreviewed corrections never outweigh MNIST however many arrive."""
+        that, a random sample of them (see the module's docstring), the rest left out and
+        counted, so unreviewed corrections never outweigh MNIST however many arrive. The sample
+        is drawn with `seed`, else $FEEDBACK_SAMPLE_SEED, else a new random seed."""
         cap = max(1, int(MAX_SHARE * mnist_images))
         if len(self.training) <= cap:
             return self
-        left_out = len(self.training) - cap
-        return replace(self, training=self.training[:cap], over_share=self.over_share + left_out)
+        seed = seed or os.environ.get(SAMPLE_SEED_ENV) or secrets.token_hex(16)
+        log.info(
+            "feedback: %d of %d kept to train on, drawn with seed %s", cap, len(self.training), seed
+        )
+        kept = sorted(self.training, key=lambda stored: sample_rank(seed, stored.id))[:cap]
+        return replace(
+            self,
+            training=sorted(kept, key=lambda stored: stored.id),
+            over_share=self.over_share + len(self.training) - cap,
+            sample_seed=seed,
+        )
 
     def training_arrays(self) -> tuple[np.ndarray, np.ndarray]:
         return arrays(self.training)
@@ -144,6 +165,7 @@ class Feedback:
             "used": len(self.training) + len(self.held_out),
             "training": len(self.training),
             "over_share": self.over_share,
+            "sample_seed": self.sample_seed,
             "held_out": len(self.held_out),
             "held_out_fraction": HELD_OUT_FRACTION,
             "repeat": repeat,
@@ -164,6 +186,7 @@ def no_feedback_record() -> dict:
         "used": 0,
         "training": 0,
         "over_share": 0,
+        "sample_seed": None,
         "held_out": 0,
         "held_out_fraction": HELD_OUT_FRACTION,
         "repeat": 0,
@@ -359,6 +382,12 @@ def prepare(reading: Reading) -> Feedback:
 
 def is_held_out(item_id: str) -> bool:
     return int(item_id[:8], 16) < HELD_OUT_FRACTION * 2**32
+
+
+def sample_rank(seed: str, item_id: str) -> bytes:
+    """An item's place in the sample drawn with `seed` (lowest first): HMAC-SHA256 of its id,
+    keyed with the seed, so that without the seed no content can be chosen to rank first."""
+    return hmac.new(seed.encode(), item_id.encode(), hashlib.sha256).digest()
 
 
 def repeat_factor(training_items: int, mnist_images: int) -> int:

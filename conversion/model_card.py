@@ -128,7 +128,7 @@ def _feedback(report: dict) -> str:
         f"{feedback['held_out']} (about {share}, chosen by item id) were held out"
         + (
             f"; {feedback['over_share']} more were left out, past the share of MNIST that "
-            "corrections may take."
+            f"corrections may take (a random sample was kept, seed {feedback.get('sample_seed')})."
             if feedback.get("over_share")
             else "."
         ),

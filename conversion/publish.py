@@ -19,6 +19,7 @@ from azure.storage.blob import ContainerClient
 from google.protobuf.message import DecodeError
 
 from functions.model_contract import VERSION_KEY
+from functions.serving.provider import BUNDLED_MODEL
 from functions.settings import (
     STORAGE_SETTING,
     MissingSetting,
@@ -103,7 +104,9 @@ def valid_version(version: str) -> str:
 
 def rollback(target: ContainerClient, signing_key: bytes | None = None) -> str:
     """Drops the previous version (from current.json) again: accepted versions are promoted
-    again without the quality gates."""
+    again without the quality gates. When the previous version is the bundled model (the app's
+    own, which is not in storage), this checkout's bundled file is dropped: the promoter takes
+    its own bundled model back the same way (its trial still runs)."""
     registry = ModelRegistry(target)
     try:
         pointer = registry.read_pointer()
@@ -111,16 +114,36 @@ def rollback(target: ContainerClient, signing_key: bytes | None = None) -> str:
         raise PublishError(f"cannot read current.json: {error}") from error
     if pointer is None:
         raise PublishError("cannot read current.json: there is none (nothing was promoted)")
-    previous = pointer.document.get("previous_version")
+    if not pointer.usable:
+        raise PublishError(
+            f"{pointer.damage}: it names no previous version; publish the version to serve "
+            "(its promotion replaces current.json)"
+        )
+    current, previous = pointer.document["version"], pointer.document.get("previous_version")
     if previous is not None:
         valid_version(previous)
-    if not previous or registry.stored_version(previous) is None:
+    undone = pointer.document.get("rolled_back_from") or {}
+    if previous and isinstance(undone, dict) and undone.get("version") == previous:
         raise PublishError(
-            f"no stored previous version to roll back to (current "
-            f"{pointer.document.get('version')}, previous {previous}); "
-            "drop versions/<version>.onnx into incoming/ by hand"
+            f"{current} serves because serving rolled {previous} back ({undone.get('reason')}); "
+            f"to serve {previous} again anyway, drop versions/{previous}.onnx into incoming/"
         )
-    return publish(target, registry.read_version(previous), previous, signing_key)
+    if previous and registry.stored_version(previous) is not None:
+        return publish(target, registry.read_version(previous), previous, signing_key)
+    bundled_version, bundled = bundled_model()
+    if previous and previous == bundled_version:
+        return publish(target, bundled, bundled_version, signing_key)
+    raise PublishError(
+        f"no stored previous version to roll back to (current {current}, previous {previous}; "
+        f"the bundled model here is {bundled_version}); drop versions/<version>.onnx into "
+        "incoming/ by hand"
+    )
+
+
+def bundled_model() -> tuple[str, bytes]:
+    """The version and bytes of the model this checkout bundles with the app."""
+    content = BUNDLED_MODEL.read_bytes()
+    return version_of(content), content
 
 
 def main(argv: list[str] | None = None) -> int:

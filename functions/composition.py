@@ -3,7 +3,8 @@ the bundled model, the model provider, the promoter and the feedback store, each
 process and on first use,
 so that indexing the app needs no settings and a missing setting fails at first use, by name.
 `function_app.py` builds one `Services` and hands it to both blueprints; tests build their own
-with fakes or real Azurite objects.
+with fakes or real Azurite objects. The thread pools the blueprints hand work to
+(functions/pools.py) are the process's own unless a test gives others.
 
 Cold start: what the first prediction does not need (the Azure SDK for storage, the promotion
 gate, the feedback store) is imported here, by the method that builds it, and nowhere earlier,
@@ -18,12 +19,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from functions.errors import StorageUnavailable
+from functions.pools import Pools, shared_pools
 from functions.serving.provider import BUNDLED_MODEL, BundledModel, ModelProvider
 from functions.settings import MissingSetting, Settings, settings
 
 if TYPE_CHECKING:
     from functions.feedback.store import FeedbackStore
     from functions.promotion.promoter import Promoter
+    from functions.serving.loaded_model import LoadedModel
     from functions.storage.model_registry import ModelRegistry
 
 log = logging.getLogger(__name__)
@@ -38,9 +41,11 @@ class Services:
         provider: ModelProvider | None = None,
         promoter: Promoter | None = None,
         feedback_store: FeedbackStore | None = None,
+        pools: Pools | None = None,
     ) -> None:
         """Parts given here are used as they are; the rest are built on first use."""
         self.read_settings = read_settings
+        self.pools = pools or shared_pools()
         self.bundled = BundledModel(bundled_path)
         self._provider = provider
         self._promoter = promoter
@@ -62,10 +67,14 @@ class Services:
                 self._provider = ModelProvider(self.bundled, storage=self.serving_storage)
             return self._provider
 
-    def model_is_loaded(self) -> bool:
-        """Whether serving has its model in memory: a request has nothing to build or load."""
-        provider = self._provider
-        return provider is not None and provider.is_loaded()
+    async def served_model(self) -> LoadedModel:
+        """The model being served, for handlers on the event loop: from memory; only a cold
+        start (loading the bundled model, the first look at storage) waits, in the inference
+        pool, as a prediction would."""
+        provider = self.provider
+        if provider.is_loaded():
+            return provider.current()
+        return await self.pools.inference.run(provider.current)
 
     def promoter(self) -> Promoter:
         """Built on first use; a missing setting fails here with its name."""
@@ -73,6 +82,12 @@ class Services:
             if self._promoter is None:
                 self._promoter = self._build_promoter()
             return self._promoter
+
+    async def feedback_store_async(self) -> FeedbackStore:
+        """`feedback_store` for handlers on the event loop: built (the Azure SDK imported) in the
+        storage pool, once."""
+        store = self._feedback_store
+        return store if store is not None else await self.pools.storage.run(self.feedback_store)
 
     def feedback_store(self) -> FeedbackStore:
         """Built on first use; without storage settings, corrections cannot be kept: each is

@@ -40,6 +40,11 @@ class StorageUnavailable(ServingError):
     nothing was stored."""
 
 
+class InferenceBusy(ServingError):
+    """Every inference thread is taken and the line waiting for one is full: no fault of the
+    request, try again (a flood queues no further than that, holding its bodies)."""
+
+
 class DecodersBusy(RuntimeError):
     """Every picture decoding slot stayed taken for `preprocessing.DECODE_SLOT_WAIT_SECONDS`:
     no fault of the request, try again. Here rather than in preprocessing.py, so that the table

@@ -11,6 +11,8 @@ STORAGE_SETTING = "MODELS_STORAGE"
 CONTAINER_SETTING = "MODELS_CONTAINER"
 SIGNING_KEY_SETTING = "MODEL_SIGNING_KEY"
 FEEDBACK_CONTAINER_SETTING = "FEEDBACK_CONTAINER"
+INFERENCE_THREADS_SETTING = "INFERENCE_THREADS"
+MAX_INFERENCE_THREADS = 64
 DEFAULT_CONTAINER = "models"
 DEFAULT_FEEDBACK_CONTAINER = "feedback"
 
@@ -38,6 +40,8 @@ class Settings:
     signing_key: bytes | None
     feedback_container: str
     feedback_per_minute: float
+    feedback_per_instance_per_minute: float
+    feedback_per_instance_per_day: float
 
 
 @cache
@@ -52,6 +56,13 @@ def settings() -> Settings:
         signing_key=signing_key(),
         feedback_container=feedback_container(),
         feedback_per_minute=_number("FEEDBACK_PER_MINUTE", 10.0, minimum=0.1, maximum=6000.0),
+        # Whoever sends them: what one instance writes is bounded (contracts.md section 4).
+        feedback_per_instance_per_minute=_number(
+            "FEEDBACK_PER_INSTANCE_PER_MINUTE", 600.0, minimum=1.0, maximum=60_000.0
+        ),
+        feedback_per_instance_per_day=_number(
+            "FEEDBACK_PER_INSTANCE_PER_DAY", 20_000.0, minimum=1.0, maximum=10_000_000.0
+        ),
     )
 
 
@@ -62,6 +73,20 @@ def models_container() -> str:
 
 def feedback_container() -> str:
     return os.environ.get(FEEDBACK_CONTAINER_SETTING) or DEFAULT_FEEDBACK_CONTAINER
+
+
+def inference_threads() -> int:
+    """The inference pool's threads (functions/pools.py): the setting, else the cores this
+    process may run on (empty: the cores)."""
+    raw = os.environ.get(INFERENCE_THREADS_SETTING, "").strip()
+    if not raw:
+        return os.process_cpu_count() or 1
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_INFERENCE_THREADS:
+        raise MissingSetting(
+            f"{INFERENCE_THREADS_SETTING}={raw!r} must be a whole number from 1 to "
+            f"{MAX_INFERENCE_THREADS} (or empty: one thread per core)"
+        )
+    return int(raw)
 
 
 def signing_key() -> bytes | None:

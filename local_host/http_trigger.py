@@ -76,8 +76,8 @@ def _handler(worker: Worker, function: Function) -> Any:
         http = protos.RpcHttp(
             method=request.method,
             url=str(request.url),
-            headers=_joined((name.lower(), value) for name, value in request.headers.items()),
-            query=_joined(request.query.items()),
+            headers=_joined([*request.headers.items(), ("X-Forwarded-For", request.remote or "")]),
+            query=_joined(request.query.items(), str),
             params=dict(request.match_info),
             body=protos.TypedData(bytes=await read_body(request)),
         )
@@ -134,9 +134,9 @@ def _body(data: Any) -> bytes:
     return getattr(data, kind).encode() if kind in {"string", "json"} else b""
 
 
-def _joined(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
-    """Repeated keys become one comma-separated value, as in the Functions host."""
+def _joined(pairs: Iterable[tuple[str, str]], case: Any = str.lower) -> dict[str, str]:
+    """Repeated keys (put through `case`) become one comma-separated value, as in the host."""
     joined: dict[str, str] = {}
-    for key, value in pairs:
+    for key, value in ((case(name), value) for name, value in pairs):
         joined[key] = f"{joined[key]},{value}" if key in joined else value
     return joined

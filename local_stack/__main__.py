@@ -1,11 +1,13 @@
 """``make run``: the whole local stack in one command, ``python -m local_stack``.
 
-It starts Azurite's blob service (data in ``.azurite/``; one already listening on the port is
-used as it is), points every ``UseDevelopmentStorage=true`` setting at it, creates the models
-container, then serves the app on the local host with the Event Grid stand-in posting the drop
-zone's BlobCreated events to ``promote_model``, as the event subscription in
-infra/modules/event-subscription.bicep does in Azure. Ctrl-C or SIGTERM stops it all. If Azurite
-exits, the app keeps serving without storage while Azurite is started again.
+It starts Azurite's blob service (data in ``.azurite/``), points every
+``UseDevelopmentStorage=true`` setting at it, creates the models container, then serves the app on
+the local host with the Event Grid stand-in posting the drop zone's BlobCreated events to
+``promote_model``, as the event subscription in infra/modules/event-subscription.bicep does in
+Azure. Ctrl-C or SIGTERM stops it all; on Linux, Azurite also dies with the stack when the stack
+is killed outright (kill -9). If Azurite exits, the app keeps serving without storage while
+Azurite is started again. Something already listening on Azurite's port is used as it is,
+unsupervised (neither restarted nor stopped), and the log and the banner say so.
 """
 
 from __future__ import annotations
@@ -82,7 +84,11 @@ async def run_stack(arguments: argparse.Namespace) -> None:
         runs = [functools.partial(azurite.keep_running, containers)] if started else []
         runs += [functools.partial(relay_blob_events, subscription)] if storage_ready else []
         web_app.cleanup_ctx.append(background(*runs))
-        where = f"data in {arguments.azurite_dir}" if started else "already running"
+        where = (
+            f"data in {arguments.azurite_dir}"
+            if started
+            else "found running: NOT supervised, neither restarted nor stopped by this stack"
+        )
         events = (
             f"BlobCreated in {subscription.container}/{subscription.prefix} -> "
             f"{subscription.webhook_url}"

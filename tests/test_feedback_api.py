@@ -1,6 +1,8 @@
 """POST /api/feedback against a real Azurite container: good corrections stored exactly once,
 every bad input refused with its status and nothing stored, the per-client rate limit, and
-storage that is down or hangs (contracts.md sections 2a and 4)."""
+storage that is down or hangs (contracts.md sections 2a and 4). The ways around the limits
+(spoofed addresses, IPv6 rotation, no address, many clients at once) are
+tests/test_feedback_limits.py's."""
 
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from azure.storage.blob import ContainerClient
 
 from functions.api.blueprint import api_functions
 from functions.api.problems import STORAGE_RETRY_AFTER, TooManyRequests
-from functions.api.rate_limit import ClientRateLimit, client_address
+from functions.api.rate_limit import Client, ClientRateLimit, UnknownClient, client_address
 from functions.composition import Services
 from functions.feedback.item import STORED_FIELDS, blob_name, item_from_stored, item_id
 from functions.feedback.request import MAX_FEEDBACK_BYTES
@@ -75,7 +77,9 @@ def correction(pixels: np.ndarray, label: int, **changes) -> dict:
     }
 
 
-def send(api, body, *, client: str | None = None, **options) -> func.HttpResponse:
+def send(api, body, *, client: str | None = "192.0.2.1", **options) -> func.HttpResponse:
+    """POSTed as the platform's front end hands it on: with the client's address last in
+    X-Forwarded-For (`client`), or, with None, without the header."""
     request = http_request("POST", "feedback", body, **options)
     if client is not None:
         request = func.HttpRequest(
@@ -205,7 +209,11 @@ def test_other_content_types_and_compressed_bodies_are_refused(feedback_containe
     squeezed = func.HttpRequest(
         "POST",
         "http://localhost:7071/api/feedback",
-        headers={"Content-Type": "application/json", "Content-Encoding": "gzip"},
+        headers={
+            "Content-Type": "application/json",
+            "Content-Encoding": "gzip",
+            "X-Forwarded-For": "192.0.2.1",
+        },
         body=gzip.compress(json.dumps(GOOD).encode()),
     )
     answer = call(api.feedback, squeezed)
@@ -266,45 +274,54 @@ def test_refused_requests_count_against_the_allowance(feedback_container):
 def test_a_limit_under_one_a_minute_still_lets_one_through():
     clock = ManualClock()
     limit = ClientRateLimit(0.5, clock=clock)
-    limit.take("a")
+    limit.take(Client("a"))
     with pytest.raises(TooManyRequests) as refused:
-        limit.take("a")
+        limit.take(Client("a"))
     assert refused.value.headers["Retry-After"] == "120"
     clock.now += 120
-    limit.take("a")
+    limit.take(Client("a"))
 
 
 def test_the_limit_remembers_a_bounded_number_of_clients():
     clock = ManualClock()
     limit = ClientRateLimit(1, max_clients=3, clock=clock)
     for client in ("a", "b", "c", "d"):
-        limit.take(client)
-    limit.take("a")  # forgotten when "d" came: a fresh allowance, at worst
+        limit.take(Client(client))
+    limit.take(Client("a"))  # forgotten when "d" came: a fresh allowance, at worst
     with pytest.raises(TooManyRequests):
-        limit.take("d")  # remembered
+        limit.take(Client("d"))  # remembered
     assert len(limit._buckets) == 3
 
 
 @pytest.mark.parametrize(
     ("header", "client"),
     [
-        (None, "-"),
-        ("203.0.113.5", "203.0.113.5"),
-        ("203.0.113.5:51234", "203.0.113.5"),
-        ("10.0.0.1, 203.0.113.5:443", "203.0.113.5"),
-        ("[2001:DB8::1]:443", "2001:db8::/64"),
-        ("2001:db8::1", "2001:db8::/64"),
-        ("2001:db8:0:0:ffff::7", "2001:db8::/64"),  # another address of the same subscriber
-        ("2001:db8:0:1::1", "2001:db8:0:1::/64"),
-        ("[::ffff:203.0.113.5]:443", "203.0.113.5"),
-        ("unknown", "-"),
-        ("203.0.113.5, not-an-address", "-"),
-        ("1" * 500, "-"),
+        ("203.0.113.5", Client("203.0.113.5")),
+        ("203.0.113.5:51234", Client("203.0.113.5")),
+        ("10.0.0.1, 203.0.113.5:443", Client("203.0.113.5")),
+        ("10.0.0.1,127.0.0.1", Client("127.0.0.1")),  # as the local host appends its peer
+        ("[2001:DB8::1]:443", Client("2001:db8::/64", "2001:db8::/48")),
+        ("2001:db8::1", Client("2001:db8::/64", "2001:db8::/48")),
+        # Another address of the same subscriber; another subscriber of the same site.
+        ("2001:db8:0:0:ffff::7", Client("2001:db8::/64", "2001:db8::/48")),
+        ("2001:db8:0:1::1", Client("2001:db8:0:1::/64", "2001:db8::/48")),
+        ("2001:db8:1::1", Client("2001:db8:1::/64", "2001:db8:1::/48")),
+        ("[fe80::1%eth0]:443", Client("fe80::/64", "fe80::/48")),
+        ("[::ffff:203.0.113.5]:443", Client("203.0.113.5")),
     ],
 )
 def test_the_client_is_the_last_forwarded_address(header, client):
+    assert client_address({"X-Forwarded-For": header}) == client
+
+
+@pytest.mark.parametrize(
+    "header", [None, "", "unknown", "203.0.113.5, not-an-address", "203.0.113.5,", "1" * 500]
+)
+def test_no_address_in_the_last_place_is_no_client(header):
     headers = {} if header is None else {"X-Forwarded-For": header}
-    assert client_address(headers) == client
+    with pytest.raises(UnknownClient) as refused:
+        client_address(headers)
+    assert refused.value.problem()["status"] == 403
 
 
 # --- storage down or hanging ----------------------------------------------------------------

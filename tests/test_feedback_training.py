@@ -22,16 +22,21 @@ from conversion.feedback import (
     HELD_OUT_FRACTION,
     MAX_SHARE,
     REPEAT,
+    SAMPLE_SEED_ENV,
+    Feedback,
     FeedbackError,
+    Reading,
+    StoredItem,
     ids_digest,
     load_feedback,
     main,
     prepare,
     read_feedback,
     repeat_factor,
+    sample_rank,
     training_data_sha256,
 )
-from functions.feedback.item import STORED_FIELDS
+from functions.feedback.item import STORED_FIELDS, FeedbackItem
 from tests.helpers import contract_item_id
 from tests.stack import REPO_ROOT
 
@@ -324,15 +329,74 @@ def test_the_training_data_hash_covers_the_feedback():
     assert with_feedback == hashlib.sha256(expected.encode()).hexdigest()
 
 
-def test_past_the_share_the_first_items_by_id_are_trained_on_and_the_rest_counted(tmp_path):
+def test_past_the_share_a_sample_is_trained_on_and_the_rest_counted(tmp_path, monkeypatch):
+    monkeypatch.delenv(SAMPLE_SEED_ENV, raising=False)
     feedback = load_feedback(str(write_jsonl(tmp_path / "export.jsonl", random_items(60))))
     assert feedback.within_share(2000) is feedback  # 5% of 2,000 is 100: all fit
+    assert feedback.record(REPEAT)["sample_seed"] is None  # nothing sampled
     capped = feedback.within_share(500)  # 5% of 500 is 25
-    assert [s.id for s in capped.training] == [s.id for s in feedback.training][:25]
+    training_ids = [s.id for s in feedback.training]
+    kept = [s.id for s in capped.training]
+    assert len(kept) == 25
+    assert set(kept) <= set(training_ids)
+    assert kept == sorted(kept)  # in id order, as every part is
+    # The 25 that rank first under the run's seed, whatever their ids.
+    seed = capped.sample_seed
+    assert len(seed) == 32
+    assert kept == sorted(sorted(training_ids, key=lambda i: sample_rank(seed, i))[:25])
     assert capped.over_share == len(feedback.training) - 25
     assert capped.held_out == feedback.held_out  # the measure never shrinks
-    assert capped.record(repeat_factor(25, 500))["over_share"] == capped.over_share
+    record = capped.record(repeat_factor(25, 500))
+    assert (record["over_share"], record["sample_seed"]) == (capped.over_share, seed)
     assert len(feedback.within_share(10).training) == 1  # at least one, however small MNIST is
+
+
+def test_the_sample_seed_is_new_each_run_and_repeats_a_run_when_given(tmp_path, monkeypatch):
+    monkeypatch.delenv(SAMPLE_SEED_ENV, raising=False)
+    feedback = load_feedback(str(write_jsonl(tmp_path / "export.jsonl", random_items(60))))
+    first, second = feedback.within_share(500), feedback.within_share(500)
+    assert first.sample_seed != second.sample_seed  # unknown before the run
+    assert [s.id for s in first.training] != [s.id for s in second.training]
+    # The seed a report names repeats that run's choice, and so its training data's sha256.
+    monkeypatch.setenv(SAMPLE_SEED_ENV, first.sample_seed)
+    again = feedback.within_share(500)
+    assert [s.id for s in again.training] == [s.id for s in first.training]
+    assert again.record(1)["training_sha256"] == first.record(1)["training_sha256"]
+    assert feedback.within_share(500, seed="given").sample_seed == "given"
+
+
+def test_ids_ground_to_rank_first_no_longer_displace_genuine_corrections():
+    """The reported attack: 3,000 hostile items whose contents were ground until their ids
+    landed just above the held-out cut, so that they came first by id among the items to train
+    on, beside 790 genuine corrections, with room for 3,000 (5% of 60,000). Taking the first by
+    id kept the hostile ones alone. No content is ground here: the 3,000 lowest ids of a random
+    pool play the ground ones, which is all that grinding can achieve."""
+    rng = np.random.default_rng(20261208)
+    pool = [
+        StoredItem(
+            FeedbackItem(rng.integers(0, 256, (28, 28), dtype=np.uint8), 3, 5, "mnist-cnn-1.2.0"),
+            RECEIVED_AT,
+        )
+        for _ in range(5000)
+    ]
+    split = prepare(Reading("test", items=pool))
+    by_id = split.training  # sorted by id: the lowest are just above the held-out cut
+    hostile, genuine = by_id[:3000], by_id[3000:3790]
+    cut = HELD_OUT_FRACTION * 2**32
+    assert all(int(stored.id[:8], 16) >= cut for stored in hostile)  # none held out
+    assert hostile[0].id.startswith("333")  # the first just above the cut
+    feedback = Feedback(
+        reading=split.reading, training=by_id[:3790], held_out=split.held_out, ambiguous=0
+    )
+    cap = int(MAX_SHARE * 60_000)
+    assert {s.id for s in feedback.training[:cap]} == {s.id for s in hostile}  # the old rule
+    genuine_ids = {s.id for s in genuine}
+    for seed in ("a1", "b2", "c3", "d4", "e5"):
+        kept = feedback.within_share(60_000, seed=seed).training
+        assert len(kept) == cap
+        kept_genuine = sum(s.id in genuine_ids for s in kept)
+        # Each item's chance is the same, cap / items = 79%: 625 of the 790 expected (sd 10).
+        assert 580 < kept_genuine < 670, (seed, kept_genuine)
 
 
 # --- what training is handed -----------------------------------------------------------------
@@ -406,6 +470,38 @@ def test_without_feedback_training_gets_mnist_alone(monkeypatch):
     assert handed["extra"] is None
     assert record["feedback"]["source"] is None
     assert record["feedback"]["used"] == 0
+
+
+def test_the_training_record_names_the_sample_seed(tmp_path, monkeypatch):
+    """Past the share, the report names the seed its sample was drawn with; given again, it
+    repeats the run's training data (and so its training_data_sha256)."""
+    from conversion.data import Mnist  # noqa: PLC0415
+    from conversion.steps import train as train_step  # noqa: PLC0415
+    from conversion.train import TrainingResult, TrainingSettings  # noqa: PLC0415
+
+    monkeypatch.delenv(SAMPLE_SEED_ENV, raising=False)
+    monkeypatch.setattr(
+        train_step,
+        "train",
+        lambda *args, **kwargs: TrainingResult(
+            model=None, best_epoch=1, best_validation_accuracy=None
+        ),
+    )
+    empty = np.zeros((200, 28, 28), np.uint8)  # room for 10 items (5%)
+    mnist = Mnist(empty, np.zeros(200, np.uint8), empty, np.zeros(200, np.uint8), "zeros", "0" * 64)
+    folder, _ = feedback_folder(tmp_path / "feedback")
+
+    def record() -> dict:
+        settings = TrainingSettings(epochs=1)  # all 200 fitted: no validation part
+        return train_step.train_model(mnist, settings, load_feedback(str(folder)))[1]["feedback"]
+
+    first = record()
+    assert first["training"] == 10
+    assert first["over_share"] > 0
+    assert first["sample_seed"]
+    assert record()["sample_seed"] != first["sample_seed"]
+    monkeypatch.setenv(SAMPLE_SEED_ENV, first["sample_seed"])
+    assert record() == first
 
 
 # --- the model card --------------------------------------------------------------------------

@@ -174,16 +174,83 @@ def test_listing_keeps_the_last_read_through_a_failed_refresh(registry):
     assert read["listing"]["loaded"] is True
     assert read["listing"]["last_error"] is None
     assert read["pointer"]["version"] == "v2"
+    assert read["pointer_error"] is None
     assert [version["version"] for version in read["versions"]] == ["v2"]
 
-    registry.container.upload_blob("current.json", b"{not json", overwrite=True)
+    def storage_fails():
+        raise ConnectionError("storage went away")
+
+    registry.versions = storage_fails
     listing.refresh()
     after = listing.answer()
-    assert "JSONDecodeError" in after["listing"]["last_error"]
+    assert "storage went away" in after["listing"]["last_error"]
     assert after["listing"]["as_of"] == read["listing"]["as_of"]
     assert after["listing"]["age_seconds"] >= read["listing"]["age_seconds"]
     assert after["pointer"] == read["pointer"]
     assert after["versions"] == read["versions"]
+
+
+@pytest.mark.parametrize(
+    "damaged",
+    [
+        b"{not json",
+        b"\xff\xfe",
+        b"[1, 2]",
+        b'{"version": "v3"}',
+        b'{"version": "../x", "sha256": 1}',
+    ],
+    ids=["not JSON", "not UTF-8", "not an object", "no sha256", "bad fields"],
+)
+def test_a_damaged_pointer_is_shown_beside_decisions_that_keep_coming(registry, damaged):
+    promote_by_hand(registry, "v2", onnx_bytes_with_version(BUNDLED_MODEL, "v2"))
+    registry.mark_promoted("v2")
+    registry.append_audit({"version": "v2", "decision": "accepted"})
+    registry.container.upload_blob("current.json", damaged, overwrite=True)
+    listing = RegistryListing(registry, refresh_seconds=60)
+    listing.refresh()
+    registry.append_audit({"version": "v3", "decision": "rejected", "check": "loads"})
+    listing.refresh()
+
+    answer = listing.answer()
+    assert answer["pointer"] is None
+    assert answer["pointer_error"].startswith("current.json ")
+    assert answer["listing"]["loaded"] is True
+    assert answer["listing"]["last_error"] is None
+    assert [d["version"] for d in answer["decisions"]] == ["v3", "v2"]  # still read, newest first
+    assert [version["version"] for version in answer["versions"]] == ["v2"]
+
+
+def test_a_damaged_pointer_keeps_the_served_version_and_shows_in_health(
+    registry, bundled, tmp_path, caplog
+):
+    follower = follower_for(registry, bundled, tmp_path)
+    promote_by_hand(registry, "v2", onnx_bytes_with_version(BUNDLED_MODEL, "v2"))
+    follower.check()
+    served = follower.holder.current
+    assert served.version == "v2"
+
+    registry.container.upload_blob("current.json", b"{not json", overwrite=True)
+    follower.check()
+    follower.check()  # not retried until it changes: logged once
+
+    assert follower.holder.current is served  # the last good version keeps serving
+    status = follower.status()
+    assert status["reachable"] is True
+    assert status["last_error"] is None  # storage answered
+    assert status["pointer_error"].startswith("current.json is not valid JSON")
+    damaged = [r for r in caplog.records if "current.json is not valid JSON" in r.getMessage()]
+    assert len(damaged) == 1
+    assert damaged[0].levelname == "ERROR"
+
+    cold = follower_for(registry, bundled, tmp_path / "cold")
+    cold.holder.swap(bundled)
+    cold.check()
+    assert cold.holder.current is bundled  # a cold instance: treated as absent
+
+    promote_by_hand(registry, "v3", onnx_bytes_with_version(BUNDLED_MODEL, "v3"))
+    follower.check()
+    assert follower.holder.current.version == "v3"
+    assert follower.status()["pointer_error"] is None
 
 
 def test_models_answers_at_once_while_the_first_listing_is_slow(registry, bundled, monkeypatch):

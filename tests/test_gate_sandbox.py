@@ -1,7 +1,8 @@
 """The gate runs a candidate only in a child process of its own, with a time and a memory limit,
-in an empty private directory: real models built by code (tests/bad_models.py), real child
-processes. Each bad model is refused with its own check and a reason naming what happened, and
-the app's process neither hangs nor grows."""
+in an empty directory that is gone before it starts: real models built by code
+(tests/bad_models.py), real child processes. Each bad model is refused with its own check and a
+reason naming what happened, the app's process neither hangs nor grows, and no trial, however it
+ends, leaves anything behind."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -104,30 +106,56 @@ def test_the_bundled_network_is_accepted_with_the_figures_it_had_in_process(bund
     assert figures["trial_seconds"] < LIMITS.timeout_seconds
 
 
-def test_a_model_that_never_ends_is_killed_and_refused_by_the_timeout(bundled):
+GRAPH_REFUSALS = {
+    "the outside attack (1): a Loop counted by pixels": (
+        bad_models.cue_loop_model_bytes,
+        ["(Loop, unnamed)", "control flow"],
+    ),
+    "the outside attack (2): RandomUniform and a Loop": (
+        bad_models.random_loop_model_bytes,
+        ["(RandomUniform, unnamed)", "random"],
+    ),
+    "the outside attack (3): ConstantOfShape sized by a pixel": (
+        bad_models.constant_of_shape_model_bytes,
+        ["(ConstantOfShape, unnamed)", "size of its output from the values"],
+    ),
+    "a Loop that never ends": (bad_models.never_ending_model_bytes, ["(Loop", "control flow"]),
+}
+
+
+@pytest.mark.parametrize(("build", "words"), GRAPH_REFUSALS.values(), ids=GRAPH_REFUSALS.keys())
+def test_a_model_whose_cost_follows_its_pixels_is_refused_before_it_runs(bundled, build, words):
     started = time.monotonic()
-    verdict = judged(bad_models.never_ending_model_bytes("cand"), bundled, limits=SHORT)
+    verdict = judged(build("cand"), bundled, limits=SHORT)
     elapsed = time.monotonic() - started
 
-    assert_refused(verdict, "timeout", "did not finish within 8 s", "killed")
-    assert SHORT.timeout_seconds <= elapsed < SHORT.timeout_seconds + SLACK_SECONDS
-    assert trials_started_by(os.getpid()) == []  # killed and reaped: nothing spins on
+    assert_refused(verdict, "graph", *words)
+    assert elapsed < SHORT.timeout_seconds  # the child's start and imports: about 1.5 s here
+    assert trials_started_by(os.getpid()) == []
 
 
-JUDGE_A_MODEL_THAT_NEVER_ENDS = """
+def test_a_cnn_from_another_converter_passes_every_check(bundled):
+    verdict = judged(bad_models.hand_built_cnn_model_bytes("cand"), bundled)
+
+    assert verdict.accepted, verdict.reason
+    assert verdict.figures["agreement_with_current"] == 1.0
+
+
+JUDGE_A_MODEL_THAT_TAKES_MINUTES = """
 from functions.promotion.gate import GatePolicy, judge
 from functions.promotion.gate_set import load_gate_set
-from tests.bad_models import never_ending_model_bytes
+from tests.bad_models import slow_model_bytes
 
 policy = GatePolicy(min_accuracy=0.98, max_regression=0.005, signing_key=None)
-judge("hang.onnx", never_ending_model_bytes("hang"), {}, policy=policy,
+judge("hang.onnx", slow_model_bytes("hang", 120.0), {}, policy=policy,
       gate_set=load_gate_set(), current=None)
 """
 
 
-def test_a_trial_ends_at_once_with_the_app_process_that_started_it():
+def test_a_trial_ends_at_once_with_the_app_process_that_started_it_and_leaves_nothing():
+    before = trial_entries()
     app = subprocess.Popen(
-        [sys.executable, "-c", JUDGE_A_MODEL_THAT_NEVER_ENDS], cwd=REPO_ROOT, env=os.environ
+        [sys.executable, "-c", JUDGE_A_MODEL_THAT_TAKES_MINUTES], cwd=REPO_ROOT, env=os.environ
     )
     try:
         deadline = time.monotonic() + 120
@@ -137,6 +165,9 @@ def test_a_trial_ends_at_once_with_the_app_process_that_started_it():
             time.sleep(0.2)
         (trial,) = trials
         assert is_running(trial)
+        # Its working directory is already gone, its files are memory files: nothing on disk.
+        assert os.readlink(f"/proc/{trial}/cwd").endswith("(deleted)")
+        assert trial_entries() == before
     finally:
         app.kill()  # as a host recycling the instance would, mid-trial
         app.wait(timeout=30)
@@ -145,6 +176,18 @@ def test_a_trial_ends_at_once_with_the_app_process_that_started_it():
     while is_running(trial):
         assert time.monotonic() < deadline, f"trial {trial} outlived the app's process"
         time.sleep(0.1)
+    # Killed mid-trial, neither process could clean up: there was nothing on disk to clean.
+    assert trial_entries() == before
+
+
+def trial_directories_of(pid: int) -> list[Path]:
+    return sorted(Path(tempfile.gettempdir()).glob(f"{sandbox.DIRECTORY_PREFIX}{pid}-*"))
+
+
+def trial_entries() -> set[Path]:
+    """Everything in the temporary directory that a trial could have left there (under its
+    prefix), whoever's: earlier versions of the sandbox left whole directories behind."""
+    return set(Path(tempfile.gettempdir()).glob(f"{sandbox.DIRECTORY_PREFIX}*"))
 
 
 def test_a_slow_model_is_refused_after_one_run_not_after_every_run(bundled):
@@ -155,10 +198,15 @@ def test_a_slow_model_is_refused_after_one_run_not_after_every_run(bundled):
     assert time.monotonic() - started < LIMITS.timeout_seconds  # not 30 runs of 3 s
 
 
-def test_a_slow_model_that_outlasts_the_trial_is_refused_by_the_timeout(bundled):
+def test_a_slow_model_that_outlasts_the_trial_is_killed_and_refused_by_the_timeout(bundled):
+    started = time.monotonic()
     verdict = judged(bad_models.slow_model_bytes("cand", 30.0), bundled, limits=SHORT)
+    elapsed = time.monotonic() - started
 
-    assert_refused(verdict, "timeout", "killed")
+    assert_refused(verdict, "timeout", "did not finish within 8 s", "killed")
+    assert SHORT.timeout_seconds <= elapsed < SHORT.timeout_seconds + SLACK_SECONDS
+    assert trials_started_by(os.getpid()) == []  # killed and reaped: nothing spins on
+    assert trial_directories_of(os.getpid()) == []
 
 
 def test_an_allocation_bomb_is_refused_for_memory_without_growing_the_app(bundled):
@@ -208,12 +256,13 @@ def test_a_file_the_onnx_checker_refuses_is_refused_before_onnxruntime_sees_it(b
     assert_refused(verdict, "checker", "NoSuchOperator")
 
 
-def test_a_model_that_lies_about_other_batch_sizes_is_refused(bundled):
+def test_a_model_that_lies_about_other_batch_sizes_is_refused_for_what_it_computes(bundled):
+    # It must compare the batch size and branch: the graph rule refuses that before it runs.
     content = bad_models.batch_liar_model_bytes("cand")
 
     verdict = judged(content, bundled)
 
-    assert_refused(verdict, "batch", "a batch of 2 image(s)", "[1, 10]")
+    assert_refused(verdict, "graph", "(Equal, unnamed)")
 
 
 def test_a_model_whose_rows_depend_on_the_batch_is_refused(bundled):
@@ -223,9 +272,12 @@ def test_a_model_whose_rows_depend_on_the_batch_is_refused(bundled):
 
 
 def test_a_rollback_skips_the_quality_gates_but_not_the_trial(bundled):
-    verdict = judged(bad_models.batch_liar_model_bytes("cand"), bundled, previously_accepted=True)
+    verdict = judged(bad_models.batch_mixer_model_bytes("cand"), bundled, previously_accepted=True)
 
     assert_refused(verdict, "batch")
+    verdict = judged(bad_models.cue_loop_model_bytes("cand"), bundled, previously_accepted=True)
+
+    assert_refused(verdict, "graph")
 
 
 def test_serving_refuses_an_answer_with_the_wrong_number_of_rows():
@@ -257,26 +309,113 @@ def test_a_child_that_exits_without_a_report_is_a_refusal(bundled, monkeypatch):
     assert_refused(verdict, "sandbox", "status 3")
 
 
+# A stand-in trial that reports what it can see, as a refusal reason the test can read.
+SPY = """
+import json, os
+settings = json.loads(os.read(int(os.environ["MODEL_TRIAL_SETTINGS_FD"]), 1 << 20))
+try:
+    cwd = os.getcwd()
+except OSError as error:
+    cwd = f"unreachable: {error.strerror}"
+try:
+    open("planted.txt", "w")
+    planted = "written"
+except OSError as error:
+    planted = error.strerror
+seen = {
+    "cwd": cwd,
+    "cwd_link": os.readlink("/proc/self/cwd"),
+    "files": sorted(os.listdir(".")),
+    "planted": planted,
+    "env": sorted(os.environ),
+    "candidate_bytes": len(os.pread(settings["files"]["candidate"], 1 << 25, 0)),
+    "descriptors": sorted(int(fd) for fd in os.listdir("/proc/self/fd")),
+    "settings": sorted(settings["files"]),
+}
+report = {"accepted": False, "check": "contract", "reason": json.dumps(seen)}
+os.write(settings["files"]["report"], json.dumps(report).encode())
+"""
+
+
 def test_the_child_sees_neither_the_apps_directory_nor_its_secrets(bundled, monkeypatch, tmp_path):
     monkeypatch.setenv("MODEL_SIGNING_KEY", "a secret")
     monkeypatch.chdir(tmp_path)
     (tmp_path / "app-file.txt").write_text("the app's own file")
-    # A stand-in trial that reports what it can see, as a refusal reason the test can read.
-    spy = (
-        "import json, os; json.dump({'accepted': False, 'check': 'contract', 'reason': "
-        "json.dumps({'cwd': os.getcwd(), 'files': sorted(os.listdir()), "
-        "'env': sorted(os.environ)})}, open('report.json', 'w'))"
-    )
-    monkeypatch.setattr(sandbox, "TRIAL_COMMAND", (sys.executable, "-c", spy))
+    monkeypatch.setattr(sandbox, "TRIAL_COMMAND", (sys.executable, "-c", SPY))
+    content = bad_models.good_model_bytes("cand")
 
-    verdict = judged(bad_models.good_model_bytes("cand"), bundled)
+    verdict = judged(content, bundled)
 
     seen = json.loads(verdict.reason)
-    assert Path(seen["cwd"]) != tmp_path
-    assert "app-file.txt" not in seen["files"]
-    assert "candidate.onnx" in seen["files"]
+    # An empty working directory, removed before the child ran: nothing is there, nothing can
+    # be put there, no relative path leads anywhere.
+    assert seen["cwd"] == "unreachable: No such file or directory"
+    assert seen["cwd_link"].endswith("(deleted)")
+    assert Path(seen["cwd_link"].removesuffix(" (deleted)")).name.startswith(
+        f"{sandbox.DIRECTORY_PREFIX}{os.getpid()}-"
+    )
+    assert seen["files"] == []
+    assert seen["planted"] == "No such file or directory"
+    assert not (tmp_path / "planted.txt").exists()
     assert "MODEL_SIGNING_KEY" not in seen["env"]
-    assert not Path(seen["cwd"]).exists()  # the private directory is gone afterwards
+    # Its inputs and outputs: memory files it inherited, and nothing else beyond stdio.
+    assert seen["candidate_bytes"] == len(content)
+    assert seen["settings"] == sorted(sandbox.TRIAL_FILES)
+    assert len(seen["descriptors"]) == 3 + len(sandbox.TRIAL_FILES) + 1 + 1  # + settings, listdir
+    assert trial_directories_of(os.getpid()) == []
+
+
+@pytest.mark.parametrize("ending", ["accepted", "refused", "timeout", "crash"])
+def test_a_trial_leaves_nothing_behind_however_it_ends(bundled, monkeypatch, ending):
+    content = bad_models.good_model_bytes("cand")
+    limits = LIMITS
+    if ending == "refused":
+        content = bad_models.cue_loop_model_bytes("cand")
+    elif ending == "timeout":
+        monkeypatch.setattr(sandbox, "TRIAL_COMMAND", (sys.executable, "-c", "while True: pass"))
+        limits = TrialLimits(timeout_seconds=2, address_space_bytes=TRIAL_ADDRESS_SPACE_BYTES)
+    elif ending == "crash":
+        monkeypatch.setattr(
+            sandbox, "TRIAL_COMMAND", (sys.executable, "-c", "import os; os.abort()")
+        )
+    before = trial_entries()
+    descriptors = set(os.listdir("/proc/self/fd"))
+
+    verdict = judged(content, bundled, limits=limits)
+
+    assert verdict.accepted == (ending == "accepted"), verdict.reason
+    assert trial_entries() == before
+    assert set(os.listdir("/proc/self/fd")) <= descriptors  # every memory file closed
+
+
+def test_a_directory_left_by_a_killed_app_process_is_removed_by_the_next_trial(bundled):
+    ended = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    dead = int(ended.stdout)  # a process id that no process has now
+    root = Path(tempfile.gettempdir())
+    stale = root / f"{sandbox.DIRECTORY_PREFIX}{dead}-left"
+    live = root / f"{sandbox.DIRECTORY_PREFIX}{os.getppid()}-in-use"
+    not_empty = root / f"{sandbox.DIRECTORY_PREFIX}{dead}-not-empty"
+    for path in (stale, live, not_empty):
+        path.mkdir()
+    (not_empty / "someone's.txt").write_text("not the trial's")
+    try:
+        verdict = judged(bad_models.cue_loop_model_bytes("cand"), bundled)
+
+        assert_refused(verdict, "graph")
+        assert not stale.exists()
+        assert live.exists()  # its app process still runs
+        assert (not_empty / "someone's.txt").exists()  # the sweep removes empty ones only
+    finally:
+        for path in (live, not_empty):
+            if path.exists():
+                for child in path.iterdir():
+                    child.unlink()
+                path.rmdir()
 
 
 def clear_peak_memory() -> None:

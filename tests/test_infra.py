@@ -234,6 +234,21 @@ def test_infra_defaults_are_the_contract_defaults():
         assert default == values[setting], setting
 
 
+def test_the_instance_caps_default_in_the_module_to_the_example_settings():
+    """FEEDBACK_PER_INSTANCE_PER_MINUTE and _PER_DAY are parameters of the function app's module
+    alone (main.bicep leaves them at their defaults): those are local.settings.example.json's."""
+    values = json.loads((REPO_ROOT / "local.settings.example.json").read_text())["Values"]
+    bicep = FUNCTION_APP_BICEP.read_text()
+    settings = infra_app_settings()
+    for setting, parameter in (
+        ("FEEDBACK_PER_INSTANCE_PER_MINUTE", "feedbackPerInstancePerMinute"),
+        ("FEEDBACK_PER_INSTANCE_PER_DAY", "feedbackPerInstancePerDay"),
+    ):
+        assert settings[setting] == parameter
+        default = re.search(rf"^param {parameter} string = '([^']*)'$", bicep, re.MULTILINE)
+        assert default.group(1) == values[setting], setting
+
+
 def test_feedback_lives_beside_the_models_and_is_deleted_after_its_retention():
     """The feedback container is in the models account, where the app's identity may write
     (its account-wide data role), and a lifecycle rule deletes its items after the retention

@@ -26,6 +26,7 @@ from azure.storage.blob.aio import BlobServiceClient as AsyncBlobServiceClient
 
 from local_host.event_grid import webhook_url
 from local_host.server import WORKER_KEY, host_app
+from local_host.worker import SCRIPT_MODULE
 from local_stack.azurite import azurite_connection_string, is_listening
 from local_stack.event_grid import (
     BlobEventRelay,
@@ -35,7 +36,7 @@ from local_stack.event_grid import (
 )
 from tests.helpers import read_lines, wait_for_line
 from tests.local_host_storage import BlobAppStorage
-from tests.stack import REPO_ROOT, free_port
+from tests.stack import REPO_ROOT, free_port, running_azurite
 
 APP = REPO_ROOT / "tests" / "apps" / "event_grid_app"
 
@@ -48,6 +49,20 @@ async def eventually(condition: Callable[[], bool], timeout: float = 10) -> floa
             raise AssertionError(f"not within {timeout} s")
         await asyncio.sleep(0.05)
     return time.monotonic() - started
+
+
+@pytest.fixture(autouse=True)
+def restored_imports() -> Iterator[None]:
+    """The host puts the test app's folder first on sys.path and imports it as
+    ``function_app``: undone after each test, so that other tests import the repository's own
+    app (as tests/test_local_host.py does)."""
+    path, module = list(sys.path), sys.modules.get(SCRIPT_MODULE)
+    yield
+    sys.path[:] = path
+    if module is None:
+        sys.modules.pop(SCRIPT_MODULE, None)
+    else:
+        sys.modules[SCRIPT_MODULE] = module
 
 
 @contextlib.asynccontextmanager
@@ -343,6 +358,61 @@ def test_dev_stack_on_port_0_posts_events_to_the_port_it_serves_on(tmp_path: Pat
         wait_for_line(lines, r"Event Grid subscription to promote_model validated")
         stack.send_signal(signal.SIGTERM)
         assert stack.wait(timeout=30) == 0
+
+
+def running(pid: int) -> bool:
+    """Whether `pid` is a live process (a zombie nobody has reaped yet counts as gone)."""
+    try:
+        status = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return status.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the death signal is Linux's")
+def test_a_stack_killed_outright_takes_its_azurite_along(tmp_path: Path) -> None:
+    """kill -9 gives the stack no chance to stop Azurite: the kernel does (PR_SET_PDEATHSIG),
+    so no Azurite is left running unsupervised for the next stack to find."""
+    azurite_port = free_port()
+    with running_stack(tmp_path, free_port(), azurite_port) as stack:
+        lines = read_lines(stack)
+        azurite_pid = int(wait_for_line(lines, r"Azurite started \(pid (\d+)\)").group(1))
+        try:
+            wait_for_line(lines, r"Listening on http://")
+            # The process started is node itself: the signal reaches Azurite, not a launcher.
+            assert Path(f"/proc/{azurite_pid}/comm").read_text().strip() == "node"
+            stack.kill()
+            stack.wait()
+            killed = time.monotonic()
+            while running(azurite_pid) and time.monotonic() - killed < 10:
+                time.sleep(0.05)
+            gone_after = time.monotonic() - killed
+            assert not running(azurite_pid), "Azurite outlived the stack by 10 s"
+            assert not is_listening("127.0.0.1", azurite_port)
+            assert gone_after < 5, f"Azurite took {gone_after:.1f} s to go"
+        finally:
+            if running(azurite_pid):
+                os.kill(azurite_pid, signal.SIGKILL)
+
+
+@pytest.mark.slow
+def test_an_azurite_found_on_the_port_is_used_unsupervised_and_said_so(tmp_path: Path) -> None:
+    with running_azurite(tmp_path / "found") as found:
+        with running_stack(tmp_path, free_port(), found.port) as stack:
+            lines = read_lines(stack)
+            warning = wait_for_line(
+                lines, rf"127\.0\.0\.1:{found.port} is taken already(, by pid (\d+))?.*UNSUPERVISED"
+            )
+            if sys.platform.startswith("linux"):  # the log names it
+                assert int(warning.group(2)) == found.process.pid
+            wait_for_line(lines, rf"Azurite +\S+:{found.port}/\S+ \(found running: NOT supervised")
+            wait_for_line(lines, r"Listening on http://")
+            stack.send_signal(signal.SIGTERM)
+            assert stack.wait(timeout=30) == 0
+        # The stack stopped what it started, and left the Azurite it found alone.
+        assert found.process.poll() is None
+        assert is_listening("127.0.0.1", found.port)
 
 
 def drop_and_wait_for_the_decision(azurite_port: int, version: str) -> None:

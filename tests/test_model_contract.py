@@ -7,15 +7,27 @@ import numpy as np
 import pytest
 
 from functions.model_contract import (
+    ALLOWED_OPERATORS,
+    CONTROL_FLOW_OPERATORS,
     INPUT_NAME,
+    OPSETS,
     OUTPUT_NAME,
+    RANDOM_OPERATORS,
     REQUIRED_METADATA,
+    SETTING_INPUTS,
+    SHAPE_BATCHES,
+    SHAPE_CARRIERS,
+    VALUE_SIZED_OPERATORS,
     ModelContractError,
+    ModelGraphError,
     ModelLoadError,
+    UnusableModel,
     missing_metadata,
     open_session,
     run_inference,
 )
+from functions.serving.inputs import MAX_BATCH
+from functions.serving.provider import BUNDLED_MODEL
 from tests.helpers import tiny_model
 
 
@@ -59,3 +71,27 @@ def test_missing_metadata_lists_what_is_absent_in_the_contracts_order():
         "source_commit",
     ]
     assert missing_metadata(dict.fromkeys(REQUIRED_METADATA, "")) == []
+
+
+def test_the_operator_list_holds_what_the_bundled_model_uses_and_nothing_that_spends_freely():
+    import onnx  # noqa: PLC0415 - the app's side of the contract never imports onnx
+
+    model = onnx.load(BUNDLED_MODEL)
+    assert {node.op_type for node in model.graph.node} <= ALLOWED_OPERATORS
+    opset = next(entry.version for entry in model.opset_import if entry.domain == "")
+    assert opset in OPSETS
+    for refused in (CONTROL_FLOW_OPERATORS, RANDOM_OPERATORS, VALUE_SIZED_OPERATORS):
+        assert not refused & ALLOWED_OPERATORS
+    assert {"Loop", "If", "Scan"} <= CONTROL_FLOW_OPERATORS
+    assert {"RandomUniform", "RandomNormal", "Bernoulli", "Multinomial"} <= RANDOM_OPERATORS
+    assert {"ConstantOfShape", "Expand", "Tile", "Range", "NonZero"} <= VALUE_SIZED_OPERATORS
+    assert set(SETTING_INPUTS) <= ALLOWED_OPERATORS
+    assert SHAPE_CARRIERS <= ALLOWED_OPERATORS
+
+
+def test_shapes_are_inferred_at_one_image_and_at_the_apis_largest_batch():
+    assert SHAPE_BATCHES == (1, MAX_BATCH)
+
+
+def test_a_graph_refusal_is_an_unusable_model():
+    assert issubclass(ModelGraphError, UnusableModel)

@@ -11,7 +11,7 @@ import threading
 import onnx
 import pytest
 
-from conversion.publish import publish, rollback
+from conversion.publish import PublishError, publish, rollback
 from functions import signing
 from functions.api.blueprint import api_functions
 from functions.composition import Services
@@ -373,3 +373,82 @@ def test_a_version_name_with_a_newline_is_refused():
 
     with pytest.raises(Refused, match="not valid"):
         check_name("v1\n.onnx")
+
+
+def test_rollback_works_back_to_the_bundled_model(container, registry, bundled, tmp_path):
+    """The previous version is the bundled one, which is not in storage: the publisher drops
+    its own bundled file, and the promoter takes its bundled model back as a rollback (no
+    quality gates, its trial still runs). Before, the publisher refused."""
+    promoter = make_promoter(registry, bundled)
+    publish(container, good("v2"), "v2")
+    promoter.handle("v2.onnx")
+    assert pointer(container)["previous_version"] == bundled.version
+
+    path = rollback(container)
+    assert path == f"incoming/{bundled.version}.onnx"
+    decision = promoter.handle(f"{bundled.version}.onnx")
+
+    assert decision.decision == "rolled_back"
+    current = pointer(container)
+    assert (current["version"], current["sha256"]) == (bundled.version, bundled.sha256)
+    assert current["previous_version"] == "v2"
+    assert [line["decision"] for line in audit(container)] == ["accepted", "rolled_back"]
+    # And forward again: the previous version is v2, stored.
+    assert rollback(container) == "incoming/v2.onnx"
+
+    # Serving takes the bundled model from memory: nothing to download.
+    from functions.serving.follower import PointerFollower  # noqa: PLC0415
+    from functions.serving.loaded_model import ModelHolder  # noqa: PLC0415
+
+    holder = ModelHolder()
+    holder.swap(bundled)
+    follower = PointerFollower(registry, holder, bundled, 60.0, cache_dir=tmp_path)
+    follower.check()
+    assert holder.current is bundled
+
+
+def test_dropping_the_bundled_model_with_nothing_promoted_is_unchanged(
+    container, registry, bundled
+):
+    publish(container, BUNDLED_MODEL.read_bytes(), bundled.version)
+    decision = make_promoter(registry, bundled).handle(f"{bundled.version}.onnx")
+    assert decision.decision == "unchanged"
+    assert pointer(container) is None
+
+
+def test_rollback_does_not_bring_back_a_version_serving_rolled_back(container, registry):
+    store_and_point(registry, "v2", good("v2"))
+    document = registry.read_pointer().document
+    registry.replace_pointer(
+        {
+            **document,
+            "previous_version": "v1",
+            "rolled_back_from": {"version": "v1", "reason": "3 failures within 60 s"},
+        },
+        registry.read_pointer(),
+    )
+    with pytest.raises(PublishError, match="serving rolled v1 back"):
+        rollback(container)
+
+
+def test_a_current_model_that_cannot_answer_does_not_block_its_replacement():
+    """Serving may be rolling the current version back, or it predates a rule: its failing runs
+    hold the candidate to the floor alone, and the figures say why."""
+    import numpy as np  # noqa: PLC0415
+
+    from functions.model_contract import ModelOutputError  # noqa: PLC0415
+    from functions.promotion.gate import check_quality  # noqa: PLC0415
+    from functions.promotion.gate_set import GateSet  # noqa: PLC0415
+
+    class Failing:
+        version = "broken"
+
+        def predict(self, images):
+            raise ModelOutputError("the model answered a row that is not probabilities")
+
+    labels = np.arange(10) % 10
+    gate_set = GateSet(images=np.zeros((10, 28, 28, 1), np.float32), labels=labels)
+    figures = check_quality(labels.copy(), Failing(), gate_set, POLICY)
+    assert figures["gate_accuracy"] == 1.0
+    assert figures["current_version"] == "broken"
+    assert "not probabilities" in figures["current_unusable"]

@@ -20,6 +20,7 @@ from azure.storage.blob import BlobLeaseClient
 from conversion import publish as publisher
 from functions.composition import Services
 from functions.promotion import blueprint
+from functions.promotion import promoter as promoter_module
 from functions.promotion.gate import MAX_MODEL_BYTES
 from functions.promotion.promoter import MAX_DECISION_ATTEMPTS
 from functions.storage import registry as registry_module
@@ -159,7 +160,7 @@ def test_a_decision_killed_every_time_is_rejected_and_never_run_again(
 
 
 def test_failed_attempts_are_noted_and_the_reconciler_goes_on_past_them(
-    container, registry, bundled
+    container, registry, bundled, monkeypatch
 ):
     publisher.publish(container, good_model_bytes("stuck"), "stuck")  # with its sha256
     drop(container, "v2", good_model_bytes("v2"))
@@ -172,23 +173,57 @@ def test_failed_attempts_are_noted_and_the_reconciler_goes_on_past_them(
 
     registry.stored_version = storage_fails_for_stuck
     promoter = make_promoter(registry, bundled)
-    rounds = [promoter.reconcile() for _ in range(MAX_DECISION_ATTEMPTS)]
+    rounds = [promoter.reconcile() for _ in range(MAX_DECISION_ATTEMPTS + 1)]
 
+    # Errors the promoter caught are not crashes: they do not use up the attempts meant for
+    # those, and the file is judged again at each round.
     assert [(d.version, d.decision) for d in rounds[0]] == [("v2", "accepted")]
-    assert rounds[1:] == [[]] * (MAX_DECISION_ATTEMPTS - 1)
+    assert rounds[1:] == [[]] * MAX_DECISION_ATTEMPTS
     assert incoming(container) == ["incoming/stuck.onnx"]
     metadata = container.get_blob_client("incoming/stuck.onnx").get_blob_properties().metadata
-    assert metadata["attempts"] == str(MAX_DECISION_ATTEMPTS)
+    assert metadata["attempts"] == metadata["failed_attempts"] == str(MAX_DECISION_ATTEMPTS + 1)
+    assert metadata["first_failed_at"].endswith("Z")
     assert (
         metadata["sha256"] == hashlib.sha256(good_model_bytes("stuck")).hexdigest()
     )  # as published
 
+    # They are given up only once MAX_FAILED_ATTEMPTS failed over FAILED_ATTEMPTS_SECONDS.
+    monkeypatch.setattr(promoter_module, "MAX_FAILED_ATTEMPTS", MAX_DECISION_ATTEMPTS + 1)
+    assert promoter.reconcile() == []  # enough attempts, but not for long enough
+    monkeypatch.setattr(promoter_module, "FAILED_ATTEMPTS_SECONDS", 0)
     (decision,) = promoter.reconcile()
     assert (decision.version, decision.record["check"]) == ("stuck", "undecided")
+    assert "failed with errors" in decision.record["reason"]
     errors = decision.record["earlier_errors"]
-    assert len(errors) == MAX_DECISION_ATTEMPTS
+    assert len(errors) == 5  # the newest five are kept
     assert all("storage hiccup deciding stuck" in error for error in errors)
     assert incoming(container) == []
+    assert pointer(container)["version"] == "v2"
+
+
+def test_event_retries_after_errors_do_not_make_a_good_model_undecided(
+    container, registry, bundled
+):
+    """As Event Grid delivers: the event's function fails (a storage error mid-decision), and
+    is retried within seconds, more times than the attempts meant for crashes."""
+    publisher.publish(container, good_model_bytes("v2"), "v2")
+    real_read_pointer = registry.read_pointer
+    failures = MAX_DECISION_ATTEMPTS + 2
+
+    def storage_fails_at_first():
+        nonlocal failures
+        if failures:
+            failures -= 1
+            raise ConnectionError("storage hiccup")
+        return real_read_pointer()
+
+    registry.read_pointer = storage_fails_at_first
+    promoter = make_promoter(registry, bundled)
+    for _ in range(MAX_DECISION_ATTEMPTS + 2):
+        with pytest.raises(ConnectionError):
+            promoter.handle("v2.onnx")
+    decision = promoter.handle("v2.onnx")
+    assert decision.decision == "accepted"
     assert pointer(container)["version"] == "v2"
 
 
@@ -380,7 +415,8 @@ def test_the_publisher_refuses_a_crafted_version_in_the_models_metadata(
 
 
 def test_a_rollback_refuses_a_crafted_previous_version(container, registry):
-    registry.replace_pointer({"version": "v1", "previous_version": "../current"}, None)
+    pointer = {"version": "v1", "sha256": "0" * 64, "previous_version": "../current"}
+    registry.replace_pointer(pointer, None)
     before = blob_state(container)
     with pytest.raises(publisher.PublishError, match="not valid"):
         publisher.rollback(container)

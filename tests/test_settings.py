@@ -102,3 +102,38 @@ def test_the_publisher_without_any_connection_names_the_flags_and_the_setting(
     error = capsys.readouterr().err
     assert "give --connection-string or --account-url" in error
     assert "MODELS_STORAGE is not set" in error
+
+
+def test_the_feedback_limits_default_and_are_checked(monkeypatch):
+    monkeypatch.setenv("MODELS_STORAGE", "UseDevelopmentStorage=true")
+    for name in (
+        "FEEDBACK_PER_MINUTE",
+        "FEEDBACK_PER_INSTANCE_PER_MINUTE",
+        "FEEDBACK_PER_INSTANCE_PER_DAY",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    read = settings()
+    assert (
+        read.feedback_per_minute,
+        read.feedback_per_instance_per_minute,
+        read.feedback_per_instance_per_day,
+    ) == (10.0, 600.0, 20_000.0)
+
+    monkeypatch.setenv("FEEDBACK_PER_INSTANCE_PER_MINUTE", "120")
+    monkeypatch.setenv("FEEDBACK_PER_INSTANCE_PER_DAY", "5000")
+    settings.cache_clear()
+    assert settings().feedback_per_instance_per_minute == 120.0
+    assert settings().feedback_per_instance_per_day == 5000.0
+
+    for name, bad in (
+        ("FEEDBACK_PER_INSTANCE_PER_MINUTE", "0"),
+        ("FEEDBACK_PER_INSTANCE_PER_MINUTE", "nan"),
+        ("FEEDBACK_PER_INSTANCE_PER_MINUTE", "many"),
+        ("FEEDBACK_PER_INSTANCE_PER_DAY", "0.5"),
+        ("FEEDBACK_PER_INSTANCE_PER_DAY", "inf"),
+    ):
+        monkeypatch.setenv(name, bad)
+        settings.cache_clear()
+        with pytest.raises(MissingSetting, match=name):
+            settings()
+        monkeypatch.setenv(name, "100")

@@ -291,3 +291,70 @@ def test_follower_and_listing_count_a_timeout_as_unreachable(storage, registry, 
     assert answer["listing"]["as_of"] == read_at  # the last good listing stays, with its age
     assert "timed out" in answer["listing"]["last_error"]
     assert [version["version"] for version in answer["versions"]] == [PROMOTED]
+
+
+# --- a slow model, over HTTP --------------------------------------------------------------------
+
+SLOW_VERSION = "status-slow"
+# Slow, yet within what a model may take while it loads (watchdog.LOAD_BOUND_SECONDS): it is
+# served, and each prediction holds an inference thread for about this long.
+SLOW_SECONDS = 1.0
+SLOW_PREDICTIONS = 3
+
+
+def test_health_answers_while_a_slow_inference_runs(api, registry):
+    """Every prediction runs in the inference pool: a model that takes a second per inference
+    holds an inference thread, never the event loop that /api/health and /api/models answer on.
+    (Before, a small body ran on the loop: a hanging model froze health too.)"""
+    from tests.bad_models import slow_model_bytes  # noqa: PLC0415 - onnx: this test only
+
+    content = slow_model_bytes(SLOW_VERSION, SLOW_SECONDS)
+    sha256 = hashlib.sha256(content).hexdigest()
+    registry.store_version(SLOW_VERSION, content, {"sha256": sha256})
+    registry.mark_promoted(SLOW_VERSION)
+    served = registry.read_pointer()
+    registry.replace_pointer(
+        {"version": SLOW_VERSION, "sha256": sha256, "previous_version": PROMOTED}, served
+    )
+    try:
+        wait_until(
+            lambda: get(f"{api}/health")[1]["model"]["version"] == SLOW_VERSION,
+            NOTICED_WITHIN_SECONDS,
+            "the slow model served",
+        )
+
+        def predict_slowly() -> list[tuple[int, dict, float]]:
+            return [get(f"{api}/predict", body=ONE_IMAGE) for _ in range(SLOW_PREDICTIONS)]
+
+        waits: list[float] = []
+        with ThreadPoolExecutor(max_workers=1) as client:
+            predicting = client.submit(predict_slowly)
+            time.sleep(0.2)  # the first inference is under way
+            while not predicting.done():
+                for route in ("health", "models"):
+                    status, _, seconds = get(f"{api}/{route}")
+                    assert status == 200
+                    waits.append(seconds)
+                time.sleep(0.05)
+            predictions = predicting.result()
+        assert [(status, answer["model_version"]) for status, answer, _ in predictions] == [
+            (200, SLOW_VERSION)
+        ] * SLOW_PREDICTIONS
+        slowest_prediction = max(seconds for _, _, seconds in predictions)
+        assert slowest_prediction >= SLOW_SECONDS / 2  # it really was slow
+        assert len(waits) >= 10
+        assert max(waits) < SLOW_SECONDS / 2, waits
+        print(
+            f"\n{SLOW_PREDICTIONS} inferences of up to {slowest_prediction:.2f} s: {len(waits)} "
+            f"answers from /api/health and /api/models meanwhile, "
+            f"the slowest {max(waits) * 1000:.0f} ms"
+        )
+    finally:
+        registry.replace_pointer(
+            {"version": PROMOTED, "sha256": served.document["sha256"]}, registry.read_pointer()
+        )
+        wait_until(
+            lambda: get(f"{api}/health")[1]["model"]["version"] == PROMOTED,
+            NOTICED_WITHIN_SECONDS,
+            "the promoted model served again",
+        )

@@ -149,6 +149,20 @@ def test_id_and_parameters_are_echoed(digit):
     ]
 
 
+def test_parameters_at_their_limits_are_echoed_whole(digit):
+    image, _ = digit
+    parameters = {f"{i:02d}" + "n" * 62: "v" * 256 for i in range(64)}
+    request = {
+        "parameters": parameters,
+        "inputs": [{"name": "pixels", "shape": [1, 784], "datatype": "UINT8"}],
+    }
+    request["inputs"][0]["data"] = image.ravel().tolist()
+    response = call(v2.infer, infer_request(json.dumps(request).encode()))
+    assert response.status_code == 200, response.get_body()
+    assert json.loads(response.get_body())["parameters"] == parameters
+    assert len(response.get_body()) < 32 * 1024  # the most a response echoes
+
+
 def test_a_served_version_answers_and_another_is_a_404_naming_it(digit, bundled):
     image, _ = digit
     body, length = binary_request(image.astype(np.uint8).tobytes())
@@ -381,6 +395,19 @@ BAD_JSON = {
     "nested parameters": (
         json.dumps({"parameters": {"a": {"b": 1}}, "inputs": []}).encode(),
         "strings, numbers and booleans",
+    ),
+    # The request's parameters are echoed back: bounded, as the id is.
+    "a parameter string of a megabyte": (
+        json.dumps({"parameters": {"trace": "x" * 2**20}, "inputs": []}).encode(),
+        "strings of at most 256 characters",
+    ),
+    "a parameter name of a megabyte": (
+        json.dumps({"parameters": {"x" * 2**20: 1}, "inputs": []}).encode(),
+        "names of at most 64 characters",
+    ),
+    "too many parameters": (
+        json.dumps({"parameters": {f"p{i}": i for i in range(65)}, "inputs": []}).encode(),
+        "at most 64 entries",
     ),
 }
 

@@ -8,7 +8,7 @@ from functools import cache
 
 import azure.functions as func
 
-from functions.api.endpoint import Handler, endpoint, small_bodies_on_the_loop
+from functions.api.endpoint import AsyncHandler, Handler, endpoint, in_pool, with_context
 from functions.api.pacing import Pacer
 from functions.api.rate_limit import ClientRateLimit, client_address
 from functions.api.responses import json_response
@@ -24,11 +24,12 @@ MODELS_MAX_WAIT_SECONDS = 2.0
 
 @dataclass(frozen=True)
 class ApiFunctions:
-    """The handlers, each wrapped by `endpoint`: what the blueprint declares, and what tests
-    call with real `func.HttpRequest` objects."""
+    """The handlers, each wrapped by `endpoint`: what the blueprint declares (predict through
+    `in_pool`, which runs it in the inference pool), and what tests call with real
+    `func.HttpRequest` objects."""
 
     predict: Handler
-    feedback: Handler
+    feedback: AsyncHandler
     health: Handler
     models: Handler
     openapi: Handler
@@ -43,7 +44,7 @@ def api_functions(
 
     @cache
     def corrections_limit() -> ClientRateLimit:
-        return feedback_limit or ClientRateLimit(services.settings().feedback_per_minute)
+        return feedback_limit or ClientRateLimit.from_settings(services.settings())
 
     @endpoint("POST")
     def predict(req: func.HttpRequest) -> func.HttpResponse:
@@ -55,26 +56,30 @@ def api_functions(
         return json_response(answer, headers={"X-Model-Version": model.version})
 
     @endpoint("POST")
-    def feedback(req: func.HttpRequest) -> func.HttpResponse:
-        """A correction, stored once (contracts.md section 2a). A plain function: the worker
-        runs it in its thread pool, so the storage call never holds the event loop."""
+    async def feedback(req: func.HttpRequest) -> func.HttpResponse:
+        """A correction, stored once (contracts.md section 2a). The checks run on the event loop
+        (a body of at most 64 KiB); the storage calls in the storage pool, so that slow storage
+        holds its few threads only, and a write it has no room for is refused at once (503)."""
         # Corrections only: a prediction never loads them.
         from functions.feedback.request import parse_feedback  # noqa: PLC0415
 
-        store = services.feedback_store()  # unconfigured storage: 503 before anything else
+        # Unconfigured storage: 503 before anything else.
+        store = await services.feedback_store_async()
         corrections_limit().take(client_address(req.headers))
         item = parse_feedback(
             req.headers.get("Content-Type"), req.get_body(), req.headers.get("Content-Encoding")
         )
-        return json_response({"item": store.save(item)}, status=202)
+        return json_response(
+            {"item": await services.pools.storage.run(store.save, item)}, status=202
+        )
 
     @endpoint("GET")
     async def health(req: func.HttpRequest) -> func.HttpResponse:
         """From memory only: what the follower last saw of storage, and how long ago. On the
-        event loop, so it never queues behind predictions in the worker's thread pool."""
+        event loop, so it never queues behind predictions, which run in the inference pool."""
         provider = services.provider
         try:
-            model = await provider.current_async()
+            model = await services.served_model()
         except NoModelAvailable as error:
             return json_response(
                 {"status": "unavailable", "detail": provider.last_error or error.detail},
@@ -92,7 +97,7 @@ def api_functions(
         model. Paced: a flood waits its turn instead of taking the CPU that predictions need."""
         await models_pace.wait_turn()
         provider = services.provider
-        model = await provider.current_async()
+        model = await services.served_model()
         return json_response({"current": model.describe(), **provider.registry_listing(model)})
 
     @endpoint("GET")
@@ -109,10 +114,9 @@ def api_functions(
 def api_blueprint(services: Services) -> func.Blueprint:
     functions = api_functions(services)
     bp = func.Blueprint()
-    predict = small_bodies_on_the_loop(functions.predict, ready=services.model_is_loaded)
     for route, handler in (
-        ("predict", predict),
-        ("feedback", functions.feedback),
+        ("predict", in_pool(functions.predict, services.pools.inference)),
+        ("feedback", with_context(functions.feedback)),
         ("health", functions.health),
         ("models", functions.models),
         ("openapi.json", functions.openapi),

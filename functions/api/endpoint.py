@@ -1,10 +1,11 @@
 """One wrapper for every HTTP function: method check, errors to problem+json (or to the body
-another protocol's errors have), bugs logged. It wraps plain and `async def` handlers alike
-(the worker runs the latter on its event loop)."""
+another protocol's errors have), bugs logged. It wraps plain and `async def` handlers alike.
+Every function the app declares is `async def` (the runtime runs it on its event loop): a plain
+handler is declared through `in_pool`, which runs it in one of the app's pools
+(functions/pools.py), never on the loop and never in the runtime's own thread pool."""
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import inspect
 import logging
@@ -14,15 +15,12 @@ import azure.functions as func
 
 from functions.api.problems import ApiError, MethodNotAllowed, problem_for
 from functions.api.responses import problem_response
-from functions.serving.inputs import IMAGE_TYPES, media_type
+from functions.pools import Pool, invocation
 
 log = logging.getLogger(__name__)
 Handler = Callable[[func.HttpRequest], func.HttpResponse]
 AsyncHandler = Callable[[func.HttpRequest], Awaitable[func.HttpResponse]]
 ErrorAnswer = Callable[[ApiError], func.HttpResponse]
-# A few images as JSON, or a small batch as binary: about 0.2 ms of work each, less than the
-# hop to the runtime's thread pool and back costs (docs/benchmarks.md, Async or the thread pool).
-ON_LOOP_MAX_BODY_BYTES = 16 * 1024
 
 
 def endpoint(
@@ -78,35 +76,41 @@ def _failure(req: func.HttpRequest, error: Exception) -> ApiError:
     return ApiError("an internal error occurred; it has been logged")
 
 
-def small_bodies_on_the_loop(handler: Handler, *, ready: Callable[[], bool]) -> AsyncHandler:
-    """The plain `handler` as an `async def` for the blueprint to declare: run on the event loop
-    when the body is small and not a picture and `ready()` says nothing will block (the model is
-    loaded); in a worker thread otherwise, so that a batch of 256, a photo to decode or a cold
-    start never holds the loop."""
+def in_pool(
+    handler: Handler, pool: Pool, *, answer_error: ErrorAnswer = problem_response
+) -> AsyncHandler:
+    """The plain `handler` (wrapped by `endpoint`) as an `async def` for the blueprint to
+    declare, which runs it in `pool`, never on the event loop: whatever it does (a batch of 256,
+    a photo to decode, a cold start, a model that hangs), the loop keeps answering /api/health and
+    /api/models. An error from the pool itself is answered as `endpoint` answers the handler's."""
 
     async def run(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
-        picture = media_type(req.headers.get("Content-Type")) in IMAGE_TYPES
-        if len(req.get_body()) <= ON_LOOP_MAX_BODY_BYTES and not picture and ready():
-            return handler(req)
-        return await asyncio.to_thread(_in_invocation, context, handler, req)
+        with invocation(context):
+            try:
+                return await pool.run(handler, req)
+            except Exception as error:  # answered, and logged, in _failure
+                return answer_error(_failure(req, error))
 
+    return _named_as(run, handler)
+
+
+def with_context(handler: AsyncHandler) -> AsyncHandler:
+    """The `async def` `handler` (wrapped by `endpoint`), declared with the invocation's
+    `context`, so that the work it hands to a pool runs tied to the invocation."""
+
+    async def run(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+        with invocation(context):
+            return await handler(req)
+
+    return _named_as(run, handler)
+
+
+def _named_as(declared: AsyncHandler, handler: Handler | AsyncHandler) -> AsyncHandler:
     # Not functools.wraps: the worker would read the handler's signature through __wrapped__
     # and never pass `context`.
-    run.__name__, run.__qualname__, run.__doc__ = (
+    declared.__name__, declared.__qualname__, declared.__doc__ = (
         handler.__name__,
         handler.__qualname__,
         handler.__doc__,
     )
-    return run
-
-
-def _in_invocation(
-    context: func.Context, handler: Handler, req: func.HttpRequest
-) -> func.HttpResponse:
-    """What the worker does for the plain functions it runs in its own thread pool: the thread
-    names the invocation, so that the logs written there are tied to it (Application Insights)."""
-    context.thread_local_storage.invocation_id = context.invocation_id
-    try:
-        return handler(req)
-    finally:
-        context.thread_local_storage.invocation_id = None
+    return declared

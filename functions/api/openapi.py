@@ -369,6 +369,11 @@ SCHEMAS = {
             "loaded_at": {"type": "string", "format": "date-time"},
             "created_at": {"type": ["string", "null"]},
             "test_accuracy": {"type": ["number", "null"]},
+            "inference_bound": {
+                "type": "object",
+                "description": "The CPU one run may spend before it is ended (503): the gate's "
+                "and the measured single-image latency, and the bound for 1 and 256 images",
+            },
         },
     },
     "Health": {
@@ -395,6 +400,10 @@ SCHEMAS = {
             "refresh_seconds": {"type": "number"},
             "pointer_version": {"type": ["string", "null"]},
             "last_error": {"type": ["string", "null"]},
+            "pointer_error": {
+                "type": ["string", "null"],
+                "description": "current.json is damaged: ignored until a promotion replaces it",
+            },
         },
     },
     "Models": {
@@ -406,6 +415,15 @@ SCHEMAS = {
             "versions": {"type": "array", "items": {"type": "object"}},
             "decisions": {"type": "array", "items": {"type": "object"}},
             "listing": _ref("Listing"),
+            "pointer_error": {
+                "type": ["string", "null"],
+                "description": "current.json is damaged (pointer is then null)",
+            },
+            "rollbacks": {
+                "type": "array",
+                "description": "Versions this instance took out of service and rolled back",
+                "items": {"type": "object"},
+            },
         },
     },
     "Listing": {
@@ -511,6 +529,7 @@ def openapi_document() -> dict[str, object]:
                             _ref("CorrectionReceipt"),
                         ),
                         "400": _problem("Invalid JSON, fields, pixels or digits"),
+                        "403": _problem("No client address to count the request against"),
                         "405": WRONG_METHOD,
                         "413": _problem(f"The body is over {MAX_FEEDBACK_BYTES} bytes"),
                         "415": _problem("Not JSON, or a compressed body (Content-Encoding)"),
@@ -518,7 +537,8 @@ def openapi_document() -> dict[str, object]:
                             "Too many corrections from this client; retry after Retry-After seconds"
                         ),
                         "503": _problem(
-                            "Storage did not take the item; retry after Retry-After seconds"
+                            "Storage did not take the item, or this instance takes no more "
+                            "corrections this minute or today; retry after Retry-After seconds"
                         ),
                     },
                 }

@@ -11,6 +11,7 @@ from http import HTTPStatus
 from functions.errors import (
     CompressedBody,
     DecodersBusy,
+    InferenceBusy,
     InputTooLarge,
     InvalidInput,
     NoModelAvailable,
@@ -18,10 +19,13 @@ from functions.errors import (
     UnknownModel,
     UnsupportedContent,
 )
-from functions.serving.loaded_model import ModelOutputError
+from functions.serving.loaded_model import InferenceTimeout, ModelOutputError, ModelRunError
 
 DECODERS_BUSY_RETRY_AFTER = "2"  # seconds: a picture takes well under one to prepare
 STORAGE_RETRY_AFTER = "10"  # seconds: a storage hiccup, or an outage the client should not hammer
+# Seconds: a served version that keeps failing is taken out of service after its third failure
+# within a minute (functions/serving/strikes.py), at once; a busy instance frees up as fast.
+MODEL_FAILED_RETRY_AFTER = "2"
 
 
 class ApiError(Exception):
@@ -93,16 +97,38 @@ PROBLEMS: dict[type[Exception], Problem] = {
         headers={"Retry-After": DECODERS_BUSY_RETRY_AFTER},
         log_level=logging.WARNING,
     ),
+    InferenceBusy: Problem(
+        HTTPStatus.SERVICE_UNAVAILABLE,
+        detail="too many predictions are waiting right now; retry shortly",
+        headers={"Retry-After": DECODERS_BUSY_RETRY_AFTER},
+        log_level=logging.WARNING,
+    ),
     StorageUnavailable: Problem(
         HTTPStatus.SERVICE_UNAVAILABLE,
         detail="storage is not taking corrections right now; nothing was stored; retry later",
         headers={"Retry-After": STORAGE_RETRY_AFTER},
         log_level=logging.WARNING,
     ),
-    # A model that lies about batches, or answers NaN: never a wrong answer.
+    # A model that lies about batches, or answers NaN or rows that are no probabilities: never
+    # a wrong answer.
     ModelOutputError: Problem(
         HTTPStatus.SERVICE_UNAVAILABLE,
         detail="the served model gave an unusable answer; it has been logged",
+        headers={"Retry-After": MODEL_FAILED_RETRY_AFTER},
+        log_level=logging.ERROR,
+    ),
+    # A run past its bound, ended by the watchdog (functions/serving/watchdog.py).
+    InferenceTimeout: Problem(
+        HTTPStatus.SERVICE_UNAVAILABLE,
+        detail="the served model took too long on this input and was stopped; it has been logged",
+        headers={"Retry-After": MODEL_FAILED_RETRY_AFTER},
+        log_level=logging.ERROR,
+    ),
+    # onnxruntime failed while running the served model on this input.
+    ModelRunError: Problem(
+        HTTPStatus.SERVICE_UNAVAILABLE,
+        detail="the served model failed on this input; it has been logged",
+        headers={"Retry-After": MODEL_FAILED_RETRY_AFTER},
         log_level=logging.ERROR,
     ),
 }

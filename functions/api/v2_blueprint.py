@@ -10,10 +10,10 @@ import azure.functions as func
 
 from functions.api import API_TITLE, API_VERSION
 from functions.api.blueprint import ALL_METHODS
-from functions.api.endpoint import Handler, endpoint, small_bodies_on_the_loop
+from functions.api.endpoint import Handler, endpoint, in_pool
 from functions.api.responses import NO_STORE, json_response, v2_error_response
 from functions.composition import Services
-from functions.serving.predict import finite, run_model
+from functions.serving.predict import run_model
 from functions.serving.v2_model import check_served, model_metadata
 from functions.serving.v2_request import parse_infer_request
 from functions.serving.v2_response import infer_response
@@ -27,8 +27,9 @@ VERSION = "v2/models/{name}/versions/{version}"
 
 @dataclass(frozen=True)
 class V2Functions:
-    """The handlers, each wrapped by `endpoint`. The model handlers read the optional
-    `version` route parameter, so one handler serves both routes of its kind."""
+    """The handlers, each wrapped by `endpoint` (infer declared through `in_pool`, which runs it
+    in the inference pool). The model handlers read the optional `version` route parameter, so
+    one handler serves both routes of its kind."""
 
     server_metadata: Handler
     live: Handler
@@ -53,18 +54,18 @@ def v2_functions(services: Services) -> V2Functions:
 
     @v2("GET")
     async def ready(req: func.HttpRequest) -> func.HttpResponse:
-        await services.provider.current_async()  # NoModelAvailable: 503
+        await services.served_model()  # NoModelAvailable: 503
         return _empty_ok()
 
     @v2("GET")
     async def metadata(req: func.HttpRequest) -> func.HttpResponse:
-        model = await services.provider.current_async()
+        model = await services.served_model()
         _check_route(model, req)
         return json_response(model_metadata(model), headers={"X-Model-Version": model.version})
 
     @v2("GET")
     async def model_ready(req: func.HttpRequest) -> func.HttpResponse:
-        _check_route(await services.provider.current_async(), req)
+        _check_route(await services.served_model(), req)
         return _empty_ok()
 
     @v2("POST")
@@ -74,7 +75,7 @@ def v2_functions(services: Services) -> V2Functions:
         request = parse_infer_request(
             req.get_body(), req.headers.get(HEADER_LENGTH), req.headers.get("Content-Encoding")
         )
-        probabilities = finite(run_model(model, request.images))
+        probabilities = run_model(model, request.images)  # checked in LoadedModel.predict
         answer = infer_response(request, probabilities, model.version)
         headers = {**NO_STORE, "X-Model-Version": model.version}
         if not answer.binary:
@@ -97,7 +98,8 @@ def v2_functions(services: Services) -> V2Functions:
 def v2_blueprint(services: Services) -> func.Blueprint:
     functions = v2_functions(services)
     bp = func.Blueprint()
-    infer = small_bodies_on_the_loop(functions.infer, ready=services.model_is_loaded)
+    # In the inference pool, never on the event loop (functions/pools.py).
+    infer = in_pool(functions.infer, services.pools.inference, answer_error=v2_error_response)
     for name, route, handler in (
         ("v2_server_metadata", "v2", functions.server_metadata),
         ("v2_live", "v2/health/live", functions.live),

@@ -4,6 +4,10 @@ timer that reconciles what no event reached.
 An Event Grid trigger, not a blob trigger: the event names the blob, and the promoter reads it
 itself, under a lease and bounded in size, after checking the name. A blob trigger would have the
 host download the whole dropped file first, whatever its size.
+
+Both are declared `async def`: each waits for its turn on the event loop, holding no thread, and
+then runs the promoter in the one-thread promotion pool (functions/pools.py): one trial at a
+time, and never a thread of the runtime's pool or of the pools predictions and feedback use.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from dataclasses import dataclass
 import azure.functions as func
 
 from functions.composition import Services
+from functions.pools import invocation
 from functions.storage.registry import INCOMING
 
 RECONCILE_SCHEDULE = "0 */5 * * * *"  # every five minutes
@@ -24,7 +29,8 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class PromotionFunctions:
-    """The two handlers: what the blueprint declares, and what tests call."""
+    """The two handlers, plain: what tests call, and what the blueprint runs in the promotion
+    pool, one at a time, from the `async def` functions it declares."""
 
     promote_model: Callable[[func.EventGridEvent], None]
     reconcile_incoming: Callable[[func.TimerRequest], None]
@@ -59,10 +65,20 @@ def promotion_functions(services: Services) -> PromotionFunctions:
 
 def promotion_blueprint(services: Services) -> func.Blueprint:
     functions = promotion_functions(services)
+    in_turn = services.pools.promotion
+
+    async def promote_model(event: func.EventGridEvent, context: func.Context) -> None:
+        with invocation(context):
+            await in_turn.run(functions.promote_model, event)
+
+    async def reconcile_incoming(timer: func.TimerRequest, context: func.Context) -> None:
+        with invocation(context):
+            await in_turn.run(functions.reconcile_incoming, timer)
+
     bp = func.Blueprint()
-    bp.event_grid_trigger(arg_name="event")(functions.promote_model)
+    bp.event_grid_trigger(arg_name="event")(promote_model)
     bp.timer_trigger(arg_name="timer", schedule=RECONCILE_SCHEDULE, run_on_startup=False)(
-        functions.reconcile_incoming
+        reconcile_incoming
     )
     return bp
 

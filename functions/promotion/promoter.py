@@ -8,6 +8,7 @@ import logging
 import random
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from azure.core.exceptions import AzureError, ResourceNotFoundError
 
@@ -39,9 +40,16 @@ from functions.storage.registry import (
 
 POINTER_ATTEMPTS = 8
 AUDIT_ATTEMPTS = 3
-# A file whose decision broke off this many times (a crash, a hang past the limit, storage
-# errors) is not judged again: the next claim records it as rejected and removes it.
+# A file whose decision broke off this many times (a crash, or a hang past the limit: the
+# attempt never reported back) is not judged again: the next claim records it as rejected and
+# removes it.
 MAX_DECISION_ATTEMPTS = 3
+# Attempts that ended in an error the promoter caught (storage errors, mostly) are counted apart:
+# an event's retries come within seconds and must not use up the attempts above. A file is given
+# up for them only once this many failed over at least this long (the reconciler runs every
+# five minutes, Event Grid retries for 24 hours).
+MAX_FAILED_ATTEMPTS = 10
+FAILED_ATTEMPTS_SECONDS = 3600
 # The longest one decision keeps its claim; past it, the file is free for the next attempt.
 DECISION_LIMIT_SECONDS = 300
 # A reconciler run starts no new decision after this long (its timer fires every 300 s).
@@ -85,7 +93,7 @@ class Promoter:
             return None
         try:
             with self.registry.keep_claim(dropped, DECISION_LIMIT_SECONDS):
-                if dropped.attempt > MAX_DECISION_ATTEMPTS:
+                if dropped.broken_off >= MAX_DECISION_ATTEMPTS or _failed_for_long(dropped):
                     decision = self._give_up(dropped)  # instead of judging it yet again
                 else:
                     decision = self._decide(dropped)
@@ -133,16 +141,24 @@ class Promoter:
         return Decision(verdict.version, "rejected", record)
 
     def _give_up(self, dropped: DroppedFile) -> Decision:
-        """The file's decision broke off MAX_DECISION_ATTEMPTS times: judging it again would
-        most likely hang or fail again, so it is refused with what is known of why."""
+        """The file's decision broke off MAX_DECISION_ATTEMPTS times, or failed with errors for
+        longer than FAILED_ATTEMPTS_SECONDS: judging it again would most likely hang or fail
+        again, so it is refused with what is known of why."""
+        if dropped.broken_off >= MAX_DECISION_ATTEMPTS:
+            why = (
+                f"{dropped.broken_off} attempts to decide on it broke off (a crash or a hang each "
+                "time)"
+            )
+        else:
+            why = (
+                f"{dropped.failed} attempts to decide on it failed with errors (see "
+                f"earlier_errors) since {dropped.first_failed_at}"
+            )
         verdict = Verdict(
             version=version_of(dropped.name),
             sha256=sha256_of(dropped.content) if dropped.content else None,
             failed_check="undecided",
-            reason=(
-                f"{MAX_DECISION_ATTEMPTS} attempts to decide on it broke off (a crash, a hang or "
-                "a storage error each time); it is not judged again: publish it again once fixed"
-            ),
+            reason=f"{why}; it is not judged again: publish it again once fixed",
         )
         log.warning("rejected %s: %s", dropped.name, verdict.reason)
         errors = list(dropped.earlier_errors) or ["none recorded why: each stopped or hung midway"]
@@ -152,11 +168,20 @@ class Promoter:
         version = version_of(dropped.name)
         stored = self.registry.stored_version(version) if _plausible(version) else None
         content_sha = hashlib.sha256(dropped.content).hexdigest()
-        # Served before, with these very bytes: dropping it again is a rollback.
-        accepted_before = bool(
-            stored and stored.get("sha256") == content_sha and stored.get(PROMOTED) == "true"
+        # Served before, with these very bytes: dropping it again is a rollback. So is dropping
+        # the bundled model (the app's own, what serves without storage): `publish --rollback`
+        # when the previous version is the bundled one.
+        accepted_before = (
+            bool(stored and stored.get("sha256") == content_sha and stored.get(PROMOTED) == "true")
+            or content_sha == self._bundled_sha256()
         )
         pointer = self.registry.read_pointer()
+        if pointer is not None and not pointer.usable:
+            log.error(
+                "%s; judging %s against the bundled model, and a promotion replaces it",
+                pointer.damage,
+                dropped.name,
+            )
         current = self._current_model(pointer)
         verdict = judge(
             dropped.name,
@@ -177,7 +202,10 @@ class Promoter:
         if not verdict.accepted:
             return self._reject(dropped, verdict)
         if accepted_before:  # the figures it was promoted with travel with it again
-            verdict.figures = {**stored_gate_figures(stored), **verdict.figures}
+            verdict.figures = {**stored_gate_figures(stored or {}), **verdict.figures}
+        if pointer is None and verdict.sha256 == self._bundled_sha256():
+            record = self._audit(verdict, "unchanged", previous_version=self._bundled_version())
+            return Decision(verdict.version, "unchanged", record)  # what serves without a pointer
         if pointer and pointer.document.get("sha256") == verdict.sha256:
             self.registry.mark_promoted(version)
             record = self._audit(verdict, "unchanged", previous_version=pointer.document["version"])
@@ -196,30 +224,37 @@ class Promoter:
             return self._reject_verdict(verdict)
         self.registry.renew_claim(dropped)
         try:
-            previous = self._move_pointer(verdict, judged_against, rollback=rollback)
+            previous, replaced_damage = self._move_pointer(
+                verdict, judged_against, rollback=rollback
+            )
         except Refused as refusal:  # another version was promoted meanwhile, and is better
             verdict.failed_check, verdict.reason = refusal.check, refusal.reason
             return self._reject_verdict(verdict)
         decision = "rolled_back" if rollback else "accepted"
         # The pointer has moved: the decision is made. What follows records it and is never
         # retried as undecided (a retry would see "unchanged" and lose the previous version).
-        record = self._audit_after_the_fact(verdict, decision, previous)
+        details = {"replaced_damaged_pointer": replaced_damage} if replaced_damage else {}
+        record = self._audit_after_the_fact(verdict, decision, previous, **details)
         self._mark_promoted_after_the_fact(verdict.version)
         log.info("%s %s (previous %s)", decision, verdict.version, previous)
         return Decision(verdict.version, decision, record)
 
     def _move_pointer(
         self, verdict: Verdict, judged_against: str | None, *, rollback: bool
-    ) -> str | None:
+    ) -> tuple[str | None, str | None]:
         """Compare-and-swap on current.json's ETag, re-read and retried on conflict, so two
         promotions at once both land in order and neither is lost. If another version became
-        current since the candidate was judged, the regression gate is run again against it."""
+        current since the candidate was judged, the regression gate is run again against it.
+        A damaged current.json counts as none (the bundled model is the previous version) and
+        is replaced, on its ETag. Returns the previous version, and the damage replaced."""
         for attempt in range(POINTER_ATTEMPTS):
             pointer = self.registry.read_pointer()
-            previous = pointer.document.get("version") if pointer else self._bundled_version()
-            if pointer and pointer.document.get("sha256") == verdict.sha256:
-                return pointer.document.get("previous_version")  # already served: no change
-            now_sha = pointer.document.get("sha256") if pointer else self._bundled_sha256()
+            damage = pointer.damage if pointer is not None else None
+            usable = pointer if pointer is not None and pointer.usable else None
+            previous = usable.document["version"] if usable else self._bundled_version()
+            if usable and usable.document["sha256"] == verdict.sha256:
+                return usable.document.get("previous_version"), None  # already served
+            now_sha = usable.document["sha256"] if usable else self._bundled_sha256()
             if not rollback and now_sha != judged_against:
                 now_current = self._current_model(pointer)
                 verdict.figures.update(
@@ -235,18 +270,20 @@ class Promoter:
             }
             try:
                 self.registry.replace_pointer(document, pointer)
-                return previous
+                return previous, damage
             except PointerConflict:
                 log.info("current.json changed meanwhile; retrying (attempt %d)", attempt + 1)
                 time.sleep(random.uniform(0.05, 0.3) * (attempt + 1))  # noqa: S311 - jitter only
         raise PointerConflict(f"current.json kept changing; gave up after {POINTER_ATTEMPTS} tries")
 
-    def _audit_after_the_fact(self, verdict: Verdict, decision: str, previous: str | None) -> dict:
+    def _audit_after_the_fact(
+        self, verdict: Verdict, decision: str, previous: str | None, **details: object
+    ) -> dict:
         """The pointer has moved: the decision is made and must not be retried as undecided if
         the audit write fails. A few tries, then the record goes to the logs."""
         for attempt in range(AUDIT_ATTEMPTS):
             try:
-                return self._audit(verdict, decision, previous_version=previous)
+                return self._audit(verdict, decision, previous_version=previous, **details)
             except AzureError:
                 log.warning("audit write failed (attempt %d)", attempt + 1, exc_info=True)
                 time.sleep(0.2 * (attempt + 1))
@@ -300,7 +337,9 @@ class Promoter:
     def _current_model(self, pointer: Pointer | None) -> LoadedModel | None:
         """The model a candidate is compared with; the bundled one while storage has none, or
         when the current version cannot be read (a candidate is then judged against that)."""
-        if pointer is None:
+        if pointer is None or not pointer.usable:  # a damaged pointer counts as none
+            return self.bundled
+        if pointer.document["sha256"] == self._bundled_sha256():  # rolled back to it
             return self.bundled
         # A current version that is gone or broken cannot be the bar; a storage error, though,
         # must not lower it: it propagates, and the file is decided on a later try.
@@ -321,6 +360,17 @@ class Promoter:
 
 def _plausible(version: str) -> bool:
     return bool(VERSION_PATTERN.fullmatch(version))
+
+
+def _failed_for_long(dropped: DroppedFile) -> bool:
+    """MAX_FAILED_ATTEMPTS attempts ended in errors, the first FAILED_ATTEMPTS_SECONDS ago."""
+    if dropped.failed < MAX_FAILED_ATTEMPTS or not dropped.first_failed_at:
+        return False
+    try:
+        first = datetime.fromisoformat(dropped.first_failed_at.replace("Z", "+00:00"))
+    except ValueError:  # unreadable: judged by the count alone
+        return True
+    return (datetime.now(UTC) - first).total_seconds() >= FAILED_ATTEMPTS_SECONDS
 
 
 def _record_name(verdict: Verdict) -> str:

@@ -3,8 +3,15 @@ that touches the candidate's bytes (the protobuf parser, the ONNX checker, onnxr
 inference) happens here, under the limits the parent chose. A model that never ends, allocates
 without bound or crashes the runtime takes down this process only.
 
-Run as `python -m functions.promotion.trial` in a private, otherwise empty working directory that
-holds the candidate, the gate set's images and the settings; it writes its report there.
+Run as `python -B -P -m functions.promotion.trial` in an empty working directory that is
+already removed, with the candidate, the gate set's images and the settings in memory files it
+inherits (the environment names the settings' descriptor, the settings the others); it writes
+its report, its answers on the gate set and its log into memory files too.
+
+The order of the checks: the file parses (`loads`), keeps no data outside it (`external_data`),
+passes onnx.checker (`checker`), declares the contract's input and output (`contract`), and its
+graph keeps to the graph rule (`graph`: functions/model_contract.py), all before onnxruntime sees
+a byte of it; then onnxruntime loads it and runs it (`contract`, `latency`, `batch`, `memory`).
 """
 
 from __future__ import annotations
@@ -16,7 +23,6 @@ import resource
 import signal
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import onnx
@@ -27,7 +33,12 @@ from functions.model_contract import (
     NUM_CLASSES,
     VERSION_KEY,
     ModelContractError,
+    ModelGraphError,
     ModelLoadError,
+    ModelOutputError,
+    check_declared_interface,
+    check_graph,
+    check_probabilities,
     missing_metadata,
     open_session,
     run_inference,
@@ -37,7 +48,7 @@ from functions.promotion.sandbox import (
     GATE_IMAGES_FILE,
     PROBABILITIES_FILE,
     REPORT_FILE,
-    SETTINGS_FILE,
+    SETTINGS_FD_VARIABLE,
 )
 
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
@@ -50,17 +61,20 @@ class TrialRefusal(Exception):
 
 
 def main() -> int:
-    workdir = Path.cwd()
-    settings = json.loads((workdir / SETTINGS_FILE).read_text())
+    with open(int(os.environ[SETTINGS_FD_VARIABLE]), "rb") as settings_file:
+        settings = json.loads(settings_file.read())
     die_with_parent(settings["parent_pid"])
-    limit_resources(settings["address_space_bytes"], settings["cpu_seconds"])
+    limit_resources(
+        settings["address_space_bytes"], settings["cpu_seconds"], settings["written_bytes"]
+    )
+    files: dict[str, int] = settings["files"]
     try:
-        report = run_trial(workdir, settings)
+        report = run_trial(files, settings)
     except TrialRefusal as refusal:
         report = {"accepted": False, "check": refusal.check, "reason": refusal.reason}
-    # Written under another name and renamed: the parent never reads half a report.
-    (workdir / f"{REPORT_FILE}.part").write_text(json.dumps(report))
-    (workdir / f"{REPORT_FILE}.part").rename(workdir / REPORT_FILE)
+    # The parent reads the report only once this process has exited with status 0: never half.
+    with open(files[REPORT_FILE], "w", closefd=False) as out:
+        out.write(json.dumps(report))
     return 0
 
 
@@ -73,34 +87,39 @@ def die_with_parent(parent_pid: int) -> None:
         os._exit(1)
 
 
-def limit_resources(address_space_bytes: int, cpu_seconds: int) -> None:
+def limit_resources(address_space_bytes: int, cpu_seconds: int, written_bytes: int) -> None:
     """The memory cap makes an oversized allocation fail here, in the child, instead of
-    growing the host; the CPU cap ends a spinning child even if its parent is gone."""
+    growing the host; the CPU cap ends a spinning child even if its parent is gone; the file
+    size cap bounds what it writes into its memory files (the log included)."""
     resource.setrlimit(resource.RLIMIT_AS, (address_space_bytes, address_space_bytes))
     resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (written_bytes, written_bytes))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
-def run_trial(workdir: Path, settings: dict) -> dict:
-    content = (workdir / CANDIDATE_FILE).read_bytes()
-    check_self_contained(content)
+def run_trial(files: dict[str, int], settings: dict) -> dict:
+    with open(files[CANDIDATE_FILE], "rb", closefd=False) as candidate:
+        content = candidate.read()
+    check_structure(check_self_contained(content))  # the parsed model is dropped here
     session = open_checked_session(content)
     metadata = dict(session.get_modelmeta().custom_metadata_map)
     check_metadata(metadata, settings["version"])
     figures: dict[str, object] = {}
     figures["median_latency_ms"] = check_latency(session, settings)
-    gate_images = np.load(workdir / GATE_IMAGES_FILE, allow_pickle=False)
+    with open(files[GATE_IMAGES_FILE], "rb", closefd=False) as images:
+        gate_images = np.load(images, allow_pickle=False)
     figures["memory_per_image_kib"] = check_batches(session, gate_images, settings)
     probabilities = gate_set_probabilities(session, gate_images, settings)
-    np.save(workdir / PROBABILITIES_FILE, probabilities, allow_pickle=False)
+    with open(files[PROBABILITIES_FILE], "wb", closefd=False) as out:
+        np.save(out, probabilities, allow_pickle=False)
     figures["trial_peak_mib"] = round(peak_memory_bytes() / 2**20, 1)
     return {"accepted": True, "figures": figures}
 
 
-def check_self_contained(content: bytes) -> None:
+def check_self_contained(content: bytes) -> onnx.ModelProto:
     """One self-describing file (contracts.md section 1): no tensor anywhere may keep its data
     outside it. Checked before onnxruntime sees the bytes, which would read such data relative
-    to the working directory."""
+    to the working directory. Returns the parsed model."""
     try:
         model = onnx.load_from_string(content)
     except Exception as error:  # protobuf raises DecodeError and others for garbage
@@ -119,6 +138,21 @@ def check_self_contained(content: bytes) -> None:
         onnx.checker.check_model(model)
     except Exception as error:  # onnx.checker.ValidationError and its C++ relatives
         raise TrialRefusal("checker", f"the ONNX checker refuses the file: {error}") from error
+    return model
+
+
+def check_structure(model: onnx.ModelProto) -> None:
+    """The contract's interface as the file declares it, then the graph rule: no control flow,
+    no randomness, only the allowed operators, and every size set by the input's shape alone, so
+    that what the trial measures holds for every input (functions/model_contract.py)."""
+    try:
+        check_declared_interface(model)
+    except ModelContractError as error:
+        raise TrialRefusal("contract", str(error)) from error
+    try:
+        check_graph(model)
+    except ModelGraphError as error:
+        raise TrialRefusal("graph", str(error)) from error
 
 
 def tensors_of(model: onnx.ModelProto):
@@ -264,19 +298,10 @@ def gate_set_probabilities(
             for start in range(0, len(images), chunk)
         ]
     )
-    if probabilities.shape != (len(images), NUM_CLASSES):
-        raise TrialRefusal(
-            "contract", f"output shape {list(probabilities.shape)}; expected [N, {NUM_CLASSES}]"
-        )
-    if not np.all(np.isfinite(probabilities)):
-        raise TrialRefusal("contract", "the output holds NaN or infinite values")
-    sums = probabilities.sum(axis=1)
-    if np.any(probabilities < 0) or np.any(np.abs(sums - 1) > settings["row_sum_tolerance"]):
-        raise TrialRefusal(
-            "contract",
-            "the output rows are not probabilities (each must be >= 0 and sum to 1; found sums "
-            f"from {sums.min():.3f} to {sums.max():.3f}): logits need a softmax in the graph",
-        )
+    try:  # the check serving makes of every answer
+        check_probabilities(probabilities, len(images))
+    except ModelOutputError as error:
+        raise TrialRefusal("contract", f"{error} (logits need a softmax in the graph)") from None
     return probabilities.astype(np.float32)
 
 
@@ -291,7 +316,8 @@ def infer(session: ort.InferenceSession, images: np.ndarray, check: str) -> np.n
 
 def refusal_for(check: str, what: str, error: BaseException) -> TrialRefusal:
     """An allocation that the memory cap refused is a memory refusal, whatever step it hit."""
-    if isinstance(error, MemoryError) or "allocat" in str(error).lower():
+    message = str(error).lower()
+    if isinstance(error, MemoryError) or "allocat" in message or "bad_alloc" in message:
         return TrialRefusal("memory", f"{what}: it needs more memory than the trial allows")
     return TrialRefusal(check, f"{what}: {error}")
 

@@ -23,6 +23,7 @@ class Listing:
     """One complete read of the registry, or none yet. Replaced whole, never changed in place."""
 
     pointer: dict | None = None
+    pointer_error: str | None = None  # why current.json cannot be used (it is shown as None)
     versions: list[dict] = field(default_factory=list)
     decisions: list[dict] = field(default_factory=list)
     read_at: str | None = None  # None: never read
@@ -35,6 +36,7 @@ class RegistryListing:
         self.registry = registry
         self.refresh_seconds = refresh_seconds
         self.listing = Listing()
+        self._damage_logged: str | None = None  # the ETag of the damaged current.json logged
         self.thread = Repeating("registry-listing", self.refresh, refresh_seconds)
         self.first_refresh_done = self.thread.first_done
 
@@ -46,17 +48,23 @@ class RegistryListing:
 
     def refresh(self) -> None:
         """One read of the registry. Never raises: a failure keeps the last listing, and is
-        logged and shown beside it."""
+        logged and shown beside it. A damaged current.json is shown as such, beside versions and
+        decisions that keep being read."""
         try:
             pointer = self.registry.read_pointer()
+            damage = pointer.damage if pointer is not None else None
+            if damage is not None and pointer.etag != self._damage_logged:
+                log.error("listing the model registry: %s", damage)
+                self._damage_logged = pointer.etag
             listing = Listing(
-                pointer=pointer.document if pointer else None,
+                pointer=pointer.document if pointer is not None and pointer.usable else None,
+                pointer_error=damage,
                 versions=self.registry.versions(),
                 decisions=self.registry.recent_decisions(RECENT_DECISIONS),
                 read_at=utc_now(),
                 read_monotonic=time.monotonic(),
             )
-        except Exception as error:  # storage down or hung, an unreadable current.json
+        except Exception as error:  # storage down or hung
             failed = f"{type(error).__name__}: {error}"
             self.listing = dataclasses.replace(self.listing, last_error=failed)
             if is_unreachable(error):  # expected while storage is down: no traceback
@@ -67,12 +75,14 @@ class RegistryListing:
         self.listing = listing
 
     def answer(self) -> dict[str, object]:
-        """The fields of /api/models from memory: pointer, versions, decisions, and `listing`,
-        which says when they were read and whether the latest refresh failed."""
+        """The fields of /api/models from memory: pointer (and `pointer_error` when current.json
+        is damaged), versions, decisions, and `listing`, which says when they were read and
+        whether the latest refresh failed."""
         listing = self.listing  # one read: the thread may replace it meanwhile
         loaded = listing.read_monotonic is not None
         return {
             "pointer": listing.pointer,
+            "pointer_error": listing.pointer_error,
             "versions": listing.versions,
             "decisions": listing.decisions,
             "listing": {

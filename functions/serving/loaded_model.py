@@ -1,11 +1,17 @@
 """A loaded ONNX model: one onnxruntime session, created once, checked against the model
-contract and warmed before use; and the holder of the one being served."""
+contract and warmed before use; and the holder of the one being served. Every run is bounded in
+time (watchdog.py), every answer checked against the contract, and a model that keeps failing
+is reported to whoever holds it (strikes.py)."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
+import statistics
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,27 +21,33 @@ import onnxruntime as ort
 from functions.clock import utc_now
 from functions.model_contract import (
     INPUT_SHAPE,
-    NUM_CLASSES,
     VERSION_KEY,
     ModelContractError,
     ModelLoadError,
     ModelOutputError,
     UnusableModel,
+    check_probabilities,
     open_session,
-    run_inference,
 )
+from functions.serving.strikes import Strikes
+from functions.serving.watchdog import InferenceTimeout, ModelRunError, RunBound, bounded_run
 
 # Re-exported: callers of the loaded model catch these without knowing the contract module.
 __all__ = [
+    "InferenceTimeout",
     "LoadedModel",
     "ModelContractError",
     "ModelHolder",
     "ModelLoadError",
     "ModelOutputError",
+    "ModelRunError",
     "UnusableModel",
     "load_model",
     "load_model_file",
 ]
+# Single-image runs timed (thread CPU time) after the first two warm-up runs, for the model's
+# own latency: the last warm-up run is the first of them.
+LATENCY_RUNS = 3
 
 
 @dataclass(frozen=True)
@@ -46,18 +58,32 @@ class LoadedModel:
     source: str  # "bundled" or "storage"
     loaded_at: str
     metadata: dict[str, str] = field(default_factory=dict)
+    bound: RunBound = field(default_factory=RunBound.loading)
+    strikes: Strikes = field(default_factory=Strikes, compare=False, repr=False)
 
     def predict(self, images: np.ndarray) -> np.ndarray:
         """(n, 28, 28, 1) float32 raw ink -> (n, 10) probabilities. Thread-safe: onnxruntime
-        sessions may run concurrently. Checked on every call: a model that is right only for the
-        batch sizes it was tried on must not answer 2 images with 1 prediction."""
-        probabilities = run_inference(self.session, images)
-        expected = (len(images), NUM_CLASSES)
-        if probabilities.shape != expected:
-            raise ModelOutputError(
-                f"model {self.version} answered {len(images)} image(s) with an output of shape "
-                f"{list(probabilities.shape)}; expected {list(expected)}"
-            )
+        sessions may run concurrently. Bounded: a run past its bound is ended (InferenceTimeout).
+        Checked on every call (ModelOutputError): one row of probabilities per image, each value
+        in [0, 1], each row summing to 1; a model that is right only for the inputs it was tried
+        on must not answer 2 images with 1 row, or with logits. A failure counts as a strike."""
+        count = len(images)
+        try:
+            probabilities = bounded_run(self.session, images, self.bound.seconds(count))
+        except InferenceTimeout as error:
+            if not error.starved:  # a busy instance is no fault of the model
+                self.strikes.record(str(error))
+            raise
+        except Exception as error:  # onnxruntime's own types, for a kernel that failed
+            self.strikes.record(f"onnxruntime failed: {error}")
+            raise ModelRunError(
+                f"model {self.version} failed on {count} image(s): {error}"
+            ) from error
+        try:
+            check_probabilities(probabilities, count)
+        except ModelOutputError as error:
+            self.strikes.record(str(error))
+            raise
         return probabilities
 
     def describe(self) -> dict[str, object]:
@@ -68,11 +94,14 @@ class LoadedModel:
             "loaded_at": self.loaded_at,
             "test_accuracy": _float_or_none(self.metadata.get("test_accuracy")),
             "created_at": self.metadata.get("created_at"),
+            "inference_bound": self.bound.describe(),
         }
 
 
-def load_model(content: bytes, *, source: str) -> LoadedModel:
-    """Build, check and warm a session from the bytes of an ONNX file."""
+def load_model(content: bytes, *, source: str, gate_latency_ms: float | None = None) -> LoadedModel:
+    """Build, check and warm a session from the bytes of an ONNX file. Its runs are bounded
+    from `gate_latency_ms` (the gate's median, from current.json) and the latency measured
+    here, whichever is larger."""
     session = open_session(content)
     metadata = dict(session.get_modelmeta().custom_metadata_map)
     model = LoadedModel(
@@ -84,43 +113,71 @@ def load_model(content: bytes, *, source: str) -> LoadedModel:
         metadata=metadata,
     )
     try:
-        warm_up(model)
+        measured_ms = warm_up(model)
     except Exception as error:  # e.g. a fixed batch dimension: [1, 28, 28, 1] refuses 8 images
         raise ModelContractError(f"inference on [N, 28, 28, 1] failed: {error}") from error
-    return model
+    bound = RunBound.from_latency(_positive_or_none(gate_latency_ms), measured_ms)
+    return dataclasses.replace(model, bound=bound, strikes=Strikes())
 
 
 def load_model_file(path: str | Path, *, source: str) -> LoadedModel:
     return load_model(Path(path).read_bytes(), source=source)
 
 
-def warm_up(model: LoadedModel) -> None:
-    """The first runs allocate buffers; do them before a request waits on them."""
-    for batch in (1, 8, 1):
+def warm_up(model: LoadedModel) -> float:
+    """The first runs allocate buffers; do them before a request waits on them. Then the
+    median CPU time of a single image, in ms: the model's own latency on this instance."""
+    for batch in (1, 8):
         model.predict(np.zeros((batch, *INPUT_SHAPE), dtype=np.float32))
+    image = np.zeros((1, *INPUT_SHAPE), dtype=np.float32)
+    timings = []
+    for _ in range(LATENCY_RUNS):
+        started = time.thread_time()
+        model.predict(image)
+        timings.append(time.thread_time() - started)
+    return round(statistics.median(timings) * 1e3, 4)
 
 
 class ModelHolder:
     """Holds the model being served. Readers take `current` once per request and use that object
-    to the end, so a swap never changes a request's model halfway through."""
+    to the end, so a swap never changes a request's model halfway through. `on_failing(model,
+    reason)` hears of a model that this holder served when its failures reach the limit
+    (strikes.py)."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_failing: Callable[[LoadedModel, str], None] | None = None) -> None:
         self._current: LoadedModel | None = None
         self._lock = threading.Lock()
+        self._on_failing = on_failing
 
     @property
     def current(self) -> LoadedModel | None:
         return self._current
 
     def swap(self, model: LoadedModel) -> LoadedModel | None:
+        self._listen_to(model)
         with self._lock:
             previous, self._current = self._current, model
         return previous
 
     def swap_if_empty(self, model: LoadedModel) -> None:
+        self._listen_to(model)
         with self._lock:
             if self._current is None:
                 self._current = model
+
+    def swap_if_current(self, expected: LoadedModel, model: LoadedModel) -> bool:
+        """Serve `model` instead of `expected`, unless something else is served by now."""
+        self._listen_to(model)
+        with self._lock:
+            if self._current is not expected:
+                return False
+            self._current = model
+            return True
+
+    def _listen_to(self, model: LoadedModel) -> None:
+        on_failing = self._on_failing
+        if on_failing is not None:
+            model.strikes.listener = lambda reason: on_failing(model, reason)
 
 
 def _float_or_none(value: str | None) -> float | None:
@@ -129,3 +186,10 @@ def _float_or_none(value: str | None) -> float | None:
     except ValueError:
         return None
     return number if number is not None and math.isfinite(number) else None  # JSON has no NaN
+
+
+def _positive_or_none(value: object) -> float | None:
+    """A latency figure read from storage: a positive finite number, or None."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) and value > 0 else None

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import logging
-import math
 import time
 
 import numpy as np
 
 from functions.serving.inputs import PredictionInput
-from functions.serving.loaded_model import LoadedModel, ModelOutputError
+from functions.serving.loaded_model import LoadedModel
 
 log = logging.getLogger(__name__)
 
@@ -49,36 +48,21 @@ def _answers(probabilities: np.ndarray) -> list[dict[str, object]]:
     """One answer per row, its probabilities rounded to 6 decimals half to even, as numpy's
     round does it: times 10**6, to the nearest integer, divided by 10**6. For float32 values the
     product is exact in float64, so each path rounds the same exact number (only the sign of a
-    negative value rounded to zero differs, which no softmax gives). A model that answers NaN or
-    infinity gets ModelOutputError: such an answer has no digit to give."""
+    negative value rounded to zero differs, which no softmax gives). The rows were checked by
+    `LoadedModel.predict`: finite probabilities, each row summing to 1."""
     if len(probabilities) == 1:
         # One image: ten Python floats cost less than numpy's fixed cost per call, and
         # round(x * 1e6) / 1e6 less than round(x, 6), whose decimal conversion is slow once an
         # inference has left the CPU caches cold (docs/benchmarks.md, in process).
-        row = _finite_values(probabilities.tolist()[0])
+        row = probabilities.tolist()[0]
         rounded = [round(value * 1e6) / 1e6 for value in row]
         return [_answer(row.index(max(row)), rounded)]
     # A batch: rounded in one numpy call, as Python's round() value by value would cost as
     # much as the batch's inference. The rows stay numpy arrays; the JSON writer takes them.
-    rounded = np.round(finite(probabilities).astype(np.float64), 6)
+    rounded = np.round(probabilities.astype(np.float64), 6)
     digits = np.argmax(probabilities, axis=1).tolist()
     return [_answer(digit, row) for digit, row in zip(digits, rounded, strict=True)]
 
 
 def _answer(digit: int, rounded: list[float] | np.ndarray) -> dict[str, object]:
     return {"prediction": digit, "confidence": float(rounded[digit]), "probabilities": rounded}
-
-
-def finite(probabilities: np.ndarray) -> np.ndarray:
-    """`probabilities`, or ModelOutputError if the model answered NaN or infinity."""
-    _finite_values(probabilities.ravel().tolist())
-    return probabilities
-
-
-def _finite_values(values: list[float]) -> list[float]:
-    # A sum of Python floats: NaN and infinity carry through it, float32 values cannot add up
-    # to an overflow in float64, and for one row it costs less than half of numpy's isfinite
-    # and reduction, in a tight loop or after an inference (docs/benchmarks.md).
-    if not math.isfinite(sum(values)):
-        raise ModelOutputError("the model answered a probability that is NaN or infinite")
-    return values

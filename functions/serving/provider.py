@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
 import time
@@ -64,7 +63,8 @@ class ModelProvider:
     def __init__(self, bundled: BundledModel, storage: Storage = no_storage) -> None:
         """`storage` gives the registry and refresh interval, or None (bundled model only)."""
         self.bundled = bundled
-        self.holder = ModelHolder()
+        # Told when a served model keeps failing (strikes.py): the follower rolls it back.
+        self.holder = ModelHolder(on_failing=self._model_failing)
         self.last_error: str | None = None
         self.registry: ModelRegistry | None = None
         self.follower: PointerFollower | None = None
@@ -82,12 +82,6 @@ class ModelProvider:
         """Whether `current` returns at once (no cold start to go through)."""
         return self.holder.current is not None
 
-    async def current_async(self) -> LoadedModel:
-        """`current` for handlers on the event loop: only a cold start (loading the bundled
-        model, the first look at storage) runs in a thread."""
-        model = self.holder.current
-        return model if model is not None else await asyncio.to_thread(self.current)
-
     def storage_status(self) -> dict[str, object]:
         if self.follower is None:
             return {"following": False, "last_error": self.last_error}
@@ -96,10 +90,13 @@ class ModelProvider:
     def registry_listing(self, served: LoadedModel) -> dict[str, object]:
         """The pointer, versions and decisions for /api/models, from memory. Without storage
         the bundled model is all there is, and that is known at once."""
+        rollbacks = self.follower.describe_rollbacks() if self.follower is not None else []
         if self.listing is not None:
-            return self.listing.answer()
+            return {**self.listing.answer(), "rollbacks": rollbacks}
         return {
             "pointer": None,
+            "pointer_error": None,
+            "rollbacks": rollbacks,
             "versions": [served.describe()],
             "decisions": [],
             "listing": {
@@ -110,6 +107,18 @@ class ModelProvider:
                 "last_error": self.last_error,
             },
         }
+
+    def _model_failing(self, model: LoadedModel, reason: str) -> None:
+        """A model this provider served failed too often (strikes.py), on that request's
+        thread. With storage, the follower rolls it back; the bundled model has nothing behind
+        it, and keeps serving (each failure is a 503)."""
+        follower = self.follower
+        if follower is not None:
+            follower.roll_back(model, reason)
+        else:
+            log.critical(
+                "%s keeps failing (%s); there is nothing to roll back to", model.version, reason
+            )
 
     def stop(self) -> None:
         for worker in (self.follower, self.listing):
@@ -147,8 +156,15 @@ class ModelProvider:
         from functions.serving.listing import RegistryListing  # noqa: PLC0415
 
         self.registry, refresh_seconds = storage
-        self.follower = PointerFollower(self.registry, self.holder, bundled, refresh_seconds)
         self.listing = RegistryListing(self.registry, refresh_seconds)
+        # After a rollback, the listing is read again at once: /api/models shows it.
+        self.follower = PointerFollower(
+            self.registry,
+            self.holder,
+            bundled,
+            refresh_seconds,
+            on_rollback=self.listing.thread.wake,
+        )
         self.follower.start()
         self.listing.start()
         deadline = time.monotonic() + FIRST_CHECK_WAIT_SECONDS

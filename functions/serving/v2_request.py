@@ -39,7 +39,12 @@ IMAGE_SHAPES = (list(INPUT_SHAPE), [28, 28], [PIXELS])  # after the batch dimens
 SHAPES_HINT = "[N, 28, 28, 1], [N, 28, 28] or [N, 784] with N from 1 to 256"
 OUTPUTS = (OUTPUT_NAME, DIGIT_OUTPUT)
 MAX_ID_CHARS = 256
+# The request's parameters are echoed in the response: at most 64, each name at most 64
+# characters and each string value at most 256: at most about 20,000 characters echoed (about
+# 120 KiB as JSON, were every one escaped as \u00XX).
 MAX_PARAMETERS = 64
+MAX_PARAMETER_NAME_CHARS = 64
+MAX_PARAMETER_VALUE_CHARS = 256
 HEADER_LENGTH = re.compile(r"[0-9]{1,10}")
 REQUEST_FIELDS = {"id", "parameters", "inputs", "outputs"}
 INPUT_FIELDS = {"name", "shape", "datatype", "parameters", "data"}
@@ -229,16 +234,25 @@ def _binary_default(parameters: dict[str, object] | None) -> bool:
 
 
 def _parameters(parameters, where: str) -> dict[str, object] | None:
-    """The protocol's parameters: an object of strings, numbers and booleans."""
+    """The protocol's parameters: an object of strings, numbers and booleans, bounded in size
+    (the request's are echoed back)."""
     if parameters is None:
         return None
     if not isinstance(parameters, dict) or len(parameters) > MAX_PARAMETERS:
         raise InvalidInput(f"{where} must be an object of at most {MAX_PARAMETERS} entries")
-    for value in parameters.values():
+    for name, value in parameters.items():
+        if len(name) > MAX_PARAMETER_NAME_CHARS:
+            raise InvalidInput(
+                f"{where} may have names of at most {MAX_PARAMETER_NAME_CHARS} characters"
+            )
         if not isinstance(value, str | int | float) or (
             isinstance(value, float) and not math.isfinite(value)
         ):
             raise InvalidInput(f"{where} may hold only strings, numbers and booleans")
+        if isinstance(value, str) and len(value) > MAX_PARAMETER_VALUE_CHARS:
+            raise InvalidInput(
+                f"{where} may hold strings of at most {MAX_PARAMETER_VALUE_CHARS} characters"
+            )
     return parameters
 
 

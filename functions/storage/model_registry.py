@@ -20,11 +20,14 @@ from azure.core.exceptions import (
 )
 from azure.storage.blob import BlobLeaseClient, ContainerClient, ContentSettings
 
+from functions.clock import utc_now
 from functions.storage import registry  # CLAIM_SECONDS: read at each use (tests shorten it)
 from functions.storage.registry import (
     ATTEMPTS,
     AUDIT,
     AUDIT_TAIL_BYTES,
+    FAILED_ATTEMPTS,
+    FIRST_FAILED_AT,
     INCOMING,
     MAX_ERROR_CHARS,
     MAX_KEPT_ERRORS,
@@ -41,6 +44,7 @@ from functions.storage.registry import (
     checked_version,
     incoming_version,
     json_or_none,
+    pointer_from,
     sha256_of,
 )
 
@@ -64,7 +68,9 @@ class ModelRegistry:
         A file over `max_bytes` is not read at all: its content comes back empty.
 
         Each claim counts one attempt in the file's metadata before anything else is done with
-        it, so a decision that never ends (the process killed or hung) still counts."""
+        it, so a decision that never ends (the process killed or hung) still counts. An attempt
+        that ends in an error the promoter catches is noted apart (`release_incoming`): the
+        file's `broken_off` counts only the attempts that never reported back."""
         incoming_version(name)  # before any storage call: no crafted path is ever leased
         blob = self.container.get_blob_client(INCOMING + name)
         try:
@@ -90,8 +96,20 @@ class ModelRegistry:
                 lease.release()
             raise
         earlier_errors = tuple(_json_list(stored.pop(UNDECIDED_ERRORS, None)))
+        failed = _int_or_zero(stored.pop(FAILED_ATTEMPTS, None))
+        first_failed_at = stored.pop(FIRST_FAILED_AT, None)
         stored.pop(ATTEMPTS, None)
-        return DroppedFile(name, content, properties.size, stored, lease, attempt, earlier_errors)
+        return DroppedFile(
+            name,
+            content,
+            properties.size,
+            stored,
+            lease,
+            attempt,
+            earlier_errors,
+            failed=min(failed, attempt - 1),
+            first_failed_at=first_failed_at,
+        )
 
     def renew_claim(self, dropped: DroppedFile) -> None:
         """Before each write of a decision: a slow decision must not lose its lease midway."""
@@ -103,13 +121,18 @@ class ModelRegistry:
         return ClaimKeeper(dropped.lease, registry.CLAIM_SECONDS / 3, limit_seconds)
 
     def release_incoming(self, dropped: DroppedFile, error: str | None = None) -> None:
-        """Frees an undecided file for the next try, first noting `error` on it (the reason a
-        rejection for too many attempts gives). Either step may find the lease gone already."""
+        """Frees an undecided file for the next try. With `error`, the attempt ended in an error
+        the promoter caught: it is noted on the file (the reason a rejection for too many
+        attempts gives) and counted as failed, not as broken off, so that an event's retries
+        after a storage error do not use up the attempts meant for crashes and hangs. Either
+        step may find the lease gone already; then the attempt counts as broken off."""
         if error is not None:
             errors = [*dropped.earlier_errors, error[:MAX_ERROR_CHARS]][-MAX_KEPT_ERRORS:]
             metadata = {
                 **dropped.metadata,
                 ATTEMPTS: str(dropped.attempt),
+                FAILED_ATTEMPTS: str(dropped.failed + 1),
+                FIRST_FAILED_AT: dropped.first_failed_at or utc_now(),
                 UNDECIDED_ERRORS: json.dumps(errors),  # ASCII: a header value
             }
             try:
@@ -218,15 +241,18 @@ class ModelRegistry:
     # --- the pointer ------------------------------------------------------------------------
 
     def read_pointer(self) -> Pointer | None:
+        """current.json, or None when there is none. A damaged one (not JSON, a field missing)
+        comes back with its `damage` said and its ETag, never as an exception: it must not stop
+        serving, the listing or a promotion, which replaces it."""
         try:
             download = self.container.download_blob(POINTER)
-            return Pointer(json.loads(download.readall()), download.properties.etag)
+            return pointer_from(download.readall(), download.properties.etag)
         except ResourceNotFoundError:
             return None
 
     def read_pointer_if_changed(self, etag: str | None) -> tuple[bool, Pointer | None]:
         """A conditional read of current.json: (False, None) while it still has `etag`;
-        otherwise (True, the pointer, or None when there is none)."""
+        otherwise (True, the pointer, or None when there is none). Damaged: as read_pointer."""
         try:
             if etag is None:
                 download = self.container.download_blob(POINTER)
@@ -234,7 +260,7 @@ class ModelRegistry:
                 download = self.container.download_blob(
                     POINTER, etag=etag, match_condition=MatchConditions.IfModified
                 )
-            return True, Pointer(json.loads(download.readall()), download.properties.etag)
+            return True, pointer_from(download.readall(), download.properties.etag)
         except (ResourceNotModifiedError, ResourceModifiedError):
             # Unchanged: a 304, or the 412 that Azurite answers to If-None-Match on a GET.
             return False, None

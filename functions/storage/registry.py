@@ -31,7 +31,12 @@ PROMOTED = "promoted"  # version metadata: "pending" until current.json points a
 AUDIT_TAIL_BYTES = 256 * 1024
 CLAIM_SECONDS = 60  # a claim's lease; renewed while the decision runs (see ClaimKeeper)
 ATTEMPTS = "attempts"  # incoming metadata: how often a decision on this file was started
+# incoming metadata: how many of those ended in an error the promoter caught (and when the
+# first did): these were not crashes or hangs
+FAILED_ATTEMPTS = "failed_attempts"
+FIRST_FAILED_AT = "first_failed_at"
 UNDECIDED_ERRORS = "undecided_errors"  # incoming metadata: why earlier attempts broke off
+SHA256_PATTERN = re.compile(r"[0-9a-f]{64}")
 MAX_KEPT_ERRORS = 5
 MAX_ERROR_CHARS = 300
 
@@ -85,12 +90,44 @@ class DroppedFile:
     lease: BlobLeaseClient
     attempt: int = 1  # 1 for the first decision started on this file, 2 for the next, ...
     earlier_errors: tuple[str, ...] = ()  # why attempts before this one broke off, if known
+    failed: int = 0  # earlier attempts that ended in an error the promoter caught
+    first_failed_at: str | None = None  # when the first of those was noted (ISO 8601 UTC)
+
+    @property
+    def broken_off(self) -> int:
+        """Earlier attempts that never reported back: the process crashed, hung or was killed."""
+        return max(0, self.attempt - 1 - self.failed)
 
 
 @dataclass(frozen=True)
 class Pointer:
+    """current.json. `damage` says why it cannot be used (not JSON, not an object, a field
+    missing or malformed); `document` is then empty, and the pointer counts as absent for
+    serving, while its ETag lets a promotion replace it."""
+
     document: dict
     etag: str
+    damage: str | None = None
+
+    @property
+    def usable(self) -> bool:
+        return self.damage is None
+
+
+def pointer_from(content: bytes, etag: str) -> Pointer:
+    """current.json's bytes read, checked: version and sha256 are what serving needs."""
+    try:
+        document = json.loads(content)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        return Pointer({}, etag, f"{POINTER} is not valid JSON ({error})")
+    if not isinstance(document, dict):
+        return Pointer({}, etag, f"{POINTER} is not a JSON object")
+    version, sha256 = document.get("version"), document.get("sha256")
+    if not isinstance(version, str) or not VERSION_PATTERN.fullmatch(version):
+        return Pointer({}, etag, f"{POINTER} has no valid version: {_shown(version)}")
+    if not isinstance(sha256, str) or not SHA256_PATTERN.fullmatch(sha256):
+        return Pointer({}, etag, f"{POINTER} has no valid sha256: {_shown(sha256)}")
+    return Pointer(document, etag)
 
 
 def sha256_of(content: bytes) -> str:

@@ -41,6 +41,13 @@ param modelSigningKey string
 param feedbackContainerName string
 param feedbackPerMinute string
 
+@description('FEEDBACK_PER_INSTANCE_PER_MINUTE and _PER_DAY: what one instance takes, whoever sends it (contracts.md section 3).')
+param feedbackPerInstancePerMinute string = '600'
+param feedbackPerInstancePerDay string = '20000'
+
+@description('INFERENCE_THREADS: threads of the inference pool; empty, one per core (contracts.md section 3).')
+param inferenceThreads string = ''
+
 @description('Origins allowed to call the API from a browser (the static site).')
 param allowedOrigins array
 
@@ -110,6 +117,9 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
         { name: 'MODEL_SIGNING_KEY', value: modelSigningKey }
         { name: 'FEEDBACK_CONTAINER', value: feedbackContainerName }
         { name: 'FEEDBACK_PER_MINUTE', value: feedbackPerMinute }
+        { name: 'FEEDBACK_PER_INSTANCE_PER_MINUTE', value: feedbackPerInstancePerMinute }
+        { name: 'FEEDBACK_PER_INSTANCE_PER_DAY', value: feedbackPerInstancePerDay }
+        { name: 'INFERENCE_THREADS', value: inferenceThreads }
         // The host refuses bodies over 9 MiB before the app reads them (the app's own largest
         // limit is 8 MiB, for pictures); the host's default is 100 MB.
         { name: 'FUNCTIONS_REQUEST_BODY_SIZE_LIMIT', value: '9437184' }

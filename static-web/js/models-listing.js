@@ -161,7 +161,9 @@ function change(record) {
   const gate = record.figures?.gate_accuracy;
   const figures = typeof gate === "number" ? `gate accuracy ${percent(gate)}` : "";
   const previous = record.previous_version ? `replaced ${record.previous_version}` : "";
-  return [previous, figures].filter(Boolean).join("; ");
+  // A rollback by serving says why (runs ended past their bound, answers not probabilities).
+  const reason = record.reason ? String(record.reason) : "";
+  return [previous, figures, reason].filter(Boolean).join("; ");
 }
 
 /**
@@ -172,6 +174,10 @@ function change(record) {
  */
 export function describeFreshness(answer) {
   const listing = answer.listing ?? {};
+  if (answer.pointer_error) {
+    const text = `current.json is damaged (${answer.pointer_error}); the served model keeps serving until a promotion replaces it.`;
+    return { text, problem: true };
+  }
   if (!listing.loaded) {
     const text = listing.last_error
       ? `Storage could not be read yet (${listing.last_error}).`

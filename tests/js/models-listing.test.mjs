@@ -251,3 +251,25 @@ test("freshness: as of when, and storage failing beside the last listing read", 
     problem: true,
   });
 });
+
+test("a damaged current.json and a rollback by serving are said, with their reasons", () => {
+  assert.deepEqual(describeFreshness(answer({ pointer_error: "not JSON" })), {
+    text:
+      "current.json is damaged (not JSON); the served model keeps serving until a promotion " +
+      "replaces it.",
+    problem: true,
+  });
+  const [rollback] = describeDecisions(
+    answer({
+      decisions: [
+        {
+          decision: "rolled_back",
+          version: "mnist-cnn-1.2.0",
+          previous_version: "v9",
+          reason: "3 runs ended past their bound within 60 s",
+        },
+      ],
+    }),
+  );
+  assert.equal(rollback.detail, "replaced v9; 3 runs ended past their bound within 60 s");
+});
