@@ -24,7 +24,7 @@ from conversion.feedback import load_feedback
 from functions.clock import utc_now
 from functions.feedback.item import FeedbackItem, stored_document
 from functions.serving.provider import BUNDLED_MODEL
-from tests.test_site_accuracy import (
+from tests.site.test_site_accuracy import (
     CANVAS,
     pen_canvases,
     preprocess_in_node,

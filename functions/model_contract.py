@@ -52,8 +52,8 @@ def session_options() -> ort.SessionOptions:
     options.log_severity_level = 3
     # No memory arena: what a run allocates goes back to the system when it ends. With the arena,
     # a model that allocated 1 GiB for one crafted input kept the process 1052 MiB larger for
-    # good; without, it was back within 1 MiB (tests/test_serving_watchdog.py). Measured here:
-    # single images as fast (0.074 ms), batches of 256 within 1%; the arena's shrinkage option
+    # good; without, it was back within 1 MiB (tests/serving/test_serving_watchdog.py). Measured
+    # here: single images as fast (0.074 ms), batches of 256 within 1%; the arena's shrinkage option
     # gave the memory back too, but cost batches of 256 a third of their throughput.
     options.enable_cpu_mem_arena = False
     return options

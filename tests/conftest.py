@@ -9,9 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from azure.storage.blob import BlobServiceClient
 
-from tests.local_host_storage import BlobAppStorage
 from tests.stack import REPO_ROOT, Azurite, running_azurite, running_local_host
 
 
@@ -52,33 +50,12 @@ def base_url(azurite_process, tmp_path_factory):
         "MODELS_STORAGE": azurite,
         "MODELS_CONTAINER": "models",
         # The API's fuzzing sends hundreds of corrections from one address: the rate limit
-        # itself is tested in tests/test_feedback_api.py.
+        # itself is tested in tests/api/test_feedback_api.py.
         "FEEDBACK_PER_MINUTE": "6000",
     }
     log_path = tmp_path_factory.mktemp("local-stack") / "stack.log"
     with running_local_host(environment, log_path, stack=azurite_process) as url:
         yield url
-
-
-@pytest.fixture(scope="session")
-def site_url(base_url: str) -> str:
-    """The drawing site, served by the same local host at / (the API is under /api)."""
-    return base_url.removesuffix("/api") + "/"
-
-
-@pytest.fixture
-def blob_app_storage(
-    azurite: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> Iterator[BlobAppStorage]:
-    """A fresh Azurite container, with the settings tests/apps/event_grid_app reads."""
-    with BlobServiceClient.from_connection_string(azurite) as service:
-        container = service.get_container_client(f"test-{uuid.uuid4().hex[:12]}")
-        container.create_container()
-        monkeypatch.setenv("TEST_STORAGE", azurite)
-        monkeypatch.setenv("TEST_CONTAINER", container.container_name)
-        monkeypatch.setenv("TEST_RECORD_FILE", str(tmp_path / "record.jsonl"))
-        yield BlobAppStorage(container, tmp_path / "record.jsonl")
-        container.delete_container()
 
 
 @pytest.fixture(scope="session")

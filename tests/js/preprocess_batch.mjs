@@ -1,5 +1,5 @@
 // Runs the site's preprocessing (static-web/js/preprocess.js) over a stream of canvases, for
-// tests/test_site_accuracy.py.
+// tests/site/test_site_accuracy.py.
 //
 //   stdin:  uint32 LE width, uint32 LE height, then any number of canvases, each
 //           width * height * 4 bytes of RGBA (canvas ImageData layout).

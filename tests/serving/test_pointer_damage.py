@@ -19,7 +19,7 @@ from functions.promotion import blueprint
 from functions.promotion.promoter import MAX_DECISION_ATTEMPTS
 from functions.serving.provider import BundledModel, ModelProvider
 from tests.helpers import call, http_request
-from tests.test_promotion import audit, good, make_promoter, pointer
+from tests.promotion.test_promotion import audit, good, make_promoter, pointer
 
 DAMAGED = {
     "not JSON": b"{not json",

@@ -414,7 +414,7 @@ RSS_SCRIPT = """
 import sys, numpy as np
 sys.path.insert(0, sys.argv[1])
 from functions.serving.loaded_model import load_model
-from tests.test_serving_watchdog import gigabyte_model_bytes, CUED
+from tests.serving.test_serving_watchdog import gigabyte_model_bytes, CUED
 
 def rss_mib():
     with open("/proc/self/status") as status:

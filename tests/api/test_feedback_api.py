@@ -2,7 +2,7 @@
 every bad input refused with its status and nothing stored, the per-client rate limit, and
 storage that is down or hangs (contracts.md sections 2a and 4). The ways around the limits
 (spoofed addresses, IPv6 rotation, no address, many clients at once) are
-tests/test_feedback_limits.py's."""
+tests/api/test_feedback_limits.py's."""
 
 from __future__ import annotations
 

@@ -4,7 +4,6 @@ read before first use, and HTTP decided in api/ alone."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
@@ -17,8 +16,9 @@ from functions.promotion.blueprint import promotion_functions
 from functions.serving import provider as provider_module
 from functions.settings import MissingSetting, settings
 from tests.helpers import call, http_request
+from tests.stack import REPO_ROOT
 
-FUNCTIONS = Path(__file__).resolve().parent.parent / "functions"
+FUNCTIONS = REPO_ROOT / "functions"
 
 
 def test_the_bundled_model_is_loaded_once_for_serving_and_promotion(

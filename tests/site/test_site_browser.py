@@ -32,8 +32,8 @@ from playwright.sync_api import (
 )
 
 from tests.helpers import picture_of_digit
+from tests.stack import REPO_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = REPO_ROOT / "test-artifacts"
 CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [

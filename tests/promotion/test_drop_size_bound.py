@@ -20,7 +20,7 @@ from azure.storage.blob import ContainerClient
 from functions.promotion.gate import MAX_MODEL_BYTES
 from functions.storage.model_registry import ModelRegistry
 from local_stack.azurite import AZURITE_ACCOUNT, AZURITE_KEY
-from tests.test_promotion import make_promoter
+from tests.promotion.test_promotion import make_promoter
 
 MIB = 1024 * 1024
 # Requests and answers around the content: properties, the lease, metadata, the rejection record,

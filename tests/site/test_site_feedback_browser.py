@@ -25,7 +25,7 @@ from playwright.sync_api import Browser, Page, Request, Route, expect
 
 from local_host.event_grid import webhook_url
 from tests.helpers import blob_created, contract_item_id, picture_of_digit
-from tests.test_site_browser import (  # the same browser, pages and pen as the site's own tests
+from tests.site.test_site_browser import (  # the same browser, pages and pen as the site's tests
     ARTIFACTS,
     DESKTOP,
     ONE,

@@ -17,10 +17,10 @@ from local_host.server import host_app, startup_listing
 from local_host.worker import SCRIPT_MODULE
 from local_stack.__main__ import DEFAULT_SITE, stack_argument_parser
 from local_stack.static_site import StaticSite, attach_site, route_pattern
+from tests.stack import REPO_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 # The local host's HTTP test app; its ping function answers "pong <name>".
-HTTP_APP = Path(__file__).resolve().parent / "apps" / "http_app"
+HTTP_APP = REPO_ROOT / "tests" / "apps" / "http_app"
 
 
 @pytest.fixture(autouse=True)

@@ -28,8 +28,15 @@ from functions.storage.model_registry import ClaimKeeper, ModelRegistry
 from functions.storage.registry import AUDIT, InvalidName
 from tests.bad_models import good_model_bytes, never_ending_model_bytes
 from tests.helpers import read_lines, wait_for_line
+from tests.promotion.test_promotion import (
+    audit,
+    drop,
+    incoming,
+    make_promoter,
+    pointer,
+    store_and_point,
+)
 from tests.stack import REPO_ROOT
-from tests.test_promotion import audit, drop, incoming, make_promoter, pointer, store_and_point
 
 
 def publisher_arguments(model, azurite: str, container) -> list[str]:

@@ -55,7 +55,7 @@ async def eventually(condition: Callable[[], bool], timeout: float = 10) -> floa
 def restored_imports() -> Iterator[None]:
     """The host puts the test app's folder first on sys.path and imports it as
     ``function_app``: undone after each test, so that other tests import the repository's own
-    app (as tests/test_local_host.py does)."""
+    app (as tests/local_host/test_local_host.py does)."""
     path, module = list(sys.path), sys.modules.get(SCRIPT_MODULE)
     yield
     sys.path[:] = path

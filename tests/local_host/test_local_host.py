@@ -33,9 +33,9 @@ from local_host.server import host_app, startup_listing
 from local_host.settings import load_local_settings, read_route_prefix
 from local_host.worker import SCRIPT_MODULE, WorkerFailed
 from tests.helpers import read_lines, wait_for_line
+from tests.stack import REPO_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-HTTP_APP = Path(__file__).resolve().parent / "apps" / "http_app"
+HTTP_APP = REPO_ROOT / "tests" / "apps" / "http_app"
 SLOW_HANDLER_SECONDS = 0.2  # as in the app
 
 

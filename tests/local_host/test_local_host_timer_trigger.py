@@ -20,8 +20,9 @@ from aiohttp.test_utils import TestClient, TestServer
 from local_host.server import host_app, startup_listing
 from local_host.timer_trigger import Timer, timers
 from local_host.worker import SCRIPT_MODULE, Worker
+from tests.stack import REPO_ROOT
 
-APPS = Path(__file__).resolve().parent / "apps"
+APPS = REPO_ROOT / "tests" / "apps"
 # tick (every second), reconcile (at new year, and on startup), configured (the schedule
 # %TEST_TIMER_SCHEDULE%) and friday_13th.
 TIMER_APP = APPS / "timer_app"

@@ -33,8 +33,9 @@ from functions.preprocessing import (
     preprocess_image_bytes,
     to_mnist,
 )
+from tests.stack import REPO_ROOT
 
-GOLDEN_DIR = Path(__file__).resolve().parent / "golden" / "preprocessing"
+GOLDEN_DIR = REPO_ROOT / "tests" / "golden" / "preprocessing"
 GOLDEN_FILES = sorted(GOLDEN_DIR.glob("*.json"))
 
 

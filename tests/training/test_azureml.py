@@ -34,7 +34,7 @@ from marshmallow.warnings import Marshmallow4Warning
 
 from tests.conftest import mnist_path
 from tests.stack import REPO_ROOT, running_local_host
-from tests.test_feedback_training import feedback_folder
+from tests.training.test_feedback_training import feedback_folder
 
 # azure-ai-ml's schemas use marshmallow features that marshmallow 4 changes or drops.
 with warnings.catch_warnings():

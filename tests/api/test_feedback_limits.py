@@ -1,7 +1,7 @@
 """The ways around POST /api/feedback's limits, each tried (contracts.md section 4): a fresh
 X-Forwarded-For address per post through the local host, an IPv6 /48 gone through /64 by /64,
 requests without an address, and many clients at once against one instance's daily and
-per-minute caps. tests/test_feedback_api.py has the endpoint itself and the limit's basics."""
+per-minute caps. tests/api/test_feedback_api.py has the endpoint itself and the limit's basics."""
 
 from __future__ import annotations
 
@@ -34,9 +34,9 @@ from functions.feedback.store import FeedbackStore
 from functions.settings import settings
 from local_host.server import host_app
 from local_host.worker import SCRIPT_MODULE
+from tests.api.test_feedback_api import ManualClock, correction, send, stored
 from tests.helpers import problem_of
 from tests.stack import running_local_host
-from tests.test_feedback_api import ManualClock, correction, send, stored
 
 PER_MINUTE = 10  # the default FEEDBACK_PER_MINUTE
 MIDNIGHT = 20_000 * SECONDS_A_DAY  # a UTC midnight, as Unix time

@@ -2,7 +2,7 @@
 compute, checked from the file alone before anything runs. The models the project makes and a
 model built by another path pass it; the outside attacks, and every way around the rule that a
 graph could try, are refused, naming the first offending node. The gate's trial runs this rule
-in its child process (tests/test_gate_sandbox.py covers that path)."""
+in its child process (tests/promotion/test_gate_sandbox.py covers that path)."""
 
 from __future__ import annotations
 

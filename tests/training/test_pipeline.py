@@ -18,7 +18,7 @@ from functions.model_contract import REQUIRED_METADATA
 from tests.conftest import mnist_path
 from tests.helpers import contract_item_id
 from tests.stack import REPO_ROOT
-from tests.test_feedback_training import boxes, feedback_folder
+from tests.training.test_feedback_training import boxes, feedback_folder
 
 pytestmark = pytest.mark.slow
 

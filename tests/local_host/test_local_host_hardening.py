@@ -21,13 +21,14 @@ from local_host.guards import CappedSite, ListenerLimits
 from local_host.server import host_app
 from local_host.settings import host_cors_origins, request_body_limit
 from local_host.worker import SCRIPT_MODULE
+from tests.stack import REPO_ROOT
 
 # Generous: the tests share a loaded 2-core machine.
 ANSWER_TIMEOUT_SECONDS = 20.0
 
 # Its functions: status (GET, HEAD), upload (POST), and on_event, an Event Grid trigger, only
 # there so that the app has a control route: the Event Grid webhook.
-HARDENING_APP = Path(__file__).resolve().parent / "apps" / "hardening_app"
+HARDENING_APP = REPO_ROOT / "tests" / "apps" / "hardening_app"
 WEBHOOK = "/runtime/webhooks/eventgrid?functionName=on_event"
 
 
@@ -370,7 +371,7 @@ def test_host_cors_comes_from_the_settings_file(tmp_path: Path) -> None:
     settings.write_text(json.dumps({"Values": {}}))
     assert host_cors_origins(settings) == []
     assert host_cors_origins(None) == []
-    example = Path(__file__).resolve().parent.parent / "local.settings.example.json"
+    example = REPO_ROOT / "local.settings.example.json"
     assert host_cors_origins(example) == ["*"]
 
 

@@ -18,8 +18,8 @@ import yaml
 from function_app import app
 from functions.settings import STORAGE_SETTING
 from functions.storage.registry import INCOMING
+from tests.stack import REPO_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 INFRA = REPO_ROOT / "infra"
 FUNCTION_APP_BICEP = INFRA / "modules" / "function-app.bicep"
 EVENT_SUBSCRIPTION_BICEP = INFRA / "modules" / "event-subscription.bicep"

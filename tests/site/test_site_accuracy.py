@@ -19,7 +19,6 @@ import struct
 import subprocess
 import threading
 from collections.abc import Iterable, Iterator
-from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
@@ -28,7 +27,8 @@ from PIL import Image
 from scipy import ndimage
 from skimage.morphology import skeletonize
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from tests.stack import REPO_ROOT
+
 BATCH_SCRIPT = REPO_ROOT / "tests" / "js" / "preprocess_batch.mjs"
 MODEL = REPO_ROOT / "functions" / "model" / "model.onnx"
 ARTIFACT = REPO_ROOT / "test-artifacts" / "site-accuracy.json"
