@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from local_host.worker import SCRIPT_MODULE
 from tests.stack import REPO_ROOT, Azurite, running_azurite, running_local_host
 
 
@@ -82,3 +84,16 @@ def registry(container):
     from functions.storage.model_registry import ModelRegistry  # noqa: PLC0415
 
     return ModelRegistry(container)
+
+
+@pytest.fixture
+def restored_imports() -> Iterator[None]:
+    """The host puts the app's folder first on sys.path and imports it as ``function_app``:
+    undone after the test, so that other tests import the repository's own app."""
+    path, module = list(sys.path), sys.modules.get(SCRIPT_MODULE)
+    yield
+    sys.path[:] = path
+    if module is None:
+        sys.modules.pop(SCRIPT_MODULE, None)
+    else:
+        sys.modules[SCRIPT_MODULE] = module

@@ -19,7 +19,8 @@ from functions.errors import (
     UnknownModel,
     UnsupportedContent,
 )
-from functions.serving.loaded_model import InferenceTimeout, ModelOutputError, ModelRunError
+from functions.model_contract import ModelOutputError
+from functions.serving.watchdog import InferenceTimeout, ModelRunError
 
 DECODERS_BUSY_RETRY_AFTER = "2"  # seconds: a picture takes well under one to prepare
 STORAGE_RETRY_AFTER = "10"  # seconds: a storage hiccup, or an outage the client should not hammer
@@ -80,6 +81,19 @@ class Problem:
     log_level: int = logging.INFO
 
 
+def _unavailable(detail: str, retry_after: str) -> Problem:
+    """No fault of the request: a 503 to retry, logged as a warning."""
+    headers = {"Retry-After": retry_after}
+    return Problem(HTTPStatus.SERVICE_UNAVAILABLE, detail, headers, log_level=logging.WARNING)
+
+
+def _model_failed(what: str) -> Problem:
+    """The served model failed: a 503, logged as an error (the log has the details)."""
+    detail = f"the served model {what}; it has been logged"
+    headers = {"Retry-After": MODEL_FAILED_RETRY_AFTER}
+    return Problem(HTTPStatus.SERVICE_UNAVAILABLE, detail, headers, log_level=logging.ERROR)
+
+
 # Looked up along the error's class hierarchy, so a subclass listed here wins over its base.
 PROBLEMS: dict[type[Exception], Problem] = {
     InvalidInput: Problem(HTTPStatus.BAD_REQUEST),
@@ -90,47 +104,25 @@ PROBLEMS: dict[type[Exception], Problem] = {
     UnsupportedContent: Problem(HTTPStatus.UNSUPPORTED_MEDIA_TYPE),
     NoModelAvailable: Problem(HTTPStatus.SERVICE_UNAVAILABLE),
     UnknownModel: Problem(HTTPStatus.NOT_FOUND),
-    # No fault of the request: every picture decoder stayed taken.
-    DecodersBusy: Problem(
-        HTTPStatus.SERVICE_UNAVAILABLE,
-        detail="too many pictures are being prepared right now; retry shortly",
-        headers={"Retry-After": DECODERS_BUSY_RETRY_AFTER},
-        log_level=logging.WARNING,
+    # No fault of the request: every picture decoder, inference thread or storage writer is
+    # taken; try again.
+    DecodersBusy: _unavailable(
+        "too many pictures are being prepared right now; retry shortly",
+        DECODERS_BUSY_RETRY_AFTER,
     ),
-    InferenceBusy: Problem(
-        HTTPStatus.SERVICE_UNAVAILABLE,
-        detail="too many predictions are waiting right now; retry shortly",
-        headers={"Retry-After": DECODERS_BUSY_RETRY_AFTER},
-        log_level=logging.WARNING,
+    InferenceBusy: _unavailable(
+        "too many predictions are waiting right now; retry shortly", DECODERS_BUSY_RETRY_AFTER
     ),
-    StorageUnavailable: Problem(
-        HTTPStatus.SERVICE_UNAVAILABLE,
-        detail="storage is not taking corrections right now; nothing was stored; retry later",
-        headers={"Retry-After": STORAGE_RETRY_AFTER},
-        log_level=logging.WARNING,
+    StorageUnavailable: _unavailable(
+        "storage is not taking corrections right now; nothing was stored; retry later",
+        STORAGE_RETRY_AFTER,
     ),
-    # A model that lies about batches, or answers NaN or rows that are no probabilities: never
-    # a wrong answer.
-    ModelOutputError: Problem(
-        HTTPStatus.SERVICE_UNAVAILABLE,
-        detail="the served model gave an unusable answer; it has been logged",
-        headers={"Retry-After": MODEL_FAILED_RETRY_AFTER},
-        log_level=logging.ERROR,
-    ),
-    # A run past its bound, ended by the watchdog (functions/serving/watchdog.py).
-    InferenceTimeout: Problem(
-        HTTPStatus.SERVICE_UNAVAILABLE,
-        detail="the served model took too long on this input and was stopped; it has been logged",
-        headers={"Retry-After": MODEL_FAILED_RETRY_AFTER},
-        log_level=logging.ERROR,
-    ),
-    # onnxruntime failed while running the served model on this input.
-    ModelRunError: Problem(
-        HTTPStatus.SERVICE_UNAVAILABLE,
-        detail="the served model failed on this input; it has been logged",
-        headers={"Retry-After": MODEL_FAILED_RETRY_AFTER},
-        log_level=logging.ERROR,
-    ),
+    # The served model failed on this input, never a wrong answer: an answer that is no
+    # probabilities (or lies about batches), a run past its bound (functions/serving/watchdog.py),
+    # or onnxruntime failing.
+    ModelOutputError: _model_failed("gave an unusable answer"),
+    InferenceTimeout: _model_failed("took too long on this input and was stopped"),
+    ModelRunError: _model_failed("failed on this input"),
 }
 
 

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from azure.core.exceptions import AzureError, ResourceNotFoundError
 
 from functions.clock import utc_now
+from functions.model_contract import UnusableModel
 from functions.promotion.gate import (
     MAX_MODEL_BYTES,
     GatePolicy,
@@ -23,7 +24,7 @@ from functions.promotion.gate import (
     version_of,
 )
 from functions.promotion.gate_set import GateSet
-from functions.serving.loaded_model import LoadedModel, UnusableModel, load_model
+from functions.serving.loaded_model import LoadedModel, load_model
 from functions.storage.model_registry import ModelRegistry
 from functions.storage.registry import (
     PROMOTED,

@@ -23,28 +23,13 @@ from functions.model_contract import (
     INPUT_SHAPE,
     VERSION_KEY,
     ModelContractError,
-    ModelLoadError,
     ModelOutputError,
-    UnusableModel,
     check_probabilities,
     open_session,
 )
 from functions.serving.strikes import Strikes
 from functions.serving.watchdog import InferenceTimeout, ModelRunError, RunBound, bounded_run
 
-# Re-exported: callers of the loaded model catch these without knowing the contract module.
-__all__ = [
-    "InferenceTimeout",
-    "LoadedModel",
-    "ModelContractError",
-    "ModelHolder",
-    "ModelLoadError",
-    "ModelOutputError",
-    "ModelRunError",
-    "UnusableModel",
-    "load_model",
-    "load_model_file",
-]
 # Single-image runs timed (thread CPU time) after the first two warm-up runs, for the model's
 # own latency: the last warm-up run is the first of them.
 LATENCY_RUNS = 3

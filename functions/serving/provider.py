@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING
 
 from functions.clock import utc_now
 from functions.errors import NoModelAvailable
-from functions.serving.loaded_model import LoadedModel, ModelHolder, UnusableModel, load_model_file
+from functions.model_contract import UnusableModel
+from functions.serving.loaded_model import LoadedModel, ModelHolder, load_model_file
 
 if TYPE_CHECKING:
     from functions.serving.follower import PointerFollower

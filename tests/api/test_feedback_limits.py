@@ -9,7 +9,6 @@ import asyncio
 import http.client
 import json
 import os
-import sys
 import textwrap
 import uuid
 from collections.abc import Iterator
@@ -33,7 +32,6 @@ from functions.composition import Services
 from functions.feedback.store import FeedbackStore
 from functions.settings import settings
 from local_host.server import host_app
-from local_host.worker import SCRIPT_MODULE
 from tests.api.test_feedback_api import ManualClock, correction, send, stored
 from tests.helpers import problem_of
 from tests.stack import running_local_host
@@ -67,18 +65,6 @@ def limited_api(container: ContainerClient, limit: ClientRateLimit):
 
 
 # --- a fresh X-Forwarded-For address per post --------------------------------------------------
-
-
-@pytest.fixture
-def restored_imports() -> Iterator[None]:
-    """The host imports its app as ``function_app``: the repository's own is put back after."""
-    path, module = list(sys.path), sys.modules.get(SCRIPT_MODULE)
-    yield
-    sys.path[:] = path
-    if module is None:
-        sys.modules.pop(SCRIPT_MODULE, None)
-    else:
-        sys.modules[SCRIPT_MODULE] = module
 
 
 def test_the_local_host_appends_the_peer_as_azures_front_end_does(tmp_path, restored_imports):

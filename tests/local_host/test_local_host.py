@@ -19,7 +19,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -40,16 +40,8 @@ SLOW_HANDLER_SECONDS = 0.2  # as in the app
 
 
 @pytest.fixture(autouse=True)
-def restored_imports() -> Iterator[None]:
-    """The host puts the app's folder first on sys.path and imports it as ``function_app``:
-    undone after each test, so that other tests import the repository's own app."""
-    path, module = list(sys.path), sys.modules.get(SCRIPT_MODULE)
-    yield
-    sys.path[:] = path
-    if module is None:
-        sys.modules.pop(SCRIPT_MODULE, None)
-    else:
-        sys.modules[SCRIPT_MODULE] = module
+def _each_test_restores_imports(restored_imports: None) -> None:
+    """Each test here hosts an app (tests/conftest.py puts the repository's own back)."""
 
 
 def app_folder(folder: Path, functions: str) -> Path:

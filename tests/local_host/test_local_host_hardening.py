@@ -6,9 +6,8 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
-import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from http import HTTPStatus
 from pathlib import Path
@@ -20,7 +19,6 @@ from aiohttp import web
 from local_host.guards import CappedSite, ListenerLimits
 from local_host.server import host_app
 from local_host.settings import host_cors_origins, request_body_limit
-from local_host.worker import SCRIPT_MODULE
 from tests.stack import REPO_ROOT
 
 # Generous: the tests share a loaded 2-core machine.
@@ -33,16 +31,8 @@ WEBHOOK = "/runtime/webhooks/eventgrid?functionName=on_event"
 
 
 @pytest.fixture(autouse=True)
-def restored_imports() -> Iterator[None]:
-    """The host puts the app's folder first on sys.path and imports it as ``function_app``:
-    undone after each test, so that other tests import the repository's own app."""
-    path, module = list(sys.path), sys.modules.get(SCRIPT_MODULE)
-    yield
-    sys.path[:] = path
-    if module is None:
-        sys.modules.pop(SCRIPT_MODULE, None)
-    else:
-        sys.modules[SCRIPT_MODULE] = module
+def _each_test_restores_imports(restored_imports: None) -> None:
+    """Each test here hosts an app (tests/conftest.py puts the repository's own back)."""
 
 
 @dataclass(frozen=True)

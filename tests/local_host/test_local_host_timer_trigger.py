@@ -9,7 +9,6 @@ import logging
 import re
 import sys
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -32,16 +31,8 @@ NEW_YEAR = "0 0 0 1 1 *"  # never fires during a test
 
 
 @pytest.fixture(autouse=True)
-def restored_imports() -> Iterator[None]:
-    """The host puts the app's folder first on sys.path and imports it as ``function_app``:
-    undone after each test, so that other tests import the repository's own app."""
-    path, module = list(sys.path), sys.modules.get(SCRIPT_MODULE)
-    yield
-    sys.path[:] = path
-    if module is None:
-        sys.modules.pop(SCRIPT_MODULE, None)
-    else:
-        sys.modules[SCRIPT_MODULE] = module
+def _each_test_restores_imports(restored_imports: None) -> None:
+    """Each test here hosts an app (tests/conftest.py puts the repository's own back)."""
 
 
 @pytest.fixture(autouse=True)

@@ -26,7 +26,6 @@ from azure.storage.blob.aio import BlobServiceClient as AsyncBlobServiceClient
 
 from local_host.event_grid import webhook_url
 from local_host.server import WORKER_KEY, host_app
-from local_host.worker import SCRIPT_MODULE
 from local_stack.azurite import azurite_connection_string, is_listening
 from local_stack.event_grid import (
     BlobEventRelay,
@@ -52,17 +51,8 @@ async def eventually(condition: Callable[[], bool], timeout: float = 10) -> floa
 
 
 @pytest.fixture(autouse=True)
-def restored_imports() -> Iterator[None]:
-    """The host puts the test app's folder first on sys.path and imports it as
-    ``function_app``: undone after each test, so that other tests import the repository's own
-    app (as tests/local_host/test_local_host.py does)."""
-    path, module = list(sys.path), sys.modules.get(SCRIPT_MODULE)
-    yield
-    sys.path[:] = path
-    if module is None:
-        sys.modules.pop(SCRIPT_MODULE, None)
-    else:
-        sys.modules[SCRIPT_MODULE] = module
+def _each_test_restores_imports(restored_imports: None) -> None:
+    """Each test here hosts an app (tests/conftest.py puts the repository's own back)."""
 
 
 @contextlib.asynccontextmanager

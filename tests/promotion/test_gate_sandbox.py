@@ -19,6 +19,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 
+from functions.model_contract import ModelOutputError, UnusableModel
 from functions.promotion import sandbox
 from functions.promotion.gate import (
     MAX_MEDIAN_LATENCY_MS,
@@ -31,7 +32,7 @@ from functions.promotion.gate import (
 )
 from functions.promotion.gate_set import load_gate_set
 from functions.serving.inputs import MAX_BATCH
-from functions.serving.loaded_model import ModelOutputError, UnusableModel, load_model
+from functions.serving.loaded_model import load_model
 from tests import bad_models
 from tests.stack import REPO_ROOT
 

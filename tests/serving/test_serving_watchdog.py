@@ -27,18 +27,13 @@ from onnx import TensorProto, helper, numpy_helper
 
 from functions.api.blueprint import api_functions
 from functions.composition import Services
+from functions.model_contract import ModelContractError, ModelOutputError
 from functions.serving import watchdog
 from functions.serving.follower import PointerFollower
-from functions.serving.loaded_model import (
-    InferenceTimeout,
-    ModelContractError,
-    ModelHolder,
-    ModelOutputError,
-    load_model,
-)
+from functions.serving.loaded_model import ModelHolder, load_model
 from functions.serving.provider import BUNDLED_MODEL, BundledModel, ModelProvider
 from functions.serving.strikes import STRIKES_LIMIT, Strikes
-from functions.serving.watchdog import RunBound
+from functions.serving.watchdog import InferenceTimeout, RunBound
 from tests.helpers import call, http_request
 
 INNER = "hostile_inner"  # the bundled network's output, before the misdeed

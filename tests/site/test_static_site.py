@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,6 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from local_host.server import host_app, startup_listing
-from local_host.worker import SCRIPT_MODULE
 from local_stack.__main__ import DEFAULT_SITE, stack_argument_parser
 from local_stack.static_site import StaticSite, attach_site, route_pattern
 from tests.stack import REPO_ROOT
@@ -24,16 +22,8 @@ HTTP_APP = REPO_ROOT / "tests" / "apps" / "http_app"
 
 
 @pytest.fixture(autouse=True)
-def restored_imports() -> Iterator[None]:
-    """The host puts the app's folder first on sys.path and imports it as ``function_app``:
-    undone after each test, so that other tests import the repository's own app."""
-    path, module = list(sys.path), sys.modules.get(SCRIPT_MODULE)
-    yield
-    sys.path[:] = path
-    if module is None:
-        sys.modules.pop(SCRIPT_MODULE, None)
-    else:
-        sys.modules[SCRIPT_MODULE] = module
+def _each_test_restores_imports(restored_imports: None) -> None:
+    """Each test here hosts an app (tests/conftest.py puts the repository's own back)."""
 
 
 CONFIG = {
