@@ -2,7 +2,7 @@
 
 SHELL := /bin/bash
 # Python 3.13, as Azure runs the app: python3.13 on the PATH, else pyenv's (PYTHON=... overrides).
-PYTHON ?= $(shell for python in python3.13 $$(pyenv root 2>/dev/null)/versions/3.13*/bin/python3.13; do \
+PYTHON ?= $(shell for python in python3.13 $${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.13*/bin/python3.13; do \
 	"$$python" -c 'import sys; assert sys.version_info[:2] == (3, 13)' 2>/dev/null && { echo "$$python"; break; }; done)
 VENV ?= .venv
 BIN := $(VENV)/bin
