@@ -29,13 +29,12 @@ import threading
 import weakref
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import Any
 
 from functions import settings
 from functions.errors import InferenceBusy, StorageUnavailable
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 STORAGE_THREADS = 4
 # Four writes at a time, each bounded by the serving read timeout (5 s): the last of eight
@@ -59,7 +58,7 @@ def invocation(context: Any) -> Iterator[None]:
         _invocation.reset(token)
 
 
-def _in_invocation(context: Any, function: Callable[..., T], args: tuple[Any, ...]) -> T:
+def _in_invocation[T](context: Any, function: Callable[..., T], args: tuple[Any, ...]) -> T:
     """What the runtime does for the plain functions it runs in its own pool: the thread names
     the invocation (Application Insights ties the logs written there to it)."""
     if context is None:
@@ -110,7 +109,7 @@ class Pool:
         """Calls running or waiting for a thread."""
         return self._in_flight
 
-    async def run(self, function: Callable[..., T], *args: Any) -> T:
+    async def run[T](self, function: Callable[..., T], *args: Any) -> T:
         """`function(*args)` in one of the pool's threads, tied to the current invocation and
         with the caller's context variables; awaited on the event loop."""
         executor = self._executor or self._start()  # which settles `threads`
@@ -151,7 +150,7 @@ class OneAtATime:
             weakref.WeakKeyDictionary()  # one lock per event loop: a lock belongs to its loop
         )
 
-    async def run(self, function: Callable[..., T], *args: Any) -> T:
+    async def run[T](self, function: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()
         turn = self._turns.get(loop)
         if turn is None:
