@@ -29,7 +29,7 @@ import aiohttp
 import numpy as np
 from azure.storage.blob import ContainerClient
 
-from benchmarks.serving import ROOT
+from benchmarks.mnist_digits import MNIST
 from benchmarks.soak_stack import start_stack, stop_stack
 from functions.feedback.item import blob_name, item_from_stored, item_id
 from functions.settings import DEFAULT_FEEDBACK_CONTAINER
@@ -51,7 +51,7 @@ def corrections(count: int, start: int = 0) -> list[dict]:
 
 def each_correction(count: int | None = None, start: int = 0, part: str = "test") -> Iterator[dict]:
     """As `corrections`, from MNIST's `part`, one at a time: made as they are sent."""
-    with np.load(ROOT.parent / "shared" / "data" / "mnist.npz") as data:
+    with np.load(MNIST) as data:
         end = None if count is None else start + count
         images, labels = data[f"x_{part}"][start:end], data[f"y_{part}"][start:end]
     for image, label in zip(images, labels, strict=True):

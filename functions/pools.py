@@ -73,15 +73,11 @@ def _in_invocation[T](context: Any, function: Callable[..., T], args: tuple[Any,
         storage.invocation_id = None
 
 
-class PoolFull(RuntimeError):
-    """Every thread of a bounded pool is taken and its waiting line is full."""
-
-
 class Pool:
     """A thread pool of `threads` threads (a number, or a function that reads it from the
     settings when the pool is first used, not when the app is indexed); with `max_waiting`, at
-    most that many calls wait for a thread, and one more is refused with `refuse()` (PoolFull by
-    default) without waiting."""
+    most that many calls wait for a thread, and one more is refused with `refuse()` without
+    waiting."""
 
     def __init__(
         self,
@@ -93,7 +89,9 @@ class Pool:
     ) -> None:
         self.name, self.max_waiting = name, max_waiting
         self._threads = threads
-        self._refuse = refuse or (lambda: PoolFull(f"the {name} pool is full"))
+        if (max_waiting is None) != (refuse is None):
+            raise ValueError(f"the {name} pool: max_waiting and refuse go together")
+        self._refuse = refuse
         self._executor: ThreadPoolExecutor | None = None  # made on first use
         self._lock = threading.Lock()
         self._in_flight = 0  # running or waiting

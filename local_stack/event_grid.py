@@ -20,17 +20,13 @@ import aiohttp
 from azure.core.exceptions import AzureError
 from azure.storage.blob.aio import BlobServiceClient, ContainerClient
 
+from functions.promotion.blueprint import BLOB_CREATED, blob_subject
 from local_host.event_grid import EVENT_TYPE_HEADER, NOTIFICATION_DELIVERY, VALIDATION_DELIVERY
 
 logger = logging.getLogger(__name__)
 
 SUBSCRIPTION_VALIDATION = "Microsoft.EventGrid.SubscriptionValidationEvent"
-BLOB_CREATED = "Microsoft.Storage.BlobCreated"
 DELIVERY_TIMEOUT = aiohttp.ClientTimeout(total=300)  # the function runs before the answer
-
-
-def blob_subject(container: str, name: str) -> str:
-    return f"/blobServices/default/containers/{container}/blobs/{name}"
 
 
 class SubscriptionRefused(RuntimeError):

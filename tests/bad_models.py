@@ -678,3 +678,22 @@ def _const(name: str, value: np.ndarray) -> onnx.TensorProto:
 
 def _add(model: onnx.ModelProto, tensor: onnx.TensorProto) -> None:
     model.graph.initializer.append(tensor)
+
+
+# The models whose cost follows their pixels, as the outside attack built them, and the words
+# a graph refusal of each names (tests/promotion: the graph rule alone, and the whole gate).
+GRAPH_ATTACKS = {
+    "the outside attack (1): a Loop counted by pixels": (
+        cue_loop_model_bytes,
+        ["(Loop, unnamed)", "control flow"],
+    ),
+    "the outside attack (2): RandomUniform and a Loop": (
+        random_loop_model_bytes,
+        ["(RandomUniform, unnamed)", "random"],
+    ),
+    "the outside attack (3): ConstantOfShape sized by a pixel": (
+        constant_of_shape_model_bytes,
+        ["(ConstantOfShape, unnamed)", "size of its output from the values"],
+    ),
+    "a Loop that never ends": (never_ending_model_bytes, ["(Loop", "control flow"]),
+}

@@ -12,6 +12,7 @@ import re
 import subprocess
 import threading
 import time
+import urllib.error
 import urllib.request
 import uuid
 from pathlib import Path
@@ -214,3 +215,18 @@ def contract_item_id(pixels, label: int) -> str:
     code: sha256 of the 784 pixel bytes, row-major, then the label as one ASCII digit."""
     content = np.asarray(pixels, dtype=np.uint8).tobytes() + str(label).encode("ascii")
     return hashlib.sha256(content).hexdigest()
+
+
+def timed_request(url: str, body: bytes | None = None, *, timeout: float = 60) -> tuple:
+    """(status, JSON body, seconds) of one request over real HTTP, on a connection of its own:
+    a POST of JSON with `body`, else a GET."""
+    request = urllib.request.Request(url, data=body, method="POST" if body else "GET")
+    if body:
+        request.add_header("Content-Type", "application/json")
+    started = time.monotonic()
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            status, content = response.status, response.read()
+    except urllib.error.HTTPError as error:
+        status, content = error.code, error.read()
+    return status, json.loads(content or b"{}"), time.monotonic() - started

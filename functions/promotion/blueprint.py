@@ -83,11 +83,16 @@ def promotion_blueprint(services: Services) -> func.Blueprint:
     return bp
 
 
+def blob_subject(container: str, name: str) -> str:
+    """A storage event's subject for a blob (and, for a folder's name, its prefix)."""
+    return f"/blobServices/default/containers/{container}/blobs/{name}"
+
+
 def incoming_name(subject: str, container: str) -> str | None:
     """A storage event's subject (/blobServices/default/containers/<container>/blobs/incoming/
     <name>) -> <name>, unchecked (the promoter records an invalid name as a rejection); None for
     a blob that is not in this container's drop zone at all."""
-    prefix = f"/blobServices/default/containers/{container}/blobs/{INCOMING}"
+    prefix = blob_subject(container, INCOMING)
     if not subject.startswith(prefix) or subject == prefix:
         return None
     return subject[len(prefix) :]

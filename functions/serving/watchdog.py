@@ -141,7 +141,6 @@ class Watchdog:
         self._wake = threading.Event()
         self._asleep = True  # nothing in flight at its last look: a new run must wake it
         self._thread: threading.Thread | None = None
-        self.ended = 0  # runs ended since the process started
         self.looks = 0  # times the thread looked at the slots
 
     def run(
@@ -225,7 +224,6 @@ class Watchdog:
             return now + min(wall_limit - wall, max(RECHECK_SECONDS, bound - cpu))
         run[ENDED].append((cpu < CPU_SPENT * bound, cpu, wall))
         run[OPTIONS].terminate = True  # onnxruntime stops at the next kernel or Loop iteration
-        self.ended += 1
         return math.inf
 
 

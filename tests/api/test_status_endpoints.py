@@ -27,7 +27,7 @@ from functions.serving.loaded_model import ModelHolder
 from functions.serving.provider import BUNDLED_MODEL
 from functions.storage.clients import SERVING_READ_TIMEOUT_SECONDS, is_unreachable, serving_options
 from functions.storage.model_registry import ModelRegistry
-from tests.helpers import onnx_bytes_with_version
+from tests.helpers import onnx_bytes_with_version, timed_request
 from tests.stack import Azurite, running_azurite, running_local_host
 
 pytestmark = pytest.mark.slow
@@ -77,20 +77,6 @@ def api(storage, registry, tmp_path_factory) -> Iterator[str]:
         yield url
 
 
-def get(url: str, *, body: bytes | None = None, timeout: float = 60) -> tuple[int, dict, float]:
-    """(status, JSON body, seconds) of one request over real HTTP, on a connection of its own."""
-    request = urllib.request.Request(url, data=body, method="POST" if body else "GET")
-    if body:
-        request.add_header("Content-Type", "application/json")
-    started = time.monotonic()
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            status, content = response.status, response.read()
-    except urllib.error.HTTPError as error:
-        status, content = error.code, error.read()
-    return status, json.loads(content), time.monotonic() - started
-
-
 class KeptAliveClient:
     """One keep-alive connection, as a busy client holds it: a flood of requests, not of
     connections (the host caps those, and that is not what this measures)."""
@@ -121,14 +107,14 @@ def wait_until(condition, timeout: float, what: str):
 
 
 def storage_status(api: str) -> dict:
-    status, health, seconds = get(f"{api}/health")
+    status, health, seconds = timed_request(f"{api}/health")
     assert status == 200
     assert seconds < ANSWER_BOUND_SECONDS, f"/api/health took {seconds:.2f} s"
     return health["storage"]
 
 
 def listing_of(api: str) -> dict:
-    status, answer, seconds = get(f"{api}/models")
+    status, answer, seconds = timed_request(f"{api}/models")
     assert status == 200
     assert seconds < ANSWER_BOUND_SECONDS, f"/api/models took {seconds:.2f} s"
     return answer
@@ -174,7 +160,7 @@ def test_models_and_health_answer_from_memory_while_storage_is_frozen(api, stora
         assert [version["version"] for version in failed["versions"]] == [PROMOTED]
         assert failed["current"]["version"] == PROMOTED
 
-        status, prediction, _ = get(f"{api}/predict", body=ONE_IMAGE)
+        status, prediction, _ = timed_request(f"{api}/predict", ONE_IMAGE)
         assert status == 200
         assert prediction["model_version"] == PROMOTED
 
@@ -192,9 +178,9 @@ def test_models_and_health_answer_from_memory_while_storage_is_frozen(api, stora
 
 
 def test_predictions_keep_flowing_while_models_is_flooded_and_storage_frozen(api, storage):
-    quiet = [get(f"{api}/predict", body=ONE_IMAGE)[2] for _ in range(100)]
+    quiet = [timed_request(f"{api}/predict", ONE_IMAGE)[2] for _ in range(100)]
     with storage.frozen():
-        frozen_only = [get(f"{api}/predict", body=ONE_IMAGE)[2] for _ in range(100)]
+        frozen_only = [timed_request(f"{api}/predict", ONE_IMAGE)[2] for _ in range(100)]
 
     latencies: list[float] = []
     failures: list[str] = []
@@ -318,13 +304,13 @@ def test_health_answers_while_a_slow_inference_runs(api, registry):
     )
     try:
         wait_until(
-            lambda: get(f"{api}/health")[1]["model"]["version"] == SLOW_VERSION,
+            lambda: timed_request(f"{api}/health")[1]["model"]["version"] == SLOW_VERSION,
             NOTICED_WITHIN_SECONDS,
             "the slow model served",
         )
 
         def predict_slowly() -> list[tuple[int, dict, float]]:
-            return [get(f"{api}/predict", body=ONE_IMAGE) for _ in range(SLOW_PREDICTIONS)]
+            return [timed_request(f"{api}/predict", ONE_IMAGE) for _ in range(SLOW_PREDICTIONS)]
 
         waits: list[float] = []
         with ThreadPoolExecutor(max_workers=1) as client:
@@ -332,7 +318,7 @@ def test_health_answers_while_a_slow_inference_runs(api, registry):
             time.sleep(0.2)  # the first inference is under way
             while not predicting.done():
                 for route in ("health", "models"):
-                    status, _, seconds = get(f"{api}/{route}")
+                    status, _, seconds = timed_request(f"{api}/{route}")
                     assert status == 200
                     waits.append(seconds)
                 time.sleep(0.05)
@@ -354,7 +340,7 @@ def test_health_answers_while_a_slow_inference_runs(api, registry):
             {"version": PROMOTED, "sha256": served.document["sha256"]}, registry.read_pointer()
         )
         wait_until(
-            lambda: get(f"{api}/health")[1]["model"]["version"] == PROMOTED,
+            lambda: timed_request(f"{api}/health")[1]["model"]["version"] == PROMOTED,
             NOTICED_WITHIN_SECONDS,
             "the promoted model served again",
         )

@@ -107,24 +107,9 @@ def test_the_bundled_network_is_accepted_with_the_figures_it_had_in_process(bund
     assert figures["trial_seconds"] < LIMITS.timeout_seconds
 
 
-GRAPH_REFUSALS = {
-    "the outside attack (1): a Loop counted by pixels": (
-        bad_models.cue_loop_model_bytes,
-        ["(Loop, unnamed)", "control flow"],
-    ),
-    "the outside attack (2): RandomUniform and a Loop": (
-        bad_models.random_loop_model_bytes,
-        ["(RandomUniform, unnamed)", "random"],
-    ),
-    "the outside attack (3): ConstantOfShape sized by a pixel": (
-        bad_models.constant_of_shape_model_bytes,
-        ["(ConstantOfShape, unnamed)", "size of its output from the values"],
-    ),
-    "a Loop that never ends": (bad_models.never_ending_model_bytes, ["(Loop", "control flow"]),
-}
-
-
-@pytest.mark.parametrize(("build", "words"), GRAPH_REFUSALS.values(), ids=GRAPH_REFUSALS.keys())
+@pytest.mark.parametrize(
+    ("build", "words"), bad_models.GRAPH_ATTACKS.values(), ids=bad_models.GRAPH_ATTACKS.keys()
+)
 def test_a_model_whose_cost_follows_its_pixels_is_refused_before_it_runs(bundled, build, words):
     started = time.monotonic()
     verdict = judged(build("cand"), bundled, limits=SHORT)

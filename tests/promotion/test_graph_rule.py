@@ -163,19 +163,7 @@ def test_a_model_of_every_training_recipe_passes(tmp_path):
 # -- what is refused, and how it is named ------------------------------------------------------
 
 REFUSED = {
-    "the outside attack (1): a Loop counted by pixels": (
-        bad_models.cue_loop_model_bytes,
-        ["(Loop, unnamed)", "control flow"],
-    ),
-    "the outside attack (2): RandomUniform and a Loop": (
-        bad_models.random_loop_model_bytes,
-        ["(RandomUniform, unnamed)", "random"],
-    ),
-    "the outside attack (3): ConstantOfShape sized by a pixel": (
-        bad_models.constant_of_shape_model_bytes,
-        ["(ConstantOfShape, unnamed)", "size of its output from the values"],
-    ),
-    "a Loop that never ends": (bad_models.never_ending_model_bytes, ["(Loop", "control flow"]),
+    **bad_models.GRAPH_ATTACKS,
     "an If": (bad_models.if_model_bytes, ["(If, unnamed)", "control flow"]),
     "a Scan": (bad_models.scan_model_bytes, ["(Scan, unnamed)", "control flow"]),
     "an operator outside the list": (

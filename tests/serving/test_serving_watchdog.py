@@ -660,7 +660,8 @@ def test_storage_down_keeps_the_failing_version_out_until_current_json_moves(
     assert follower.rollbacks[failing.sha256].last_error is None
 
 
-def test_a_rolled_back_version_promoted_again_is_served_again(registry, bundled, tmp_path):
+def rolled_back_rows(registry, bundled, tmp_path) -> tuple[ModelHolder, PointerFollower, bytes]:
+    """A failing version "rows" served after v1, rolled back by its instance."""
     store_accepted(registry, "v1")
     content = not_probabilities_model_bytes("rows")
     plant(registry, "rows", content, previous="v1")
@@ -670,6 +671,11 @@ def test_a_rolled_back_version_promoted_again_is_served_again(registry, bundled,
     follower.check()
     follower.roll_back(holder.current, "test: 3 failures")
     follower.check()
+    return holder, follower, content
+
+
+def test_a_rolled_back_version_promoted_again_is_served_again(registry, bundled, tmp_path):
+    holder, follower, content = rolled_back_rows(registry, bundled, tmp_path)
     assert holder.current.version == "v1"
 
     plant(registry, "rows", content, previous="v1")  # a person promotes it again, on purpose
@@ -680,15 +686,7 @@ def test_a_rolled_back_version_promoted_again_is_served_again(registry, bundled,
 def test_a_version_promoted_again_that_fails_again_is_rolled_back_again(
     registry, bundled, tmp_path
 ):
-    store_accepted(registry, "v1")
-    content = not_probabilities_model_bytes("rows")
-    plant(registry, "rows", content, previous="v1")
-    holder = ModelHolder()
-    holder.swap(bundled)
-    follower = PointerFollower(registry, holder, bundled, 60.0, cache_dir=tmp_path)
-    follower.check()
-    follower.roll_back(holder.current, "test: 3 failures")
-    follower.check()
+    holder, follower, content = rolled_back_rows(registry, bundled, tmp_path)
     plant(registry, "rows", content, previous="v1")  # promoted again, and still failing
     follower.check()
     assert holder.current.version == "rows"
@@ -717,24 +715,12 @@ def test_a_hostile_version_through_the_host(tmp_path):
     """What a client sees: a 503 in milliseconds instead of a 200 after 28 s, /api/health
     answering meanwhile, and after the third such request the version rolled back, as
     /api/models shows."""
-    import urllib.error  # noqa: PLC0415
-    import urllib.request  # noqa: PLC0415
 
     from azure.storage.blob import ContainerClient  # noqa: PLC0415
 
     from functions.storage.model_registry import ModelRegistry  # noqa: PLC0415
+    from tests.helpers import timed_request  # noqa: PLC0415
     from tests.stack import running_azurite, running_local_host  # noqa: PLC0415
-
-    def send(url, body=None, timeout=60):
-        request = urllib.request.Request(url, data=body, method="POST" if body else "GET")
-        request.add_header("Content-Type", "application/json")
-        started = time.monotonic()
-        try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:
-                status, content = response.status, response.read()
-        except urllib.error.HTTPError as error:
-            status, content = error.code, error.read()
-        return status, json.loads(content or b"{}"), time.monotonic() - started
 
     with running_azurite(tmp_path / "azurite") as azurite:
         container = ContainerClient.from_connection_string(azurite.connection_string, "models")
@@ -749,29 +735,31 @@ def test_a_hostile_version_through_the_host(tmp_path):
             "MODEL_REFRESH_SECONDS": "60",  # only the rollback wakes the follower
         }
         with running_local_host(environment, tmp_path / "host.log") as url:
-            assert send(f"{url}/health")[1]["model"]["version"] == "spin"
+            assert timed_request(f"{url}/health")[1]["model"]["version"] == "spin"
             cued = json.dumps({"pixels": CUED}).encode()
             probes, answers = [], []
-            attack = threading.Thread(target=lambda: answers.append(send(f"{url}/predict", cued)))
+            attack = threading.Thread(
+                target=lambda: answers.append(timed_request(f"{url}/predict", cued))
+            )
             attack.start()
             while attack.is_alive():
-                probes.append(send(f"{url}/health", timeout=5))
+                probes.append(timed_request(f"{url}/health", timeout=5))
             attack.join()
             ((status, problem, took),) = answers
             assert status == 503, problem
             assert took < 5.0
             assert all(probe[0] == 200 for probe in probes)
             for _ in range(STRIKES_LIMIT - 1):
-                assert send(f"{url}/predict", cued)[0] == 503
-            assert send(f"{url}/predict", cued)[0] == 200  # taken out of service at once
+                assert timed_request(f"{url}/predict", cued)[0] == 503
+            assert timed_request(f"{url}/predict", cued)[0] == 200  # taken out of service at once
 
             def rolled_back():
-                models = send(f"{url}/models")[1]
+                models = timed_request(f"{url}/models")[1]
                 return models if models["current"]["version"] == "v1" else None
 
             models = wait_for(rolled_back, what="v1 served and listed")
             assert models["pointer"]["rolled_back_from"]["version"] == "spin"
             assert models["rollbacks"][0]["outcome"] == "current.json moved back to v1"
-            wait_for(lambda: send(f"{url}/models")[1]["decisions"], what="the audit line")
-            decision = send(f"{url}/models")[1]["decisions"][0]
+            wait_for(lambda: timed_request(f"{url}/models")[1]["decisions"], what="the audit line")
+            decision = timed_request(f"{url}/models")[1]["decisions"][0]
             assert (decision["decision"], decision["version"]) == ("rolled_back", "v1")
