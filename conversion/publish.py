@@ -29,9 +29,9 @@ from functions.settings import (
 )
 from functions.signing import drop_metadata
 from functions.storage.clients import blob_service_client
+from functions.storage.errors import IncomingBeingDecided
 from functions.storage.model_registry import ModelRegistry
 from functions.storage.registry import (
-    IncomingBeingDecided,
     InvalidName,
     checked_version,
 )

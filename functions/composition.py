@@ -18,10 +18,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from functions.errors import StorageUnavailable
 from functions.pools import Pools, shared_pools
 from functions.serving.provider import BUNDLED_MODEL, BundledModel, ModelProvider
 from functions.settings import MissingSetting, Settings, settings
+from functions.storage.errors import StorageUnavailable
 
 if TYPE_CHECKING:
     from functions.feedback.store import FeedbackStore

@@ -5,10 +5,17 @@ in `functions/api/problems.py` alone."""
 from __future__ import annotations
 
 
-class ServingError(Exception):
+class AppError(Exception):
+    """The base of every subsystem's error family (serving, the model contract, promotion,
+    storage, feedback): `detail` says what went wrong in words a client may read."""
+
     def __init__(self, detail: str) -> None:
         super().__init__(detail)
         self.detail = detail
+
+
+class ServingError(AppError):
+    """What serving raises about a request or about what it can serve."""
 
 
 class InvalidInput(ServingError):
@@ -33,11 +40,6 @@ class NoModelAvailable(ServingError):
 
 class UnknownModel(ServingError):
     """The request names a model or a version that this server does not serve."""
-
-
-class StorageUnavailable(ServingError):
-    """Storage did not take what the request asked to store: no fault of the request, and
-    nothing was stored."""
 
 
 class InferenceBusy(ServingError):

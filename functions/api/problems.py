@@ -15,12 +15,12 @@ from functions.errors import (
     InputTooLarge,
     InvalidInput,
     NoModelAvailable,
-    StorageUnavailable,
     UnknownModel,
     UnsupportedContent,
 )
 from functions.model_contract import ModelOutputError
 from functions.serving.watchdog import InferenceTimeout, ModelRunError
+from functions.storage.errors import StorageUnavailable
 
 DECODERS_BUSY_RETRY_AFTER = "2"  # seconds: a picture takes well under one to prepare
 STORAGE_RETRY_AFTER = "10"  # seconds: a storage hiccup, or an outage the client should not hammer

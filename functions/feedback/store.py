@@ -11,9 +11,9 @@ from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFo
 from azure.storage.blob import ContainerClient, ContentSettings, StorageErrorCode
 
 from functions.clock import utc_now
-from functions.errors import StorageUnavailable
 from functions.feedback.item import FeedbackItem, blob_name, stored_document
 from functions.json_codec import to_json
+from functions.storage.errors import StorageUnavailable
 
 JSON_CONTENT = ContentSettings(content_type="application/json")
 log = logging.getLogger(__name__)

@@ -15,7 +15,8 @@ from functions.serving.inputs import MAX_BATCH
 from functions.serving.loaded_model import LoadedModel
 from functions.settings import SIGNING_KEY_SETTING
 from functions.signing import SHA256_KEY, SIGNATURE_KEY, is_valid
-from functions.storage.registry import InvalidName, incoming_version
+from functions.storage.errors import InvalidName
+from functions.storage.registry import incoming_version
 
 log = logging.getLogger(__name__)
 

@@ -25,6 +25,7 @@ from functions.promotion.gate import (
 )
 from functions.promotion.gate_set import GateSet
 from functions.serving.loaded_model import LoadedModel, load_model
+from functions.storage.errors import PointerConflict, VersionConflict
 from functions.storage.model_registry import ModelRegistry
 from functions.storage.registry import (
     PROMOTED,
@@ -32,8 +33,6 @@ from functions.storage.registry import (
     DroppedFile,
     InvalidName,
     Pointer,
-    PointerConflict,
-    VersionConflict,
     incoming_version,
     sha256_of,
     stored_gate_figures,

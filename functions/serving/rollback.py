@@ -29,12 +29,12 @@ from azure.core.exceptions import AzureError
 
 from functions.clock import utc_now
 from functions.serving.loaded_model import LoadedModel
+from functions.storage.errors import PointerConflict
 from functions.storage.model_registry import ModelRegistry
 from functions.storage.registry import (
     PROMOTED,
     VERSION_PATTERN,
     Pointer,
-    PointerConflict,
     stored_gate_figures,
 )
 

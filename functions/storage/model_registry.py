@@ -22,6 +22,7 @@ from azure.storage.blob import BlobLeaseClient, ContainerClient, ContentSettings
 
 from functions.clock import utc_now
 from functions.storage import registry  # CLAIM_SECONDS: read at each use (tests shorten it)
+from functions.storage.errors import IncomingBeingDecided, PointerConflict, VersionConflict
 from functions.storage.registry import (
     ATTEMPTS,
     AUDIT,
@@ -37,10 +38,7 @@ from functions.storage.registry import (
     UNDECIDED_ERRORS,
     VERSIONS,
     DroppedFile,
-    IncomingBeingDecided,
     Pointer,
-    PointerConflict,
-    VersionConflict,
     checked_version,
     incoming_version,
     json_or_none,

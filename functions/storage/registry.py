@@ -18,6 +18,8 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from functions.storage.errors import InvalidName
+
 if TYPE_CHECKING:
     from azure.storage.blob import BlobLeaseClient
 
@@ -39,23 +41,6 @@ UNDECIDED_ERRORS = "undecided_errors"  # incoming metadata: why earlier attempts
 SHA256_PATTERN = re.compile(r"[0-9a-f]{64}")
 MAX_KEPT_ERRORS = 5
 MAX_ERROR_CHARS = 300
-
-
-class PointerConflict(Exception):
-    """current.json changed between reading and writing it."""
-
-
-class VersionConflict(Exception):
-    """versions/<version>.onnx exists with different content; versions are immutable."""
-
-
-class IncomingBeingDecided(Exception):
-    """incoming/<version>.onnx is leased: the promoter is deciding on it right now."""
-
-
-class InvalidName(Exception):
-    """A name that is no valid version (or `<version>.onnx` in the drop zone): it never becomes
-    part of a blob path, so a crafted name cannot reach outside its folder."""
 
 
 def checked_version(version: str) -> str:

@@ -19,7 +19,6 @@ from azure_functions_runtime.bindings.context import get_context
 from functions.api.blueprint import api_blueprint
 from functions.api.problems import STORAGE_RETRY_AFTER
 from functions.composition import Services
-from functions.errors import StorageUnavailable
 from functions.pools import (
     STORAGE_MAX_WAITING,
     STORAGE_THREADS,
@@ -30,6 +29,7 @@ from functions.pools import (
 )
 from functions.promotion.blueprint import promotion_blueprint
 from functions.settings import MissingSetting, inference_threads
+from functions.storage.errors import StorageUnavailable
 from local_host.rpc import protos
 from tests.helpers import picture_of_digit
 

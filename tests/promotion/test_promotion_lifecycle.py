@@ -24,8 +24,9 @@ from functions.promotion import promoter as promoter_module
 from functions.promotion.gate import MAX_MODEL_BYTES
 from functions.promotion.promoter import MAX_DECISION_ATTEMPTS
 from functions.storage import registry as registry_module
+from functions.storage.errors import InvalidName
 from functions.storage.model_registry import ClaimKeeper, ModelRegistry
-from functions.storage.registry import AUDIT, InvalidName
+from functions.storage.registry import AUDIT
 from tests.bad_models import good_model_bytes, never_ending_model_bytes
 from tests.helpers import read_lines, wait_for_line
 from tests.promotion.test_promotion import (
