@@ -5,8 +5,8 @@
 With --before, the same pictures are also prepared by the code of another checkout (such as
 `git worktree add DIR HEAD~1`), in the same run, for a before/after comparison.
 
-Each picture is made at the largest size the limits in functions/preprocessing.py accept (a
-digit on paper, so it is a real prediction, not an empty one) and prepared by
+Each picture is made at the largest size the limits in functions/preprocessing/pictures.py
+accept (a digit on paper, so it is a real prediction, not an empty one) and prepared by
 `preprocess_image_bytes` in a fresh interpreter; the figures are that process's peak RSS
 (VmHWM, reset just before the call) above its RSS just before the call, and the call's wall
 time. Linux only (/proc).
@@ -26,13 +26,16 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from functions import preprocessing
+from functions.preprocessing import pictures
 
 ROOT = Path(__file__).resolve().parent.parent
 
 MEASURE = """
 import gc, sys, time
-from functions.preprocessing import preprocess_image_bytes
+try:
+    from functions.preprocessing.pictures import preprocess_image_bytes
+except ImportError:  # --before: a checkout from before preprocessing was a package
+    from functions.preprocessing import preprocess_image_bytes
 
 def status_kb(field):
     for line in open("/proc/self/status"):
@@ -78,14 +81,11 @@ def digit_on_paper(size: tuple[int, int], mode: str) -> Image.Image:
 
 
 def cases() -> dict[str, bytes]:
-    png_limits = (preprocessing.MAX_PIXELS, preprocessing.MAX_SIDE)
-    jpeg_limits = (
-        getattr(preprocessing, "MAX_JPEG_PIXELS", preprocessing.MAX_PIXELS),
-        getattr(preprocessing, "MAX_JPEG_SIDE", preprocessing.MAX_SIDE),
-    )
-    # A progressive JPEG with full colour needs 6 bytes a pixel to decode.
-    progressive_bytes = getattr(preprocessing, "MAX_PROGRESSIVE_JPEG_BYTES", 2**62)
-    progressive_pixels = int(progressive_bytes / 6 * 0.99)  # room for blocks rounded up to 8
+    png_limits = (pictures.MAX_PIXELS, pictures.MAX_SIDE)
+    jpeg_limits = (pictures.MAX_JPEG_PIXELS, pictures.MAX_JPEG_SIDE)
+    # A progressive JPEG with full colour needs 6 bytes a pixel to decode; 1% is left for
+    # blocks rounded up to 8.
+    progressive_pixels = int(pictures.MAX_PROGRESSIVE_JPEG_BYTES / 6 * 0.99)
     progressive_limits = (min(jpeg_limits[0], progressive_pixels), jpeg_limits[1])
     square = largest_size(*png_limits, aspect=1.0)
     photo = largest_size(*jpeg_limits, aspect=4 / 3)
@@ -112,7 +112,7 @@ def cases() -> dict[str, bytes]:
         digit_on_paper(size, mode).save(buffer, format=image_format, **options)
         made[f"{name} {size[0]}x{size[1]}"] = buffer.getvalue()
     # The most arithmetic: the largest picture not reduced first, ink everywhere.
-    side = getattr(preprocessing, "WORKING_SIDE", 2048)
+    side = pictures.WORKING_SIDE
     noise = np.random.default_rng(1).integers(0, 256, size=(side, side, 4), dtype=np.uint8)
     noise[:, :, 3] = 255
     buffer = io.BytesIO()

@@ -21,7 +21,8 @@ import numpy as np
 import onnxruntime as ort
 from PIL import Image
 
-from functions.preprocessing import ink_from_rgba, preprocess_image_bytes, to_mnist
+from functions.preprocessing.mnist import ink_from_rgba, to_mnist
+from functions.preprocessing.pictures import preprocess_image_bytes
 
 ROOT = Path(__file__).resolve().parent.parent
 MNIST = Path(os.environ.get("MNIST_PATH") or ROOT.parent / "shared" / "data" / "mnist.npz")

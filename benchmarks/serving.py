@@ -48,22 +48,22 @@ def handler_latency(images: np.ndarray, runs: int) -> dict[str, float]:
     import azure.functions as func  # noqa: PLC0415 - imported where measured
 
     import function_app  # noqa: PLC0415
-    from functions.api.blueprint import api_functions  # noqa: PLC0415
+    from functions.api.handlers import predict  # noqa: PLC0415
 
-    predict = api_functions(function_app.services).predict
     bodies = [json.dumps({"pixels": image.ravel().tolist()}).encode() for image in images]
     headers = {"Content-Type": "application/json"}
 
     def request(body: bytes) -> func.HttpRequest:
         return func.HttpRequest("POST", "http://localhost/api/predict", headers=headers, body=body)
 
+    services = function_app.services
     for body in bodies[:50]:  # warm-up, and the model's first load
-        assert predict(request(body)).status_code == 200
+        assert predict(request(body), services).status_code == 200
     timings = []
     for run in range(runs):
         req = request(bodies[run % len(bodies)])
         started = time.perf_counter()
-        response = predict(req)
+        response = predict(req, services)
         timings.append(time.perf_counter() - started)
         assert response.status_code == 200
     return percentiles(timings)
@@ -91,9 +91,8 @@ def batch_throughput(images: np.ndarray, seconds: float) -> dict[str, float]:
     import azure.functions as func  # noqa: PLC0415
 
     import function_app  # noqa: PLC0415
-    from functions.api.blueprint import api_functions  # noqa: PLC0415
+    from functions.api.handlers import predict  # noqa: PLC0415
 
-    predict = api_functions(function_app.services).predict
     provider = function_app.services.provider
     batch = np.resize(images, (256, 28, 28))
     body = json.dumps({"images": [image.ravel().tolist() for image in batch]}).encode()
@@ -105,7 +104,7 @@ def batch_throughput(images: np.ndarray, seconds: float) -> dict[str, float]:
     )
     count, started = 0, time.perf_counter()
     while time.perf_counter() - started < seconds:
-        assert predict(request).status_code == 200
+        assert predict(request, function_app.services).status_code == 200
         count += len(batch)
     through_handler = count / (time.perf_counter() - started)
     model, tensor = provider.current(), batch.astype(np.float32).reshape(-1, 28, 28, 1)

@@ -56,13 +56,13 @@ _spec = importlib.util.spec_from_file_location("deployed_function_app", ROOT + "
 deployed = sys.modules[_spec.name] = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(deployed)
 
-from functions.api.blueprint import api_functions  # noqa: E402
+from functions.api.endpoint import bind  # noqa: E402
+from functions.api.handlers import predict  # noqa: E402
 
 app, services = deployed.app, deployed.services
-handlers = api_functions(services)
 app.function_name(name="@IN_POOL@")(
     app.route(route="@IN_POOL@", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)(
-        handlers.predict
+        bind(predict, services)
     )
 )
 '''
@@ -124,12 +124,13 @@ async def start_runtime(folder: Path):
 def paths(images: np.ndarray, worker, app) -> dict[str, dict[str, Call]]:
     """Per case (single, batch), each path as a call that does one request: plain calls, or
     coroutine functions for the paths through the runtime."""
-    from functions.api.v2_blueprint import v2_functions  # noqa: PLC0415
-    from functions.serving.v2_model import MODEL_NAME  # noqa: PLC0415
+    from functions.api import handlers, v2_handlers  # noqa: PLC0415
+    from functions.api.endpoint import bind  # noqa: PLC0415
+    from functions.api.v2_model import MODEL_NAME  # noqa: PLC0415
 
     functions = {function.name: function for function in worker.functions}
-    predict = app.handlers.predict
-    v2 = v2_functions(app.services).infer
+    predict = bind(handlers.predict, app.services)
+    v2 = bind(v2_handlers.infer, app.services)
     model = app.services.provider.current()
     infer_route, params = f"v2/models/{MODEL_NAME}/infer", {"name": MODEL_NAME}
     json_type = {"Content-Type": "application/json"}

@@ -527,29 +527,35 @@ async def bad_models_phase(stack: Stack, args: argparse.Namespace, report: Repor
 
 def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seconds", type=float, default=30, help="length of phases 1 and 2")
-    parser.add_argument("--clients", type=int, default=32, help="attacking clients (phase 1)")
-    parser.add_argument("--models-clients", type=int, default=32, help="/api/models flood")
-    parser.add_argument("--predict-clients", type=int, default=4, help="predict load (phase 2)")
-    parser.add_argument(
-        "--request-timeout", type=float, default=15, help="every request's limit, in seconds"
-    )
-    parser.add_argument(
-        "--decision-timeout", type=float, default=180, help="limit per bad model (phase 3)"
-    )
-    parser.add_argument("--slow-seconds", type=float, default=4, help="the slow model's run time")
-    parser.add_argument("--refresh-seconds", type=float, default=1, help="MODEL_REFRESH_SECONDS")
     parser.add_argument(
         "--phases", default="1,2,3", help="which phases to run, e.g. 1,3 (default: all)"
     )
+    parser.add_argument("--seconds", type=float, default=30, help="length of phases 1 and 2")
     parser.add_argument(
+        "--request-timeout", type=float, default=15, help="every request's limit, in seconds"
+    )
+    parser.add_argument("--json", help="also write the results to this file")
+    attack = parser.add_argument_group("phase 1, attack")
+    attack.add_argument("--clients", type=int, default=32, help="attacking clients")
+    frozen = parser.add_argument_group("phase 2, storage frozen")
+    frozen.add_argument("--models-clients", type=int, default=32, help="/api/models flood")
+    frozen.add_argument("--predict-clients", type=int, default=4, help="predict load")
+    bad_models = parser.add_argument_group("phase 3, bad models")
+    bad_models.add_argument(
+        "--decision-timeout", type=float, default=180, help="limit per bad model"
+    )
+    bad_models.add_argument(
+        "--slow-seconds", type=float, default=4, help="the slow model's run time"
+    )
+    stack = parser.add_argument_group("the stack")
+    stack.add_argument("--refresh-seconds", type=float, default=1, help="MODEL_REFRESH_SECONDS")
+    stack.add_argument(
         "--abort-rss-mb",
         type=float,
         default=4000,
         help="kill the host past this RSS, to protect the machine (default 4000)",
     )
-    parser.add_argument("--log-dir", type=Path, default=ROOT / "build" / "soak", help="child logs")
-    parser.add_argument("--json", help="also write the results to this file")
+    stack.add_argument("--log-dir", type=Path, default=ROOT / "build" / "soak", help="child logs")
     return parser.parse_args(argv)
 
 

@@ -1,7 +1,8 @@
 """The worst requests a stranger can send to /api/predict, built from the app's own limits.
 
-The limits are read from the modules that enforce them (functions/serving/inputs.py and
-functions/preprocessing.py), never copied, so the soak follows them when they change.
+The limits are read from the modules that enforce them (functions/api/predict_codec.py,
+functions/model_contract.py and functions/preprocessing/pictures.py), never copied, so the soak
+follows them when they change.
 """
 
 from __future__ import annotations
@@ -41,16 +42,19 @@ class Payload:
 
 def app_limits() -> dict[str, int]:
     """The request limits as the app defines them now; a missing name stops the soak."""
-    from functions import preprocessing  # noqa: PLC0415 - the app's code, imported when needed
-    from functions.serving import inputs  # noqa: PLC0415
+    from functions import model_contract  # noqa: PLC0415 - the app's code, when needed
+    from functions.api import predict_codec  # noqa: PLC0415
+    from functions.preprocessing import pictures  # noqa: PLC0415
 
     limits = {}
+    modules = (predict_codec, model_contract, pictures)
     for name in LIMIT_NAMES:
-        module = next((m for m in (inputs, preprocessing) if hasattr(m, name)), None)
+        module = next((m for m in modules if hasattr(m, name)), None)
         if module is None:
             raise SystemExit(
-                f"soak: neither functions/serving/inputs.py nor functions/preprocessing.py "
-                f"defines {name}; update benchmarks/soak_payloads.py to the new limits"
+                "soak: none of functions/api/predict_codec.py, functions/model_contract.py and "
+                f"functions/preprocessing/pictures.py defines {name}; update "
+                "benchmarks/soak_payloads.py to the new limits"
             )
         limits[name] = int(getattr(module, name))
     return limits

@@ -16,7 +16,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from azure.core.exceptions import ResourceExistsError
 from azure.storage.blob import BlobServiceClient, ContainerClient
 
 from benchmarks.serving import ROOT, free_port
+from functions.serving.repeating import Repeating
 from functions.storage.registry import INCOMING
 from local_host.event_grid import webhook_url
 from local_stack.__main__ import PROMOTION_FUNCTION
@@ -270,29 +270,26 @@ class MemoryWatch:
     the host's process group, so a runaway model cannot take the machine down with it."""
 
     def __init__(self, stack: Stack, abort_bytes: int, interval: float = 0.2) -> None:
-        self.stack, self.abort_bytes, self.interval = stack, abort_bytes, interval
+        self.stack, self.abort_bytes = stack, abort_bytes
         self.peak = 0  # since the last reset_peak
         self.run_peak = 0
         self.aborted: str | None = None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="rss-watch", daemon=True)
+        self._sampler = Repeating("rss-watch", self._sample, interval)
 
     def __enter__(self) -> MemoryWatch:
-        self._thread.start()
+        self._sampler.start()
         return self
 
     def __exit__(self, *_exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
+        self._sampler.stop()
 
     def reset_peak(self) -> None:
         self.peak = 0
 
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            rss = tree_rss_bytes(self.stack.host_pid)
-            self.peak = max(self.peak, rss)
-            self.run_peak = max(self.run_peak, rss)
-            if rss > self.abort_bytes and self.aborted is None:
-                self.aborted = f"host RSS {rss / 1e6:,.0f} MB passed the abort limit; host killed"
-                _signal_group(self.stack.children["host"], signal.SIGKILL)
+    def _sample(self) -> None:
+        rss = tree_rss_bytes(self.stack.host_pid)
+        self.peak = max(self.peak, rss)
+        self.run_peak = max(self.run_peak, rss)
+        if rss > self.abort_bytes and self.aborted is None:
+            self.aborted = f"host RSS {rss / 1e6:,.0f} MB passed the abort limit; host killed"
+            _signal_group(self.stack.children["host"], signal.SIGKILL)

@@ -44,7 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
-from functions.errors import InvalidInput
+from functions.api.request_errors import InvalidInput
 from functions.feedback.item import ITEMS, FeedbackItem, item_from_stored, stored_document
 from functions.json_codec import parse_json, to_json
 

@@ -29,12 +29,9 @@ from functions.settings import (
 )
 from functions.signing import drop_metadata
 from functions.storage.clients import blob_service_client
-from functions.storage.errors import IncomingBeingDecided
+from functions.storage.errors import IncomingBeingDecided, InvalidName
 from functions.storage.model_registry import ModelRegistry
-from functions.storage.registry import (
-    InvalidName,
-    checked_version,
-)
+from functions.storage.names import checked_version
 
 
 class PublishError(Exception):

@@ -1,10 +1,11 @@
 """The one place where the app's parts are built: settings -> storage clients -> registries ->
-the bundled model, the model provider, the promoter and the feedback store, each once per
-process and on first use,
+the bundled model, the model provider, the promoter, the feedback store and the limits of the
+endpoints that need them, each once per process and on first use,
 so that indexing the app needs no settings and a missing setting fails at first use, by name.
-`function_app.py` builds one `Services` and hands it to both blueprints; tests build their own
-with fakes or real Azurite objects. The thread pools the blueprints hand work to
-(functions/pools.py) are the process's own unless a test gives others.
+`function_app.py` builds one `Services` and hands it to the blueprints, which bind it to each
+handler; tests build their own with fakes or real Azurite objects and call the handlers with it.
+The thread pools the blueprints hand work to (functions/pools.py) are the process's own unless a
+test gives others.
 
 Cold start: what the first prediction does not need (the Azure SDK for storage, the promotion
 gate, the feedback store) is imported here, by the method that builds it, and nowhere earlier,
@@ -18,6 +19,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from functions.api.pacing import Pacer
+from functions.api.rate_limit import ClientRateLimit
 from functions.pools import Pools, shared_pools
 from functions.serving.provider import BUNDLED_MODEL, BundledModel, ModelProvider
 from functions.settings import MissingSetting, Settings, settings
@@ -30,6 +33,8 @@ if TYPE_CHECKING:
     from functions.storage.model_registry import ModelRegistry
 
 log = logging.getLogger(__name__)
+MODELS_PER_SECOND = 50  # /api/models, per instance: the listing changes at most every refresh
+MODELS_MAX_WAIT_SECONDS = 2.0
 
 
 class Services:
@@ -42,10 +47,15 @@ class Services:
         promoter: Promoter | None = None,
         feedback_store: FeedbackStore | None = None,
         pools: Pools | None = None,
+        models_pace: Pacer | None = None,
+        feedback_limit: ClientRateLimit | None = None,
     ) -> None:
         """Parts given here are used as they are; the rest are built on first use."""
         self.read_settings = read_settings
         self.pools = pools or shared_pools()
+        self.models_pace = models_pace or Pacer(MODELS_PER_SECOND, MODELS_MAX_WAIT_SECONDS)
+        self._feedback_limit = feedback_limit
+        self._feedback_limit_lock = threading.Lock()
         self.bundled = BundledModel(bundled_path)
         self._provider = provider
         self._promoter = promoter
@@ -112,6 +122,13 @@ class Services:
                 )
                 self._feedback_store = FeedbackStore(container)
             return self._feedback_store
+
+    def feedback_limit(self) -> ClientRateLimit:
+        """The limits on corrections (per client, per instance), from the settings on first use."""
+        with self._feedback_limit_lock:
+            if self._feedback_limit is None:
+                self._feedback_limit = ClientRateLimit.from_settings(self.settings())
+            return self._feedback_limit
 
     def serving_storage(self) -> tuple[ModelRegistry, float] | None:
         """The registry the provider follows, and how often; None (the bundled model only)

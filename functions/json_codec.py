@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import orjson
 
-from functions.errors import InvalidInput
+from functions.api.request_errors import InvalidInput
 
 # Not JSON, but what a Python or JavaScript client writes for a float it should not send.
 NOT_NUMBERS = (b"NaN", b"Infinity", b"-Infinity")

@@ -4,13 +4,23 @@ Training writes to it, the gate's trial and serving check against it."""
 
 from __future__ import annotations
 
+import math
+import re
+from dataclasses import dataclass
+from typing import NamedTuple
+
 import numpy as np
 import onnxruntime as ort
+
+from functions.errors import AppError
 
 INPUT_NAME = "pixels"
 OUTPUT_NAME = "probabilities"
 INPUT_SHAPE = (28, 28, 1)  # after the batch dimension
+MAX_BATCH = 256  # the largest batch a model answers, and the API's largest
 NUM_CLASSES = 10
+# The optional second output: float32 [N], the probability that an image is not a digit.
+NOT_DIGIT_NAME = "not_digit"
 BATCH_DIM = "N"  # the name of the dynamic batch dimension in the file
 TENSOR_TYPE = "tensor(float)"  # float32, as onnxruntime names it
 VERSION_KEY = "version"
@@ -22,10 +32,14 @@ REQUIRED_METADATA = (
     "framework",
     "source_commit",
 )
+# How the model decides that an image is a digit (optional; see DigitRule):
+# "not_digit < T" or "confidence >= T", T a decimal in (0, 1].
+IS_DIGIT_RULE_KEY = "is_digit_rule"
 
 
-class UnusableModel(Exception):
-    """A model file that cannot serve; the message names what is wrong."""
+class UnusableModel(AppError):
+    """A model file that cannot serve, or a served model that failed on a request; the message
+    names what is wrong."""
 
 
 class ModelLoadError(UnusableModel):
@@ -40,6 +54,20 @@ class ModelOutputError(UnusableModel):
     """A loaded model answered a batch with another shape than one row of 10 per image, or
     with a row that is no probabilities (a value NaN, infinite or outside [0, 1], or a sum
     other than 1): its answer is not used, whatever the gate saw."""
+
+
+class InferenceTimeout(UnusableModel):
+    """A run went on past its bound, and onnxruntime ended it (functions/serving/watchdog.py).
+    `starved`: it had not spent its CPU bound when its wall-clock limit came (the instance was
+    busy): no fault of the model."""
+
+    def __init__(self, message: str, *, starved: bool = False) -> None:
+        super().__init__(message)
+        self.starved = starved
+
+
+class ModelRunError(UnusableModel):
+    """onnxruntime failed while running the model on this input (it loaded and was warmed up)."""
 
 
 def session_options() -> ort.SessionOptions:
@@ -78,11 +106,13 @@ def check_interface(session: ort.InferenceSession) -> None:
         raise ModelContractError(
             f"inputs are {[item.name for item in inputs]}; expected {[INPUT_NAME]}"
         )
-    if [item.name for item in outputs] != [OUTPUT_NAME]:
+    names = [item.name for item in outputs]
+    if names not in ([OUTPUT_NAME], [OUTPUT_NAME, NOT_DIGIT_NAME]):
         raise ModelContractError(
-            f"outputs are {[item.name for item in outputs]}; expected {[OUTPUT_NAME]}"
+            f"outputs are {names}; expected {[OUTPUT_NAME]} or {[OUTPUT_NAME, NOT_DIGIT_NAME]}"
         )
-    for item, expected_tail in ((inputs[0], list(INPUT_SHAPE)), (outputs[0], [NUM_CLASSES])):
+    expected_tails = [list(INPUT_SHAPE), [NUM_CLASSES], []]
+    for item, expected_tail in zip((inputs[0], *outputs), expected_tails, strict=False):
         if item.type != TENSOR_TYPE:
             raise ModelContractError(f"{item.name} is {item.type}; expected {TENSOR_TYPE}")
         if len(item.shape) != 1 + len(expected_tail) or list(item.shape[1:]) != expected_tail:
@@ -103,6 +133,108 @@ def run_inference(
     """The contract's one inference: (n, 28, 28, 1) float32 in, the (n, 10) output out.
     `run_options` lets another thread end the run (serving's watchdog sets `terminate`)."""
     return session.run([OUTPUT_NAME], {INPUT_NAME: images}, run_options)[0]
+
+
+class ModelOutputs(NamedTuple):
+    """A model's answer for a batch: `probabilities` (n, 10), and `not_digit` (n,), the
+    probability that each image is not a digit, or None when the model has no such output."""
+
+    probabilities: np.ndarray
+    not_digit: np.ndarray | None
+
+
+def run_outputs(
+    session: ort.InferenceSession,
+    images: np.ndarray,
+    run_options: ort.RunOptions | None = None,
+) -> ModelOutputs:
+    """run_inference's one run, with the `not_digit` output too where the model has it."""
+    names = [item.name for item in session.get_outputs()]
+    if NOT_DIGIT_NAME not in names:
+        return ModelOutputs(run_inference(session, images, run_options), None)
+    probabilities, not_digit = session.run(
+        [OUTPUT_NAME, NOT_DIGIT_NAME], {INPUT_NAME: images}, run_options
+    )
+    return ModelOutputs(probabilities, not_digit)
+
+
+def check_not_digit(values: np.ndarray, count: int) -> None:
+    """ModelOutputError unless `values` is the `not_digit` output for `count` images: shape
+    (count,), every value finite and in [0, 1]."""
+    if values.shape != (count,):
+        raise ModelOutputError(
+            f"answered {count} image(s) with a {NOT_DIGIT_NAME} output of shape "
+            f"{list(values.shape)}; expected [{count}]"
+        )
+    if not np.all(np.isfinite(values)):
+        raise ModelOutputError(f"the model answered a {NOT_DIGIT_NAME} that is NaN or infinite")
+    if count and (values.min() < 0.0 or values.max() > 1.0):
+        raise ModelOutputError(
+            f"the model answered a {NOT_DIGIT_NAME} from {float(values.min()):.4g} to "
+            f"{float(values.max()):.4g}; each must be in [0, 1]"
+        )
+
+
+# -- Is it a digit? The rule a model declares in its metadata (IS_DIGIT_RULE_KEY) -------------
+
+DIGIT_SCORES = (NOT_DIGIT_NAME, "confidence")
+_RULE_PATTERN = re.compile(r"(not_digit) < ([0-9]*\.?[0-9]+)|(confidence) >= ([0-9]*\.?[0-9]+)")
+
+
+@dataclass(frozen=True)
+class DigitRule:
+    """How a model tells a digit from what is not one, as its metadata declares it:
+    score "not_digit": a digit when the `not_digit` output is under `threshold`;
+    score "confidence": a digit when the largest of `probabilities` is at least `threshold`."""
+
+    score: str
+    threshold: float
+
+    def __post_init__(self) -> None:
+        if self.score not in DIGIT_SCORES:
+            raise ModelContractError(f"a digit rule's score is one of {DIGIT_SCORES}")
+        if not (math.isfinite(self.threshold) and 0.0 < self.threshold <= 1.0):
+            raise ModelContractError(
+                f"a digit rule's threshold is in (0, 1]; this one is {self.threshold!r}"
+            )
+
+    def is_digit(self, probabilities: np.ndarray, not_digit: np.ndarray | None) -> np.ndarray:
+        """One bool per image: True where the image is taken for a digit."""
+        if self.score == NOT_DIGIT_NAME:
+            if not_digit is None:
+                raise ModelContractError(
+                    f"the rule {self} needs the model's {NOT_DIGIT_NAME!r} output"
+                )
+            return np.asarray(not_digit) < self.threshold
+        return np.asarray(probabilities).max(axis=1) >= self.threshold
+
+    def __str__(self) -> str:
+        operator = "<" if self.score == NOT_DIGIT_NAME else ">="
+        return f"{self.score} {operator} {self.threshold:g}"
+
+
+def digit_rule(metadata: dict, output_names) -> DigitRule | None:
+    """The rule a model's metadata declares (IS_DIGIT_RULE_KEY), checked against the model's
+    output names; None when it declares none (every image is a digit, as models made before
+    the rule). ModelContractError for a malformed rule or one naming an absent output."""
+    text = metadata.get(IS_DIGIT_RULE_KEY)
+    if text is None:
+        return None
+    found = _RULE_PATTERN.fullmatch(text) if isinstance(text, str) else None
+    if found is None:
+        raise ModelContractError(
+            f"{IS_DIGIT_RULE_KEY} is {text!r}; expected 'not_digit < T' or 'confidence >= T', "
+            "T a decimal in (0, 1]"
+        )
+    score = found.group(1) or found.group(3)
+    threshold = float(found.group(2) or found.group(4))
+    rule = DigitRule(score, threshold)
+    if score == NOT_DIGIT_NAME and NOT_DIGIT_NAME not in list(output_names):
+        raise ModelContractError(
+            f"{IS_DIGIT_RULE_KEY} {text!r} names the output {NOT_DIGIT_NAME!r}, which the model "
+            "does not have"
+        )
+    return rule
 
 
 # Each row of an answer sums to 1 within this (float32 softmax rows: within about 1e-6); the
@@ -314,11 +446,13 @@ def check_declared_interface(model) -> None:
         raise ModelContractError(
             f"inputs are {[value.name for value in inputs]}; expected {[INPUT_NAME]}"
         )
-    if [value.name for value in graph.output] != [OUTPUT_NAME]:
+    names = [value.name for value in graph.output]
+    if names not in ([OUTPUT_NAME], [OUTPUT_NAME, NOT_DIGIT_NAME]):
         raise ModelContractError(
-            f"outputs are {[value.name for value in graph.output]}; expected {[OUTPUT_NAME]}"
+            f"outputs are {names}; expected {[OUTPUT_NAME]} or {[OUTPUT_NAME, NOT_DIGIT_NAME]}"
         )
-    for value, expected_tail in ((inputs[0], INPUT_SHAPE), (graph.output[0], (NUM_CLASSES,))):
+    expected_tails = (INPUT_SHAPE, (NUM_CLASSES,), ())
+    for value, expected_tail in zip((inputs[0], *graph.output), expected_tails, strict=False):
         expected = [BATCH_DIM, *expected_tail]
         tensor = value.type.tensor_type
         if not value.type.HasField("tensor_type") or tensor.elem_type != _FLOAT:
@@ -471,12 +605,18 @@ def _check_shapes(model) -> None:
                     f"N={first} and {large} at N={last}; each dimension must be a constant or "
                     "a constant times N, and at most one may grow with N"
                 )
+    has_not_digit = any(value.name == NOT_DIGIT_NAME for value in model.graph.output)
     for batch in SHAPE_BATCHES:
         shape = at[batch].get(OUTPUT_NAME)
         if shape != [batch, NUM_CLASSES]:
             raise ModelGraphError(
                 f"the output {OUTPUT_NAME!r} has shape {shape} for a batch of {batch}; "
                 f"expected [{batch}, {NUM_CLASSES}]"
+            )
+        if has_not_digit and at[batch].get(NOT_DIGIT_NAME) != [batch]:
+            raise ModelGraphError(
+                f"the output {NOT_DIGIT_NAME!r} has shape {at[batch].get(NOT_DIGIT_NAME)} for a "
+                f"batch of {batch}; expected [{batch}]"
             )
 
 

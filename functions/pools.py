@@ -32,7 +32,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from functions import settings
-from functions.errors import InferenceBusy
+from functions.serving.errors import InferenceBusy
 from functions.storage.errors import StorageUnavailable
 
 log = logging.getLogger(__name__)

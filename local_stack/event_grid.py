@@ -20,7 +20,7 @@ import aiohttp
 from azure.core.exceptions import AzureError
 from azure.storage.blob.aio import BlobServiceClient, ContainerClient
 
-from functions.promotion.blueprint import BLOB_CREATED, blob_subject
+from functions.promotion.handlers import BLOB_CREATED, blob_subject
 from local_host.event_grid import EVENT_TYPE_HEADER, NOTIFICATION_DELIVERY, VALIDATION_DELIVERY
 
 logger = logging.getLogger(__name__)

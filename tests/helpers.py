@@ -41,9 +41,10 @@ def http_request(
     )
 
 
-def call(function, request: func.HttpRequest) -> func.HttpResponse:
-    """Call an HTTP function as the worker does: an `async def` one is run to its end."""
-    answer = function(request)
+def call(function, request: func.HttpRequest, *args: object) -> func.HttpResponse:
+    """Call an HTTP function as the worker does: an `async def` one is run to its end. `args`:
+    what a handler takes after the request (the app's services)."""
+    answer = function(request, *args)
     return asyncio.run(answer) if inspect.iscoroutine(answer) else answer
 
 

@@ -47,7 +47,7 @@ from conversion.steps.train import RECORD_FILE, load_data
 from conversion.verify import onnx_predict, onnx_session
 from functions.model_contract import VERSION_KEY
 from functions.serving.provider import BUNDLED_MODEL
-from functions.storage.registry import VERSION_PATTERN
+from functions.storage.names import VERSION_PATTERN
 
 # The floor of the step's command line and of the Azure ML pipeline: the promotion gate's own
 # floor (PROMOTION_MIN_ACCURACY), here on the full test set, so that a run the gate would refuse

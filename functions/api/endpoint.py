@@ -1,8 +1,12 @@
-"""One wrapper for every HTTP function: method check, errors to problem+json (or to the body
+"""One wrapper for every HTTP handler: method check, errors to problem+json (or to the body
 another protocol's errors have), bugs logged. It wraps plain and `async def` handlers alike.
-Every function the app declares is `async def` (the runtime runs it on its event loop): a plain
-handler is declared through `in_pool`, which runs it in one of the app's pools
-(functions/pools.py), never on the loop and never in the runtime's own thread pool."""
+
+A handler is a module-level function of the request and the app's `Services`
+(`functions/api/handlers.py`, `v2_handlers.py`); a blueprint declares it through `bind`, which
+hands it the services. Every function the app declares is `async def` (the runtime runs it on
+its event loop): a plain handler is declared through `in_pool`, which runs it in one of the
+app's pools (functions/pools.py), never on the loop and never in the runtime's own thread pool;
+an `async def` one that hands work to a pool through `with_context`."""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ import functools
 import inspect
 import logging
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 import azure.functions as func
 
@@ -17,9 +22,14 @@ from functions.api.problems import ApiError, MethodNotAllowed, problem_for
 from functions.api.responses import problem_response
 from functions.pools import Pool, invocation
 
+if TYPE_CHECKING:
+    from functions.composition import Services
+
 log = logging.getLogger(__name__)
-Handler = Callable[[func.HttpRequest], func.HttpResponse]
-AsyncHandler = Callable[[func.HttpRequest], Awaitable[func.HttpResponse]]
+# Every function is declared for every method, so that a wrong one gets 405 from `endpoint`.
+ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+Handler = Callable[..., func.HttpResponse]  # (req, services), or (req) once bound
+AsyncHandler = Callable[..., Awaitable[func.HttpResponse]]
 ErrorAnswer = Callable[[ApiError], func.HttpResponse]
 
 
@@ -28,7 +38,8 @@ def endpoint(
 ) -> Callable[[Handler], Handler]:
     """The function is declared for every method, so that a wrong one gets a 405 problem+json
     from here rather than the host's bare 404. `answer_error` writes the body of every error
-    answer; the status and headers always come from `problems.py`."""
+    answer; the status and headers always come from `problems.py`. The handler's arguments
+    after the request (its services) are passed through."""
 
     # HEAD is GET without the body (RFC 9110); the host drops the body, as the Functions
     # host does for any function declared for HEAD.
@@ -42,20 +53,20 @@ def endpoint(
         if inspect.iscoroutinefunction(handler):
 
             @functools.wraps(handler)
-            async def run_async(req: func.HttpRequest) -> func.HttpResponse:
+            async def run_async(req: func.HttpRequest, *args: object) -> func.HttpResponse:
                 try:
                     check_method(req)
-                    return await handler(req)
+                    return await handler(req, *args)
                 except Exception as error:  # answered, and logged, in _failure
                     return answer_error(_failure(req, error))
 
             return run_async
 
         @functools.wraps(handler)
-        def run(req: func.HttpRequest) -> func.HttpResponse:
+        def run(req: func.HttpRequest, *args: object) -> func.HttpResponse:
             try:
                 check_method(req)
-                return handler(req)
+                return handler(req, *args)
             except Exception as error:  # answered, and logged, in _failure
                 return answer_error(_failure(req, error))
 
@@ -76,13 +87,31 @@ def _failure(req: func.HttpRequest, error: Exception) -> ApiError:
     return ApiError("an internal error occurred; it has been logged")
 
 
+def bind(handler: Handler | AsyncHandler, services: Services) -> Handler | AsyncHandler:
+    """`handler(req, services)` (wrapped by `endpoint`) as a function of the request alone, of
+    the same kind (plain or `async def`) and name: what a blueprint declares, an `async def` one
+    as it is or through `with_context`, a plain one through `in_pool`."""
+    if inspect.iscoroutinefunction(handler):
+
+        async def run_async(req: func.HttpRequest) -> func.HttpResponse:
+            return await handler(req, services)
+
+        return _named_as(run_async, handler)
+
+    def run(req: func.HttpRequest) -> func.HttpResponse:
+        return handler(req, services)
+
+    return _named_as(run, handler)
+
+
 def in_pool(
     handler: Handler, pool: Pool, *, answer_error: ErrorAnswer = problem_response
 ) -> AsyncHandler:
-    """The plain `handler` (wrapped by `endpoint`) as an `async def` for the blueprint to
-    declare, which runs it in `pool`, never on the event loop: whatever it does (a batch of 256,
-    a photo to decode, a cold start, a model that hangs), the loop keeps answering /api/health and
-    /api/models. An error from the pool itself is answered as `endpoint` answers the handler's."""
+    """The plain `handler` of the request alone (bound, and wrapped by `endpoint`) as an
+    `async def` for the blueprint to declare, which runs it in `pool`, never on the event loop:
+    whatever it does (a batch of 256, a photo to decode, a cold start, a model that hangs), the
+    loop keeps answering /api/health and /api/models. An error from the pool itself is answered
+    as `endpoint` answers the handler's."""
 
     async def run(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
         with invocation(context):
@@ -95,8 +124,9 @@ def in_pool(
 
 
 def with_context(handler: AsyncHandler) -> AsyncHandler:
-    """The `async def` `handler` (wrapped by `endpoint`), declared with the invocation's
-    `context`, so that the work it hands to a pool runs tied to the invocation."""
+    """The `async def` `handler` of the request alone (bound, and wrapped by `endpoint`),
+    declared with the invocation's `context`, so that the work it hands to a pool runs tied to
+    the invocation."""
 
     async def run(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
         with invocation(context):
@@ -105,9 +135,9 @@ def with_context(handler: AsyncHandler) -> AsyncHandler:
     return _named_as(run, handler)
 
 
-def _named_as(declared: AsyncHandler, handler: Handler | AsyncHandler) -> AsyncHandler:
+def _named_as[F: Callable[..., object]](declared: F, handler: Callable[..., object]) -> F:
     # Not functools.wraps: the worker would read the handler's signature through __wrapped__
-    # and never pass `context`.
+    # and never pass `context` (or pass the services as a binding).
     declared.__name__, declared.__qualname__, declared.__doc__ = (
         handler.__name__,
         handler.__qualname__,

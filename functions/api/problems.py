@@ -1,6 +1,8 @@
 """Where errors become HTTP: each error the app raises on purpose has its status, headers and
-client-facing detail here, and nowhere else. Answered as RFC 9457 problem+json; the details
-go to the logs."""
+client-facing detail here, and nowhere else. Every family on `functions.errors.AppError` is
+mapped here: the request's (functions/api/request_errors.py), serving's
+(functions/serving/errors.py), the model contract's (functions/model_contract.py) and storage's
+(functions/storage/errors.py). Answered as RFC 9457 problem+json; the details go to the logs."""
 
 from __future__ import annotations
 
@@ -8,18 +10,14 @@ import logging
 from dataclasses import dataclass, field
 from http import HTTPStatus
 
-from functions.errors import (
+from functions.api.request_errors import (
     CompressedBody,
-    DecodersBusy,
-    InferenceBusy,
     InputTooLarge,
     InvalidInput,
-    NoModelAvailable,
-    UnknownModel,
     UnsupportedContent,
 )
-from functions.model_contract import ModelOutputError
-from functions.serving.watchdog import InferenceTimeout, ModelRunError
+from functions.model_contract import InferenceTimeout, ModelOutputError, ModelRunError
+from functions.serving.errors import DecodersBusy, InferenceBusy, NoModelAvailable, UnknownModel
 from functions.storage.errors import StorageUnavailable
 
 DECODERS_BUSY_RETRY_AFTER = "2"  # seconds: a picture takes well under one to prepare
@@ -96,16 +94,17 @@ def _model_failed(what: str) -> Problem:
 
 # Looked up along the error's class hierarchy, so a subclass listed here wins over its base.
 PROBLEMS: dict[type[Exception], Problem] = {
+    # The request's: the client's to fix.
     InvalidInput: Problem(HTTPStatus.BAD_REQUEST),
     InputTooLarge: Problem(HTTPStatus.REQUEST_ENTITY_TOO_LARGE),
     CompressedBody: Problem(
         HTTPStatus.UNSUPPORTED_MEDIA_TYPE, headers={"Accept-Encoding": "identity"}
     ),
     UnsupportedContent: Problem(HTTPStatus.UNSUPPORTED_MEDIA_TYPE),
+    # Serving's: what it cannot serve, and work it has no room for (no fault of the request:
+    # every picture decoder or inference thread is taken; try again).
     NoModelAvailable: Problem(HTTPStatus.SERVICE_UNAVAILABLE),
     UnknownModel: Problem(HTTPStatus.NOT_FOUND),
-    # No fault of the request: every picture decoder, inference thread or storage writer is
-    # taken; try again.
     DecodersBusy: _unavailable(
         "too many pictures are being prepared right now; retry shortly",
         DECODERS_BUSY_RETRY_AFTER,
@@ -113,16 +112,17 @@ PROBLEMS: dict[type[Exception], Problem] = {
     InferenceBusy: _unavailable(
         "too many predictions are waiting right now; retry shortly", DECODERS_BUSY_RETRY_AFTER
     ),
+    # The model contract's: the served model failed on this input, never a wrong answer: an
+    # answer that is no probabilities (or lies about batches), a run past its bound
+    # (functions/serving/watchdog.py), or onnxruntime failing.
+    ModelOutputError: _model_failed("gave an unusable answer"),
+    InferenceTimeout: _model_failed("took too long on this input and was stopped"),
+    ModelRunError: _model_failed("failed on this input"),
+    # Storage's: every storage writer is taken, or storage does not answer.
     StorageUnavailable: _unavailable(
         "storage is not taking corrections right now; nothing was stored; retry later",
         STORAGE_RETRY_AFTER,
     ),
-    # The served model failed on this input, never a wrong answer: an answer that is no
-    # probabilities (or lies about batches), a run past its bound (functions/serving/watchdog.py),
-    # or onnxruntime failing.
-    ModelOutputError: _model_failed("gave an unusable answer"),
-    InferenceTimeout: _model_failed("took too long on this input and was stopped"),
-    ModelRunError: _model_failed("failed on this input"),
 }
 
 

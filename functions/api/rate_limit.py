@@ -78,6 +78,14 @@ class Rate:
     def per_minute(cls, per_minute: float) -> Rate:
         return cls(max(1.0, per_minute), per_minute / 60.0)
 
+    def refilled(self, tokens: float, as_of: float, now: float) -> float:
+        """What a bucket that held `tokens` at `as_of` holds at `now`."""
+        return min(self.capacity, tokens + (now - as_of) * self.per_second)
+
+    def wait(self, tokens: float) -> float:
+        """Seconds until a bucket holding `tokens` holds one; 0 or less when it does now."""
+        return (1 - tokens) / self.per_second
+
 
 class ClientRateLimit:
     def __init__(
@@ -123,10 +131,7 @@ class ClientRateLimit:
             if client.network is not None:
                 buckets.append((client.network, self.network_rate))
             levels = [self._level(key, rate, now) for key, rate in buckets]
-            waits = [
-                (1 - tokens) / rate.per_second
-                for (_, rate), tokens in zip(buckets, levels, strict=True)
-            ]
+            waits = [rate.wait(tokens) for (_, rate), tokens in zip(buckets, levels, strict=True)]
             if max(waits) > 0:
                 self._keep(buckets, levels, now)
                 refused_by = "network" if waits[0] <= 0 else "address"
@@ -145,7 +150,7 @@ class ClientRateLimit:
 
     def _level(self, key: str, rate: Rate, now: float) -> float:
         tokens, as_of = self._buckets.pop(key, (rate.capacity, now))
-        return min(rate.capacity, tokens + (now - as_of) * rate.per_second)
+        return rate.refilled(tokens, as_of, now)
 
     def _keep(self, buckets: list[tuple[str, Rate]], levels: list[float], now: float) -> None:
         for (key, _), tokens in zip(buckets, levels, strict=True):
@@ -156,12 +161,11 @@ class ClientRateLimit:
     def _instance_full(self, now: float) -> InstanceFull | None:
         """Why the instance takes no more now, with Retry-After; None when it takes one more."""
         if self.instance_rate is not None:
-            rate = self.instance_rate
             tokens, as_of = self._instance
-            tokens = min(rate.capacity, tokens + (now - as_of) * rate.per_second)
+            tokens = self.instance_rate.refilled(tokens, as_of, now)
             self._instance = (tokens, now)
             if tokens < 1:
-                return self._full("this minute", (1 - tokens) / rate.per_second, now)
+                return self._full("this minute", self.instance_rate.wait(tokens), now)
         if self.per_day is not None:
             wall = self.wall_clock()
             day = math.floor(wall / SECONDS_A_DAY)  # Unix time: days begin at midnight UTC

@@ -1,5 +1,6 @@
-"""One correction: the 28x28 image the model saw, the model's answer and the right digit. Its id,
-its stored form and the checks on both live here; the feedback endpoint and training use them."""
+"""One correction: the 28x28 image the model saw, the model's answer and the right answer, each a
+digit or NOT_DIGIT ("this is not a digit"). Its id, its stored form and the checks on both live
+here; the feedback endpoint and training use them."""
 
 from __future__ import annotations
 
@@ -8,14 +9,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from functions.errors import InvalidInput
-from functions.storage.registry import VERSION_PATTERN
+from functions.api.request_errors import InvalidInput
+from functions.storage.names import VERSION_PATTERN
 
 SCHEMA = 1
 ITEMS = "items/"
 ITEM_ID_PATTERN = "[0-9a-f]{64}"
 SIDE = 28
 DIGITS = range(10)
+# An answer that is no digit at all: the model's ("that doesn't look like a digit") or the
+# person's ("it is not a digit"). In an item's id it is the one ASCII character NOT_DIGIT_MARK.
+NOT_DIGIT = "not_digit"
+NOT_DIGIT_MARK = "n"
 REQUEST_FIELDS = frozenset({"pixels", "predicted", "label", "model_version"})
 STORED_FIELDS = REQUEST_FIELDS | {"schema", "received_at"}
 
@@ -23,8 +28,8 @@ STORED_FIELDS = REQUEST_FIELDS | {"schema", "received_at"}
 @dataclass(frozen=True, eq=False)
 class FeedbackItem:
     pixels: np.ndarray  # (28, 28) uint8, 0..255, MNIST polarity
-    label: int  # the right digit
-    predicted: int  # the model's answer
+    label: int | str  # the right answer: a digit 0..9, or NOT_DIGIT
+    predicted: int | str  # the model's answer: a digit 0..9, or NOT_DIGIT
     model_version: str
 
     @property
@@ -32,10 +37,20 @@ class FeedbackItem:
         return item_id(self.pixels, self.label)
 
 
-def item_id(pixels: np.ndarray, label: int) -> str:
-    """The content hash: the same drawing with the same correction is one item."""
-    data = np.ascontiguousarray(pixels, dtype=np.uint8).tobytes() + str(label).encode("ascii")
+def item_id(pixels: np.ndarray, label: int | str) -> str:
+    """The content hash: the same drawing with the same correction is one item. The label is one
+    ASCII character after the 784 pixel bytes: the digit, or "n" for NOT_DIGIT."""
+    data = np.ascontiguousarray(pixels, dtype=np.uint8).tobytes() + _id_mark(label)
     return hashlib.sha256(data).hexdigest()
+
+
+def _id_mark(label: object) -> bytes:
+    if isinstance(label, str) and label == NOT_DIGIT:
+        return NOT_DIGIT_MARK.encode("ascii")
+    # A numpy integer too (training's arrays), never a bool.
+    if isinstance(label, int | np.integer) and not isinstance(label, bool) and 0 <= label <= 9:
+        return str(int(label)).encode("ascii")
+    raise InvalidInput(f'a label is a digit, an integer 0..9, or "{NOT_DIGIT}", not {label!r}')
 
 
 def blob_name(item_id: str) -> str:
@@ -77,8 +92,8 @@ def item_from_stored(document: object) -> FeedbackItem:
 
 def checked_item(pixels: np.ndarray, fields: dict) -> FeedbackItem:
     """The item from (28, 28) uint8 `pixels` and the other fields of `fields`, each checked."""
-    predicted = _digit(fields["predicted"], "predicted")
-    label = _digit(fields["label"], "label")
+    predicted = _answer(fields["predicted"], "predicted")
+    label = _answer(fields["label"], "label")
     if label == predicted:
         raise InvalidInput('"label" equals "predicted": send corrections of wrong answers only')
     version = fields["model_version"]
@@ -91,7 +106,10 @@ def checked_item(pixels: np.ndarray, fields: dict) -> FeedbackItem:
     return FeedbackItem(pixels=pixels, label=label, predicted=predicted, model_version=version)
 
 
-def _digit(value: object, name: str) -> int:
+def _answer(value: object, name: str) -> int | str:
+    """A digit 0..9 or NOT_DIGIT, exactly: no bool (an int), no "3", no 3.0, no "Not_Digit"."""
+    if type(value) is str and value == NOT_DIGIT:
+        return NOT_DIGIT
     if type(value) is not int or value not in DIGITS:  # bool is an int: compare the exact type
-        raise InvalidInput(f'"{name}" must be a digit, an integer 0..9')
+        raise InvalidInput(f'"{name}" must be a digit, an integer 0..9, or "{NOT_DIGIT}"')
     return value

@@ -48,7 +48,7 @@ class FeedbackStore:
             raise StorageUnavailable("storage did not take the correction") from error
         else:
             log.info(
-                "stored feedback item %s (label %d, model said %d, %s)",
+                "stored feedback item %s (label %s, model said %s, %s)",  # a digit or not_digit
                 item.id,
                 item.label,
                 item.predicted,

@@ -1,22 +1,24 @@
-"""The checks a dropped model file must pass, in order; the first that fails names the reason."""
+"""The checks a dropped model file must pass, in order; the first that fails refuses it
+(`Refusal`, with its check and reason). The candidate itself only ever runs in its trial's child
+process. A check on the candidate's answers (accuracy, regression, ...) is one function in
+QUALITY_CHECKS: adding one is adding a function there."""
 
 from __future__ import annotations
 
-import hashlib
 import logging
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
-from functions.model_contract import UnusableModel
+from functions.model_contract import MAX_BATCH, UnusableModel
+from functions.promotion.errors import Refusal
 from functions.promotion.gate_set import GateSet
-from functions.promotion.sandbox import TrialFailure, TrialLimits, TrialReport, run_trial
-from functions.serving.inputs import MAX_BATCH
+from functions.promotion.sandbox import TrialLimits, TrialReport, run_trial
 from functions.serving.loaded_model import LoadedModel
 from functions.settings import SIGNING_KEY_SETTING
 from functions.signing import SHA256_KEY, SIGNATURE_KEY, is_valid
-from functions.storage.errors import InvalidName
-from functions.storage.registry import incoming_version
+from functions.storage.registry import sha256_of
 
 log = logging.getLogger(__name__)
 
@@ -54,84 +56,57 @@ class GatePolicy:
     signing_key: bytes | None
 
 
-@dataclass
-class Verdict:
-    version: str
-    sha256: str
-    accepted: bool = False
-    failed_check: str | None = None
-    reason: str | None = None
-    figures: dict[str, object] = field(default_factory=dict)
-    # The candidate's answer (argmax) for each gate-set image, from its trial: what the
-    # regression gate compares when it is run again against a newer current model.
-    gate_predictions: np.ndarray | None = None
+@dataclass(frozen=True)
+class Judged:
+    """A candidate that passed every check: the figures recorded for it, in the order they are
+    recorded, and its answers on the gate set (from its trial), which the quality checks judge
+    again when another version became current meanwhile."""
 
+    figures: dict[str, object]
+    gate_probabilities: np.ndarray  # (n, 10), the gate set's images in order
 
-class Refused(Exception):
-    def __init__(self, check: str, reason: str) -> None:
-        super().__init__(f"{check}: {reason}")
-        self.check, self.reason = check, reason
-
-
-def version_of(name: str) -> str:
-    """incoming/<version>.onnx -> <version> (the name may lack the suffix; then it is refused)."""
-    return name[: -len(".onnx")] if name.endswith(".onnx") else name
+    @property
+    def gate_predictions(self) -> np.ndarray:
+        return self.gate_probabilities.argmax(axis=1)
 
 
 def judge(
-    name: str,
+    version: str,
     content: bytes,
     blob_metadata: dict[str, str],
     *,
     policy: GatePolicy,
     gate_set: GateSet,
     current: LoadedModel | None,
-    previously_accepted: bool = False,
+    accepted_before: bool = False,
     size: int | None = None,
     limits: TrialLimits = DEFAULT_TRIAL_LIMITS,
-) -> Verdict:
-    """Every check in order. The candidate itself only ever runs in its trial's child process.
-    A version accepted before (same bytes) skips the quality gates (dropping it again is how a
-    rollback is done, and it was judged when first promoted), never the trial's safety checks."""
-    verdict = Verdict(version=version_of(name), sha256=hashlib.sha256(content).hexdigest())
-    verdict.figures["size_bytes"] = size = len(content) if size is None else size
-    try:
-        check_name(name)
-        check_size(size)
-        check_integrity(verdict.sha256, blob_metadata, policy.signing_key)
-        report = check_trial(content, verdict.version, gate_set, limits)
-        verdict.gate_predictions = report.gate_probabilities.argmax(axis=1)
-        if not previously_accepted:
-            verdict.figures.update(
-                check_quality(verdict.gate_predictions, current, gate_set, policy)
-            )
-            verdict.figures.update(report.figures, trial_seconds=report.seconds)
-    except Refused as refusal:
-        verdict.failed_check, verdict.reason = refusal.check, refusal.reason
-        return verdict
-    verdict.accepted = True
-    return verdict
-
-
-def check_name(name: str) -> None:
-    """The registry's own rule for a name in the drop zone (`<version>.onnx`)."""
-    try:
-        incoming_version(name)
-    except InvalidName as error:
-        raise Refused("name", str(error)) from None
+) -> Judged:
+    """Every check in order; Refusal from the first that fails. A version accepted before (same
+    bytes) skips the quality checks (dropping it again is how a rollback is done, and it was
+    judged when first promoted), never the trial's safety checks."""
+    size = len(content) if size is None else size
+    check_size(size)
+    check_integrity(sha256_of(content), blob_metadata, policy.signing_key)
+    trial = check_trial(content, version, gate_set, limits)
+    if accepted_before:
+        return Judged({"size_bytes": size}, trial.gate_probabilities)
+    quality = check_quality(trial.gate_probabilities, current, gate_set, policy)
+    figures = {"size_bytes": size, **quality, **trial.figures, "trial_seconds": trial.seconds}
+    return Judged(figures, trial.gate_probabilities)
 
 
 def check_size(size: int) -> None:
     if not size:
-        raise Refused("size", "the file is empty")
+        raise Refusal("size", "the file is empty")
     if size > MAX_MODEL_BYTES:
-        raise Refused("size", f"{size} bytes is over the cap of {MAX_MODEL_BYTES}")
+        raise Refusal("size", f"{size} bytes is over the cap of {MAX_MODEL_BYTES}")
 
 
 def check_integrity(sha256: str, blob_metadata: dict[str, str], signing_key: bytes | None) -> None:
     declared = blob_metadata.get(SHA256_KEY)
     if declared is not None and declared.lower() != sha256:
-        raise Refused(
+        raise Refusal(
             "integrity",
             f"the content's sha256 {sha256} differs from the sha256 in the blob's metadata "
             f"{declared} (an incomplete or altered upload)",
@@ -140,11 +115,11 @@ def check_integrity(sha256: str, blob_metadata: dict[str, str], signing_key: byt
         return
     signature = blob_metadata.get(SIGNATURE_KEY)
     if not signature:
-        raise Refused(
+        raise Refusal(
             "integrity", f"{SIGNING_KEY_SETTING} is set and the blob carries no signature"
         )
     if not is_valid(signature, sha256, signing_key):
-        raise Refused("integrity", "the signature does not match the content and signing key")
+        raise Refusal("integrity", "the signature does not match the content and signing key")
 
 
 def check_trial(
@@ -155,7 +130,7 @@ def check_trial(
     flow, no randomness, only the contract's operators, every size set by the batch size alone,
     so that what the trial measures next holds for every input; see model_contract.py), then
     loading, the contract, latency, batch sizes, memory, and its answers on the gate set. Its
-    refusal, timeout or crash is a refusal here."""
+    refusal, timeout or crash is a Refusal (sandbox.py)."""
     settings = {
         "version": version,
         "batch_sizes": list(TRIED_BATCH_SIZES),
@@ -165,48 +140,89 @@ def check_trial(
         "max_single_run_seconds": MAX_SINGLE_RUN_SECONDS,
         "max_memory_per_image_bytes": MAX_MEMORY_PER_IMAGE_BYTES,
     }
+    return run_trial(content, gate_set.images, settings, limits)
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What a quality check judges: the candidate's answers on the gate set (from its trial),
+    the gate set, the model to beat (None: the floor alone), and the policy."""
+
+    gate_probabilities: np.ndarray  # (n, 10)
+    gate_set: GateSet
+    current: LoadedModel | None
+    policy: GatePolicy
+
+    @property
+    def predicted(self) -> np.ndarray:
+        return self.gate_probabilities.argmax(axis=1)
+
+
+def check_accuracy(evidence: Evidence) -> dict[str, object]:
+    """The floor: the candidate's accuracy on the gate set."""
+    labels, floor = evidence.gate_set.labels, evidence.policy.min_accuracy
+    accuracy = float(np.mean(evidence.predicted == labels))
+    if accuracy < floor:
+        raise Refusal(
+            "accuracy", f"{accuracy:.4f} on the gate set is under the floor of {floor:.4f}"
+        )
+    return {"gate_images": len(labels), "gate_accuracy": accuracy}
+
+
+def check_regression(evidence: Evidence) -> dict[str, object]:
+    """No worse than the current model on the gate set, by more than the policy allows. The
+    current model runs here, bounded as in serving; one that cannot answer (serving may be
+    rolling it back, or it predates a rule) is no yardstick, and must not block its own
+    replacement: the candidate is then held to the floor alone, and the figures say why."""
+    current, gate_set = evidence.current, evidence.gate_set
+    if current is None:
+        return {}
     try:
-        return run_trial(content, gate_set.images, settings, limits)
-    except TrialFailure as failure:
-        raise Refused(failure.check, failure.reason) from failure
+        current_predicted = np.concatenate(  # in serving-sized batches: bounded memory here
+            [
+                current.predict(gate_set.images[start : start + MAX_BATCH]).argmax(axis=1)
+                for start in range(0, len(gate_set.images), MAX_BATCH)
+            ]
+        )
+    except UnusableModel as error:
+        log.error("the current model %s cannot answer the gate set: %s", current.version, error)
+        return {"current_version": current.version, "current_unusable": str(error)}
+    accuracy = float(np.mean(evidence.predicted == gate_set.labels))
+    current_accuracy = float(np.mean(current_predicted == gate_set.labels))
+    allowed = evidence.policy.max_regression
+    if current_accuracy - accuracy > allowed:
+        raise Refusal(
+            "regression",
+            f"{accuracy:.4f} on the gate set is {current_accuracy - accuracy:.4f} below the "
+            f"current model {current.version} ({current_accuracy:.4f}); at most "
+            f"{allowed:.4f} is allowed",
+        )
+    return {
+        "current_version": current.version,
+        "current_accuracy": current_accuracy,
+        "agreement_with_current": float(np.mean(current_predicted == evidence.predicted)),
+    }
+
+
+# The checks on the candidate's answers, in order: each returns the figures it records, or
+# raises Refusal. A new check is a function of Evidence added here.
+QUALITY_CHECKS: tuple[Callable[[Evidence], dict[str, object]], ...] = (
+    check_accuracy,
+    check_regression,
+)
 
 
 def check_quality(
-    predicted: np.ndarray, current: LoadedModel | None, gate_set: GateSet, policy: GatePolicy
+    gate_probabilities: np.ndarray,
+    current: LoadedModel | None,
+    gate_set: GateSet,
+    policy: GatePolicy,
 ) -> dict[str, object]:
-    """`predicted`: the candidate's answer for each gate-set image (from its trial). The current
-    model runs here, bounded as in serving; one that cannot answer (serving may be rolling it
-    back, or it predates a rule) is no yardstick, and must not block its own replacement: the
-    candidate is then held to the floor alone, and the figures say why."""
-    accuracy = float(np.mean(predicted == gate_set.labels))
-    figures: dict[str, object] = {"gate_images": len(gate_set.labels), "gate_accuracy": accuracy}
-    if accuracy < policy.min_accuracy:
-        raise Refused(
-            "accuracy",
-            f"{accuracy:.4f} on the gate set is under the floor of {policy.min_accuracy:.4f}",
-        )
-    if current is not None:
-        try:
-            current_predicted = np.concatenate(  # in serving-sized batches: bounded memory here
-                [
-                    current.predict(gate_set.images[start : start + MAX_BATCH]).argmax(axis=1)
-                    for start in range(0, len(gate_set.images), MAX_BATCH)
-                ]
-            )
-        except UnusableModel as error:
-            log.error("the current model %s cannot answer the gate set: %s", current.version, error)
-            return {**figures, "current_version": current.version, "current_unusable": str(error)}
-        current_accuracy = float(np.mean(current_predicted == gate_set.labels))
-        figures.update(
-            current_version=current.version,
-            current_accuracy=current_accuracy,
-            agreement_with_current=float(np.mean(current_predicted == predicted)),
-        )
-        if current_accuracy - accuracy > policy.max_regression:
-            raise Refused(
-                "regression",
-                f"{accuracy:.4f} on the gate set is {current_accuracy - accuracy:.4f} below the "
-                f"current model {current.version} ({current_accuracy:.4f}); at most "
-                f"{policy.max_regression:.4f} is allowed",
-            )
+    """Every quality check on the candidate's answers (from its trial); their figures, merged
+    in order. Run again, against the newer model, when another version became current while
+    the candidate was judged."""
+    evidence = Evidence(gate_probabilities, gate_set, current, policy)
+    figures: dict[str, object] = {}
+    for check in QUALITY_CHECKS:
+        figures.update(check(evidence))
     return figures

@@ -1,8 +1,8 @@
 """Running a candidate's trial (trial.py) in a child process, and reading back its report: an
 empty working directory that is gone before the child runs, a minimal environment, limits on
 time and memory, and a kill of the whole process group when the time is up. Whatever the child
-does, the caller gets either a report or a `TrialFailure` that says what happened, within the
-time limit.
+does, the caller gets either a report or a `Refusal` (the one the child raised, or one that says
+how the child ended), within the time limit.
 
 Nothing of a trial is ever a file: the candidate, the gate set's images, the settings, the
 report, the answers and the log are anonymous memory files (memfd) that the child inherits, and
@@ -26,6 +26,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
+
+from functions.promotion.errors import Refusal
 
 APP_ROOT = Path(__file__).resolve().parent.parent.parent
 # -P: nothing is put before the app's own paths in sys.path (the working directory is gone).
@@ -74,15 +76,6 @@ class TrialReport:
     seconds: float
 
 
-class TrialFailure(Exception):
-    """The trial refused the candidate (a check), or the child did not finish (timeout,
-    memory, sandbox)."""
-
-    def __init__(self, check: str, reason: str) -> None:
-        super().__init__(f"{check}: {reason}")
-        self.check, self.reason = check, reason
-
-
 def run_trial(
     content: bytes, gate_images: np.ndarray, settings: dict[str, object], limits: TrialLimits
 ) -> TrialReport:
@@ -112,7 +105,7 @@ def run_trial(
         seconds = round(time.monotonic() - started, 3)
         report = _read_report(files, returncode, limits)
         if not report.get("accepted"):
-            raise TrialFailure(str(report["check"]), str(report["reason"])[:2000])
+            raise Refusal(str(report["check"]), str(report["reason"])[:2000])
         probabilities = _read_probabilities(files[PROBABILITIES_FILE], len(gate_images))
         return TrialReport(
             figures=_figures_of(report), gate_probabilities=probabilities, seconds=seconds
@@ -165,7 +158,7 @@ def _is_running(pid: int) -> bool:
 
 
 def _run_child(files: dict[str, BinaryIO], limits: TrialLimits) -> int:
-    """The child's exit status; a TrialFailure("timeout") once the time is up (it is killed,
+    """The child's exit status; a Refusal("timeout") once the time is up (it is killed,
     with anything it started)."""
     with _vanished_directory() as workdir:
         child = subprocess.Popen(  # noqa: S603 - our own interpreter and module, no shell
@@ -182,7 +175,7 @@ def _run_child(files: dict[str, BinaryIO], limits: TrialLimits) -> int:
         return child.wait(timeout=limits.timeout_seconds)
     except subprocess.TimeoutExpired:
         _kill_group(child)
-        raise TrialFailure(
+        raise Refusal(
             "timeout",
             f"the trial did not finish within {limits.timeout_seconds:g} s and was killed: "
             "an inference never ends or is far too slow",
@@ -198,7 +191,7 @@ def _kill_group(child: subprocess.Popen) -> None:
     try:
         child.wait(timeout=KILL_GRACE_SECONDS)
     except subprocess.TimeoutExpired:  # cannot happen after SIGKILL short of a kernel stall
-        raise TrialFailure("sandbox", "the trial process could not be ended") from None
+        raise Refusal("sandbox", "the trial process could not be ended") from None
 
 
 def _child_environment(settings_descriptor: int) -> dict[str, str]:
@@ -223,20 +216,20 @@ def _read_report(files: dict[str, BinaryIO], returncode: int, limits: TrialLimit
     if returncode != 0 or not size:
         raise _crash(files[LOG_FILE], returncode, limits)
     if size > MAX_REPORT_BYTES:
-        raise TrialFailure("sandbox", "the trial's report is over its size limit")
+        raise Refusal("sandbox", "the trial's report is over its size limit")
     file.seek(0)
     try:
         report = json.loads(file.read(MAX_REPORT_BYTES))
     except ValueError as error:
-        raise TrialFailure("sandbox", f"the trial's report is not JSON: {error}") from error
+        raise Refusal("sandbox", f"the trial's report is not JSON: {error}") from error
     if not isinstance(report, dict) or not (
         report.get("accepted") is True or report.get("check") in KNOWN_CHECKS
     ):
-        raise TrialFailure("sandbox", "the trial's report is not one the gate understands")
+        raise Refusal("sandbox", "the trial's report is not one the gate understands")
     return report
 
 
-def _crash(log: BinaryIO, returncode: int, limits: TrialLimits) -> TrialFailure:
+def _crash(log: BinaryIO, returncode: int, limits: TrialLimits) -> Refusal:
     """A child that ended without a report: killed by a signal, out of memory or CPU, or an
     error in the trial itself. Its last words go into the reason (the app's own messages,
     not the candidate's bytes)."""
@@ -246,16 +239,16 @@ def _crash(log: BinaryIO, returncode: int, limits: TrialLimits) -> TrialFailure:
     else:
         how = f"exited with status {returncode} without a report"
     if returncode == -signal.SIGXCPU:
-        return TrialFailure(
+        return Refusal(
             "timeout", f"the trial process used its {limits.timeout_seconds:g} s of CPU: {tail}"
         )
     if "bad_alloc" in tail or "MemoryError" in tail:
-        return TrialFailure(
+        return Refusal(
             "memory",
             f"the trial process {how} short of memory (its limit: "
             f"{limits.address_space_bytes // 2**20} MiB of address space): {tail}",
         )
-    return TrialFailure("sandbox", f"the trial process {how}: {tail or 'no output'}")
+    return Refusal("sandbox", f"the trial process {how}: {tail or 'no output'}")
 
 
 def _signal_name(number: int) -> str:
@@ -280,7 +273,7 @@ def _figures_of(report: dict) -> dict[str, object]:
     if not isinstance(figures, dict) or not all(
         isinstance(figures.get(name), int | float) for name in TRIAL_FIGURES
     ):
-        raise TrialFailure("sandbox", f"the trial's report lacks its figures {TRIAL_FIGURES}")
+        raise Refusal("sandbox", f"the trial's report lacks its figures {TRIAL_FIGURES}")
     return {name: figures[name] for name in TRIAL_FIGURES}
 
 
@@ -288,14 +281,12 @@ def _read_probabilities(file: BinaryIO, images: int) -> np.ndarray:
     expected_bytes = images * 10 * 4
     size = os.fstat(file.fileno()).st_size
     if not size or size > expected_bytes + 1024:
-        raise TrialFailure("sandbox", "the trial's gate-set answers are missing or oversized")
+        raise Refusal("sandbox", "the trial's gate-set answers are missing or oversized")
     file.seek(0)
     try:
         probabilities = np.load(file, allow_pickle=False)
     except ValueError as error:
-        raise TrialFailure(
-            "sandbox", f"the trial's gate-set answers are unreadable: {error}"
-        ) from error
+        raise Refusal("sandbox", f"the trial's gate-set answers are unreadable: {error}") from error
     if probabilities.shape != (images, 10) or probabilities.dtype != np.float32:
-        raise TrialFailure("sandbox", "the trial's gate-set answers have the wrong shape")
+        raise Refusal("sandbox", "the trial's gate-set answers have the wrong shape")
     return probabilities

@@ -43,6 +43,7 @@ from functions.model_contract import (
     open_session,
     run_inference,
 )
+from functions.promotion.errors import Refusal
 from functions.promotion.sandbox import (
     CANDIDATE_FILE,
     GATE_IMAGES_FILE,
@@ -52,12 +53,6 @@ from functions.promotion.sandbox import (
 )
 
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
-
-
-class TrialRefusal(Exception):
-    def __init__(self, check: str, reason: str) -> None:
-        super().__init__(f"{check}: {reason}")
-        self.check, self.reason = check, reason
 
 
 def main() -> int:
@@ -70,7 +65,7 @@ def main() -> int:
     files: dict[str, int] = settings["files"]
     try:
         report = run_trial(files, settings)
-    except TrialRefusal as refusal:
+    except Refusal as refusal:
         report = {"accepted": False, "check": refusal.check, "reason": refusal.reason}
     # The parent reads the report only once this process has exited with status 0: never half.
     with open(files[REPORT_FILE], "w", closefd=False) as out:
@@ -123,13 +118,13 @@ def check_self_contained(content: bytes) -> onnx.ModelProto:
     try:
         model = onnx.load_from_string(content)
     except Exception as error:  # protobuf raises DecodeError and others for garbage
-        raise TrialRefusal("loads", f"the file is not an ONNX model: {error}") from error
+        raise Refusal("loads", f"the file is not an ONNX model: {error}") from error
     for where, tensor in tensors_of(model):
         if tensor.data_location == onnx.TensorProto.EXTERNAL or len(tensor.external_data):
             location = next(
                 (entry.value for entry in tensor.external_data if entry.key == "location"), "?"
             )
-            raise TrialRefusal(
+            raise Refusal(
                 "external_data",
                 f"tensor {tensor.name!r} in {where} keeps its data in another file "
                 f"({location!r}); a model is one self-describing file",
@@ -137,7 +132,7 @@ def check_self_contained(content: bytes) -> onnx.ModelProto:
     try:
         onnx.checker.check_model(model)
     except Exception as error:  # onnx.checker.ValidationError and its C++ relatives
-        raise TrialRefusal("checker", f"the ONNX checker refuses the file: {error}") from error
+        raise Refusal("checker", f"the ONNX checker refuses the file: {error}") from error
     return model
 
 
@@ -148,11 +143,11 @@ def check_structure(model: onnx.ModelProto) -> None:
     try:
         check_declared_interface(model)
     except ModelContractError as error:
-        raise TrialRefusal("contract", str(error)) from error
+        raise Refusal("contract", str(error)) from error
     try:
         check_graph(model)
     except ModelGraphError as error:
-        raise TrialRefusal("graph", str(error)) from error
+        raise Refusal("graph", str(error)) from error
 
 
 def tensors_of(model: onnx.ModelProto):
@@ -201,15 +196,15 @@ def open_checked_session(content: bytes) -> ort.InferenceSession:
         cause = error.__cause__ or error
         raise refusal_for("loads", "onnxruntime cannot load the file", cause) from error
     except ModelContractError as error:
-        raise TrialRefusal("contract", str(error)) from error
+        raise Refusal("contract", str(error)) from error
 
 
 def check_metadata(metadata: dict[str, str], version: str) -> None:
     missing = missing_metadata(metadata)
     if missing:
-        raise TrialRefusal("contract", f"metadata_props lack {', '.join(missing)}")
+        raise Refusal("contract", f"metadata_props lack {', '.join(missing)}")
     if metadata[VERSION_KEY] != version:
-        raise TrialRefusal(
+        raise Refusal(
             "contract",
             f"the file's metadata says version {metadata[VERSION_KEY]!r}, its name {version!r}",
         )
@@ -227,7 +222,7 @@ def check_latency(session: ort.InferenceSession, settings: dict) -> float:
         infer(session, image, "contract")
         elapsed = time.perf_counter() - started
         if elapsed > longest_run:
-            raise TrialRefusal(
+            raise Refusal(
                 "latency",
                 f"one single-image inference took {elapsed:.1f} s (at most {longest_run} s for "
                 f"one run; the median must be under {bound_ms} ms)",
@@ -238,7 +233,7 @@ def check_latency(session: ort.InferenceSession, settings: dict) -> float:
             break  # more than half the runs are over the bound: so is the median
     median_ms = float(np.median(timings_ms))
     if median_ms > bound_ms:
-        raise TrialRefusal(
+        raise Refusal(
             "latency", f"median single-image inference {median_ms:.1f} ms is over {bound_ms} ms"
         )
     return round(median_ms, 3)
@@ -262,24 +257,24 @@ def check_batches(session: ort.InferenceSession, images: np.ndarray, settings: d
         if size == largest:
             per_image_kib = (peak_memory_bytes() - before) / size / 1024
         if rows.shape != (size, NUM_CLASSES):
-            raise TrialRefusal(
+            raise Refusal(
                 "batch",
                 f"a batch of {size} image(s) was answered with shape {list(rows.shape)}; "
                 f"expected [{size}, {NUM_CLASSES}]",
             )
         if not np.all(np.isfinite(rows)):
-            raise TrialRefusal("contract", "the output holds NaN or infinite values")
+            raise Refusal("contract", "the output holds NaN or infinite values")
         shared = min(size, compared)
         difference = float(np.max(np.abs(rows[:shared] - alone[:shared])))
         if not difference <= tolerance:  # NaN compares false: a NaN alone is a difference too
-            raise TrialRefusal(
+            raise Refusal(
                 "batch",
                 f"in a batch of {size}, an image's probabilities differ by {difference:.4g} from "
                 f"its answer alone (at most {tolerance}): rows must not depend on the batch",
             )
     bound_kib = settings["max_memory_per_image_bytes"] / 1024
     if per_image_kib > bound_kib:
-        raise TrialRefusal(
+        raise Refusal(
             "memory",
             f"a batch of {largest} images raised peak memory by {per_image_kib:.0f} KiB per "
             f"image; at most {bound_kib:.0f} KiB is allowed",
@@ -301,7 +296,7 @@ def gate_set_probabilities(
     try:  # the check serving makes of every answer
         check_probabilities(probabilities, len(images))
     except ModelOutputError as error:
-        raise TrialRefusal("contract", f"{error} (logits need a softmax in the graph)") from None
+        raise Refusal("contract", f"{error} (logits need a softmax in the graph)") from None
     return probabilities.astype(np.float32)
 
 
@@ -314,12 +309,12 @@ def infer(session: ort.InferenceSession, images: np.ndarray, check: str) -> np.n
         ) from error
 
 
-def refusal_for(check: str, what: str, error: BaseException) -> TrialRefusal:
+def refusal_for(check: str, what: str, error: BaseException) -> Refusal:
     """An allocation that the memory cap refused is a memory refusal, whatever step it hit."""
     message = str(error).lower()
     if isinstance(error, MemoryError) or "allocat" in message or "bad_alloc" in message:
-        return TrialRefusal("memory", f"{what}: it needs more memory than the trial allows")
-    return TrialRefusal(check, f"{what}: {error}")
+        return Refusal("memory", f"{what}: it needs more memory than the trial allows")
+    return Refusal(check, f"{what}: {error}")
 
 
 def peak_memory_bytes() -> int:

@@ -27,7 +27,7 @@ from functions.serving.repeating import Repeating
 from functions.serving.rollback import PENDING, LocalRollback, move_pointer_back
 from functions.storage.clients import is_unreachable
 from functions.storage.model_registry import ModelRegistry
-from functions.storage.registry import Pointer
+from functions.storage.pointer import Pointer
 
 CACHE_DIR = Path(tempfile.gettempdir()) / "digit-models"
 log = logging.getLogger(__name__)

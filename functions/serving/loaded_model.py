@@ -22,13 +22,15 @@ from functions.clock import utc_now
 from functions.model_contract import (
     INPUT_SHAPE,
     VERSION_KEY,
+    InferenceTimeout,
     ModelContractError,
     ModelOutputError,
+    ModelRunError,
     check_probabilities,
     open_session,
 )
 from functions.serving.strikes import Strikes
-from functions.serving.watchdog import InferenceTimeout, ModelRunError, RunBound, bounded_run
+from functions.serving.watchdog import RunBound, bounded_run
 
 # Single-image runs timed (thread CPU time) after the first two warm-up runs, for the model's
 # own latency: the last warm-up run is the first of them.

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from functions.clock import utc_now
-from functions.errors import NoModelAvailable
 from functions.model_contract import UnusableModel
+from functions.serving.errors import NoModelAvailable
 from functions.serving.loaded_model import LoadedModel, ModelHolder, load_model_file
 
 if TYPE_CHECKING:

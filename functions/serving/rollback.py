@@ -22,24 +22,17 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import time
-from dataclasses import dataclass
-
-from azure.core.exceptions import AzureError
+from dataclasses import asdict, dataclass
+from functools import partial
 
 from functions.clock import utc_now
 from functions.serving.loaded_model import LoadedModel
 from functions.storage.errors import PointerConflict
-from functions.storage.model_registry import ModelRegistry
-from functions.storage.registry import (
-    PROMOTED,
-    VERSION_PATTERN,
-    Pointer,
-    stored_gate_figures,
-)
+from functions.storage.model_registry import ModelRegistry, after_the_fact
+from functions.storage.names import VERSION_PATTERN
+from functions.storage.pointer import Pointer
 
 POINTER_ATTEMPTS = 5
-AUDIT_ATTEMPTS = 3
 PENDING = "pending"
 log = logging.getLogger(__name__)
 
@@ -56,20 +49,15 @@ class LocalRollback:
     # The ETag of the current.json that named it, once read ("" if it was replaced before);
     # None until then.
     pointer_etag: str | None = None
-    outcome: str = PENDING
     rolled_back_to: str | None = None
+    outcome: str = PENDING
     last_error: str | None = None
 
     def describe(self) -> dict[str, object]:
-        return {
-            "version": self.version,
-            "sha256": self.sha256,
-            "reason": self.reason,
-            "at": self.at,
-            "rolled_back_to": self.rolled_back_to,
-            "outcome": self.outcome,
-            "last_error": self.last_error,
-        }
+        """All but the ETag, which is this instance's own business."""
+        described = asdict(self)
+        del described["pointer_etag"]
+        return described
 
     def refuses(self, pointer: Pointer) -> bool:
         """Whether `pointer`, which names this version, is the one it was rolled back from (or
@@ -145,15 +133,12 @@ def rollback_target(
         and previous not in (document["version"], undone_version)
     ):
         stored = registry.stored_version(previous)
-        sha256 = (stored or {}).get("sha256")
         if (
-            stored
-            and stored.get(PROMOTED) == "true"
-            and sha256
-            and sha256 != document["sha256"]
-            and sha256 not in refused
+            stored is not None
+            and stored.accepted
+            and stored.sha256 not in (document["sha256"], *refused)
         ):
-            return Target(previous, sha256, stored_gate_figures(stored))
+            return Target(previous, stored.sha256, stored.figures)
     return Target(bundled.version, bundled.sha256, {})
 
 
@@ -188,12 +173,7 @@ def _audit(registry: ModelRegistry, rollback: LocalRollback, target: Target) -> 
         "reason": f"serving rolled {rollback.version} back: {rollback.reason}",
         "by": instance_name(),
     }
-    for attempt in range(AUDIT_ATTEMPTS):
-        try:
-            registry.append_audit(record)
-            return
-        except AzureError:
-            log.warning("audit write failed (attempt %d)", attempt + 1, exc_info=True)
-            time.sleep(0.2 * (attempt + 1))
+    if after_the_fact(partial(registry.append_audit, record), "audit write"):
+        return
     rollback.outcome += "; its audit line could not be written (it is in the log)"
     log.error("rolled back but not audited: %s", record)

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 import onnxruntime as ort
 
-from functions.model_contract import UnusableModel, run_inference
+from functions.model_contract import InferenceTimeout, run_inference
 
 # One run may spend BOUND_FACTOR times the model's single-image latency per image in the batch,
 # in CPU seconds, at least MIN_BOUND_SECONDS and at most MAX_BOUND_SECONDS. The latency is the
@@ -59,19 +59,6 @@ LOAD_BOUND_SECONDS = 2.0
 CPU_SPENT = 0.9
 # A starved run is looked at again after the CPU it has left, and no sooner than this.
 RECHECK_SECONDS = 0.005
-
-
-class InferenceTimeout(UnusableModel):
-    """A run went on past its bound, and onnxruntime ended it. `starved`: it had not spent its
-    CPU bound when its wall-clock limit came (the instance was busy): no fault of the model."""
-
-    def __init__(self, message: str, *, starved: bool = False) -> None:
-        super().__init__(message)
-        self.starved = starved
-
-
-class ModelRunError(UnusableModel):
-    """onnxruntime failed while running the model on this input (it loaded and was warmed up)."""
 
 
 @dataclass(frozen=True)

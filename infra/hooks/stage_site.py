@@ -126,19 +126,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--target", type=Path, default=TARGET)
     args = parser.parse_args(argv)
     if not args.api_base_url:
-        print(
-            "stage_site: API_BASE_URL is not set; run `azd provision` first "
-            "(it is an output of infra/main.bicep)",
-            file=sys.stderr,
+        return _failed(
+            "API_BASE_URL is not set; run `azd provision` first (it is an output of "
+            "infra/main.bicep)"
         )
-        return 1
     try:
         target = stage(args.source, args.target, args.api_base_url)
     except (StagingError, OSError, ValueError) as error:
-        print(f"stage_site: {error}", file=sys.stderr)
-        return 1
+        return _failed(error)
     print(f"stage_site: {args.source} -> {target}, API {args.api_base_url.rstrip('/')}")
     return 0
+
+
+def _failed(reason: object) -> int:
+    """Why the site was not staged, on stderr; the hook's exit status then."""
+    print(f"stage_site: {reason}", file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":

@@ -14,7 +14,8 @@ export class PredictionError extends Error {
 
 /**
  * @typedef {object} Answer
- * @property {number} digit
+ * @property {number} digit the closest digit
+ * @property {boolean} isDigit false when the model says the drawing is not a digit at all
  * @property {number} confidence 0..1
  * @property {number[]} probabilities ten, summing to 1
  * @property {string} modelVersion
@@ -52,6 +53,8 @@ export async function requestPrediction(apiBase, pixels) {
   }
   return {
     digit: body.prediction,
+    // An answer without "is_digit" (an older API) is a digit's.
+    isDigit: body.is_digit !== false,
     confidence: body.confidence,
     probabilities: body.probabilities,
     modelVersion: body.model_version ?? response.headers.get("X-Model-Version") ?? "unknown",

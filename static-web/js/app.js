@@ -25,7 +25,11 @@ const caption = element("#pad-caption");
 const pad = new DrawingPad(canvas, element("#pad-picture"));
 new KeyboardPen(pad, canvas, element("#pad-cursor"));
 const view = new ResultView(element("#result"));
-const feedbackView = new FeedbackView(element("#feedback"), (digit) => correction.choose(digit));
+const feedbackView = new FeedbackView(
+  element("#feedback"),
+  (label) => correction.choose(label),
+  (shown) => correction.showDigits(shown),
+);
 const correction = new AnswerCorrection(
   (chosen) => sendCorrection(apiBase, chosen),
   (status) => feedbackView.render(status),

@@ -1,30 +1,38 @@
 /**
- * The "Wrong? Pick the right digit" offer for the answer on screen: open after each answer,
- * nothing sent until a digit is picked, at most one correction stored per answer, and an
- * outcome shown only while its answer is the one on screen (a late outcome for an older answer
- * is dropped). No DOM access: the site passes in how to send and how to show the status.
+ * The offer to correct the answer on screen: open after each answer, nothing sent until a right
+ * answer is picked, at most one correction stored per answer, and an outcome shown only while
+ * its answer is the one on screen (a late outcome for an older answer is dropped). The right
+ * answer is a digit or NOT_DIGIT: under a digit's answer the person picks another digit or "Not
+ * a digit"; under an answer that said "not a digit" the person first says "It is a digit", then
+ * picks which. No DOM access: the site passes in how to send and how to show the status.
  *
  * @module correction
  */
 
+import { NOT_DIGIT } from "./feedback.js";
 import { FIELD_SIZE } from "./preprocess.js";
 
 /** docs/contracts.md section 2's version names: the API refuses any other. */
 const VERSION_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 const isDigit = (value) => Number.isInteger(value) && value >= 0 && value <= 9;
+/** What /api/feedback takes as `predicted` and `label`: a digit or NOT_DIGIT. */
+const isAnswer = (value) => isDigit(value) || value === NOT_DIGIT;
 
-/** "a 3", "an 8": the article the confirmation needs. */
-export function withArticle(digit) {
-  return `${digit === 8 ? "an" : "a"} ${digit}`;
+/** "a 3", "an 8", "not a digit": how the confirmation names the right answer. */
+export function withArticle(label) {
+  if (label === NOT_DIGIT) return "not a digit";
+  return `${label === 8 ? "an" : "a"} ${label}`;
 }
 
 /**
  * @typedef {object} CorrectionStatus
  * @property {"none" | "open" | "sending" | "saved" | "failed"} state "none": nothing to correct
- * @property {number | null} predicted the model's digit (its button is not offered)
- * @property {number | null} label the digit picked, once one was
+ * @property {number | "not_digit" | null} predicted the model's answer (not offered as a pick)
+ * @property {number | "not_digit" | null} label the right answer picked, once one was
+ * @property {boolean} digitsShown whether the ten digits are offered: always under a digit's
+ *   answer; under NOT_DIGIT's, once the person said "It is a digit"
  * @property {string} message for people: what happened to the correction
- * @property {boolean} canChoose whether picking a digit sends it now
+ * @property {boolean} canChoose whether picking an answer sends it now
  */
 
 export class AnswerCorrection {
@@ -36,6 +44,7 @@ export class AnswerCorrection {
   #label = null;
   #message = "";
   #paused = false;
+  #digitsShown = false;
 
   /**
    * @param {(correction: import("./feedback.js").Correction) => Promise<unknown>} send
@@ -49,19 +58,20 @@ export class AnswerCorrection {
   /**
    * A new answer on screen: a fresh offer for it. Without the 28x28 pixels the model saw, or
    * with an answer the API would refuse to file, there is nothing to offer.
-   * @param {{digit: number, modelVersion: string}} answer
+   * @param {{digit: number, isDigit?: boolean, modelVersion: string}} answer `isDigit` false:
+   *   the model said the drawing is no digit (missing: it is one)
    * @param {Float32Array | null} pixels what was sent to /predict for this answer
    */
   offer(answer, pixels) {
     this.#generation += 1;
+    const predicted = answer.isDigit === false ? NOT_DIGIT : answer.digit;
     const usable =
       pixels?.length === FIELD_SIZE * FIELD_SIZE &&
-      isDigit(answer.digit) &&
+      isAnswer(predicted) &&
       VERSION_NAME.test(answer.modelVersion ?? "");
-    this.#answer = usable
-      ? { pixels, predicted: answer.digit, modelVersion: answer.modelVersion }
-      : null;
+    this.#answer = usable ? { pixels, predicted, modelVersion: answer.modelVersion } : null;
     this.#paused = false;
+    this.#digitsShown = usable && predicted !== NOT_DIGIT;
     this.#update(usable ? "open" : "none", null, "");
   }
 
@@ -70,6 +80,7 @@ export class AnswerCorrection {
     this.#generation += 1;
     this.#answer = null;
     this.#paused = false;
+    this.#digitsShown = false;
     this.#update("none", null, "");
   }
 
@@ -81,11 +92,26 @@ export class AnswerCorrection {
   }
 
   /**
-   * The person picked the right digit: send it, once. Ignored while nothing can be picked.
-   * @param {number} label
+   * "It is a digit", under an answer that said it is not: offer the ten digits (or, with
+   * false, fold them away again). Sends nothing; ignored under a digit's answer and while
+   * nothing can be picked.
+   * @param {boolean} [shown]
+   */
+  showDigits(shown = true) {
+    if (this.#answer?.predicted !== NOT_DIGIT || !this.#canChoose()) return;
+    if (this.#digitsShown === shown) return;
+    this.#digitsShown = shown;
+    this.#emit();
+  }
+
+  /**
+   * The person picked the right answer, a digit or NOT_DIGIT: send it, once. Ignored while
+   * nothing can be picked, and for the model's own answer or a digit not yet offered.
+   * @param {number | "not_digit"} label
    */
   async choose(label) {
-    if (!this.#canChoose() || !isDigit(label) || label === this.#answer.predicted) return;
+    if (!this.#canChoose() || !isAnswer(label) || label === this.#answer.predicted) return;
+    if (isDigit(label) && !this.#digitsShown) return;
     const generation = this.#generation;
     this.#update("sending", label, "Sending…");
     try {
@@ -104,6 +130,7 @@ export class AnswerCorrection {
       state: this.#state,
       predicted: this.#answer?.predicted ?? null,
       label: this.#label,
+      digitsShown: this.#digitsShown,
       message: this.#message,
       canChoose: this.#canChoose(),
     };

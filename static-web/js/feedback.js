@@ -1,12 +1,16 @@
 /**
  * The feedback API: POST {apiBase}/feedback with a correction of a wrong answer (the pixels
- * that were sent to /predict, the model's digit, the right digit and the model version), and
- * every way it can fail turned into a FeedbackError with a message for people.
+ * that were sent to /predict, the model's answer, the right answer and the model version; an
+ * answer is a digit or NOT_DIGIT), and every way it can fail turned into a FeedbackError with a
+ * message for people.
  *
  * @module feedback
  */
 
 import { TIMEOUT_MS } from "./api-client.js";
+
+/** docs/contracts.md section 4: the answer "this is not a digit", as `predicted` or `label`. */
+export const NOT_DIGIT = "not_digit";
 
 /** The correction was not stored; the message is for people. */
 export class FeedbackError extends Error {
@@ -16,8 +20,10 @@ export class FeedbackError extends Error {
 /**
  * @typedef {object} Correction
  * @property {Float32Array | number[]} pixels exactly what was sent to /predict for the answer
- * @property {number} predicted the model's digit
- * @property {number} label the right digit, as the person picked it
+ * @property {number | "not_digit"} predicted the model's answer: its digit, or NOT_DIGIT when it
+ *   said the drawing is no digit
+ * @property {number | "not_digit"} label the right answer, as the person picked it: a digit, or
+ *   NOT_DIGIT
  * @property {string} modelVersion the answer's model_version
  */
 

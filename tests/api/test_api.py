@@ -14,18 +14,18 @@ import pytest
 from PIL import Image
 
 import function_app
-from functions import preprocessing
-from functions.api.blueprint import api_functions
+from functions.api import handlers
+from functions.api.predict_codec import MAX_IMAGE_BYTES, MAX_JSON_BYTES
 from functions.api.problems import DECODERS_BUSY_RETRY_AFTER
 from functions.composition import Services
-from functions.serving import predict as predict_module
-from functions.serving.inputs import MAX_BATCH, MAX_IMAGE_BYTES, MAX_JSON_BYTES
+from functions.model_contract import MAX_BATCH
+from functions.preprocessing import pictures as preprocessing
 from tests import bad_models
 from tests.helpers import call, http_request, picture_of_digit, problem_of
 
 # The handlers around the app's own parts, as function_app.py builds them (storage from the
 # environment; without it, the bundled model only).
-api = api_functions(Services())
+services = Services()
 ALL_METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 V2_FUNCTIONS = {
     "v2_server_metadata",
@@ -149,25 +149,25 @@ def test_flat_pixels(digits):
     images, labels = digits
     for image, label in zip(images, labels, strict=True):
         request = http_request("POST", "predict", {"pixels": image.ravel().tolist()})
-        assert_prediction(call(api.predict, request), int(label))
+        assert_prediction(call(handlers.predict, request, services), int(label))
 
 
 def test_rows_of_pixels(digits):
     images, labels = digits
     request = http_request("POST", "predict", {"pixels": images[3].tolist()})
-    assert_prediction(call(api.predict, request), int(labels[3]))
+    assert_prediction(call(handlers.predict, request, services), int(labels[3]))
 
 
 def test_bare_array_from_the_earlier_clients(digits):
     images, labels = digits
     request = http_request("POST", "predict", images[7].ravel().tolist())
-    assert_prediction(call(api.predict, request), int(labels[7]))
+    assert_prediction(call(handlers.predict, request, services), int(labels[7]))
 
 
 def test_no_content_type_is_read_as_json(digits):
     images, labels = digits
     request = http_request("POST", "predict", images[5].ravel().tolist(), content_type=None)
-    assert_prediction(call(api.predict, request), int(labels[5]))
+    assert_prediction(call(handlers.predict, request, services), int(labels[5]))
 
 
 def test_float_pixels_and_charset_parameter(digits):
@@ -176,13 +176,13 @@ def test_float_pixels_and_charset_parameter(digits):
     request = http_request(
         "POST", "predict", {"pixels": pixels}, content_type="application/json; charset=utf-8"
     )
-    assert_prediction(call(api.predict, request), int(labels[9]))
+    assert_prediction(call(handlers.predict, request, services), int(labels[9]))
 
 
 def test_batch_answers_every_image_in_order(digits):
     images, labels = digits
     request = http_request("POST", "predict", {"images": [image.tolist() for image in images]})
-    response = call(api.predict, request)
+    response = call(handlers.predict, request, services)
     assert response.status_code == 200
     answer = body_of(response)
     assert [item["prediction"] for item in answer["predictions"]] == labels.tolist()
@@ -198,7 +198,9 @@ def test_batch_of_rows_and_of_mixed_forms(digits):
             for index, image in enumerate(images)
         ],
     ):
-        response = call(api.predict, http_request("POST", "predict", {"images": batch}))
+        response = call(
+            handlers.predict, http_request("POST", "predict", {"images": batch}), services
+        )
         assert response.status_code == 200
         assert [item["prediction"] for item in body_of(response)["predictions"]] == labels.tolist()
 
@@ -206,7 +208,7 @@ def test_batch_of_rows_and_of_mixed_forms(digits):
 def test_largest_batch_is_accepted(digits):
     images, _ = digits
     batch = [images[index % len(images)].ravel().tolist() for index in range(MAX_BATCH)]
-    response = call(api.predict, http_request("POST", "predict", {"images": batch}))
+    response = call(handlers.predict, http_request("POST", "predict", {"images": batch}), services)
     assert response.status_code == 200
     assert len(body_of(response)["predictions"]) == MAX_BATCH
 
@@ -219,7 +221,7 @@ def test_pictures_are_preprocessed_and_classified(digits, image_format, inverted
     for image, label in zip(images[::3], labels[::3], strict=True):
         picture = picture_of_digit(image, inverted=inverted, image_format=image_format)
         request = http_request("POST", "predict", picture, content_type=content_type)
-        assert_prediction(call(api.predict, request), int(label))
+        assert_prediction(call(handlers.predict, request, services), int(label))
 
 
 # --- bad inputs -----------------------------------------------------------------------------
@@ -266,7 +268,7 @@ BAD_JSON_BODIES = {
 
 @pytest.mark.parametrize(("body", "says"), BAD_JSON_BODIES.values(), ids=BAD_JSON_BODIES.keys())
 def test_bad_json_is_a_400_that_says_what_to_fix(body, says):
-    response = call(api.predict, http_request("POST", "predict", body))
+    response = call(handlers.predict, http_request("POST", "predict", body), services)
     assert response.status_code == 400
     problem = problem_of(response)
     assert says in problem["detail"]
@@ -275,7 +277,9 @@ def test_bad_json_is_a_400_that_says_what_to_fix(body, says):
 
 def test_problem_does_not_echo_the_request():
     marker = 200000
-    response = call(api.predict, http_request("POST", "predict", {"pixels": [marker] * 784}))
+    response = call(
+        handlers.predict, http_request("POST", "predict", {"pixels": [marker] * 784}), services
+    )
     assert response.status_code == 400
     assert b"200000" not in response.get_body()
     assert b"2e+05" not in response.get_body()
@@ -292,14 +296,18 @@ def test_problem_does_not_echo_the_request():
     ids=["broken PNG", "broken JPEG", "empty picture"],
 )
 def test_undecodable_picture_is_a_400(body, content_type, says):
-    response = call(api.predict, http_request("POST", "predict", body, content_type=content_type))
+    response = call(
+        handlers.predict, http_request("POST", "predict", body, content_type=content_type), services
+    )
     assert response.status_code == 400
     assert says in problem_of(response)["detail"]
 
 
 def test_blank_picture_is_a_400():
     blank = picture_of_digit(np.zeros((28, 28), dtype=np.uint8))
-    response = call(api.predict, http_request("POST", "predict", blank, content_type="image/png"))
+    response = call(
+        handlers.predict, http_request("POST", "predict", blank, content_type="image/png"), services
+    )
     assert response.status_code == 400
     assert "no ink" in problem_of(response)["detail"]
 
@@ -310,7 +318,7 @@ def test_blank_picture_is_a_400():
 )
 def test_body_over_the_limit_is_a_413(size, content_type):
     request = http_request("POST", "predict", b" " * size, content_type=content_type)
-    response = call(api.predict, request)
+    response = call(handlers.predict, request, services)
     assert response.status_code == 413
     assert "over the limit" in problem_of(response)["detail"]
 
@@ -331,7 +339,7 @@ def png_of(pixels: np.ndarray) -> bytes:
 def test_a_compressed_body_is_a_415_that_says_to_send_it_uncompressed(encoding):
     body = gzip.compress(json.dumps({"pixels": ONE}).encode())
     request = request_with_headers(body, Content_Type="application/json", Content_Encoding=encoding)
-    response = call(api.predict, request)
+    response = call(handlers.predict, request, services)
     assert response.status_code == 415
     assert "uncompressed" in problem_of(response)["detail"]
     assert encoding.lower() not in response.get_body().decode().lower()  # no echo
@@ -343,21 +351,25 @@ def test_an_identity_content_encoding_is_no_compression(digits, encoding):
     images, labels = digits
     body = json.dumps({"pixels": images[0].ravel().tolist()}).encode()
     request = request_with_headers(body, Content_Type="application/json", Content_Encoding=encoding)
-    assert_prediction(call(api.predict, request), int(labels[0]))
+    assert_prediction(call(handlers.predict, request, services), int(labels[0]))
 
 
 def test_a_compressed_picture_is_a_415_too(digits):
     images, _ = digits
     body = gzip.compress(picture_of_digit(images[0]))
     request = request_with_headers(body, Content_Type="image/png", Content_Encoding="gzip")
-    assert call(api.predict, request).status_code == 415
+    assert call(handlers.predict, request, services).status_code == 415
 
 
 def test_a_picture_over_the_pixel_limit_is_a_413():
     width = preprocessing.MAX_SIDE
     buffer = io.BytesIO()  # 16.4 Mpx of PNG in a few kB: refused from its header
     Image.new("1", (width, preprocessing.MAX_PIXELS // width + 50)).save(buffer, format="PNG")
-    response = call(api.predict, request_with_headers(buffer.getvalue(), Content_Type="image/png"))
+    response = call(
+        handlers.predict,
+        request_with_headers(buffer.getvalue(), Content_Type="image/png"),
+        services,
+    )
     assert response.status_code == 413
     detail = problem_of(response)["detail"]
     assert "the picture is too large" in detail
@@ -371,7 +383,7 @@ def test_a_16_bit_grey_png_is_classified(digits):
         enlarged = np.kron(image, np.ones((6, 6), dtype=np.uint8)).astype(np.uint16)
         page[30:198, 100:268] = 0xF0 - enlarged * 0xA0 // 255  # pencil grey, not black, ink
         request = request_with_headers(png_of(page * 257), Content_Type="image/png")
-        assert_prediction(call(api.predict, request), int(label))
+        assert_prediction(call(handlers.predict, request, services), int(label))
 
 
 def test_an_opaque_one_with_one_pixel_of_alpha_254_reads_as_one(mnist):
@@ -382,11 +394,15 @@ def test_an_opaque_one_with_one_pixel_of_alpha_254_reads_as_one(mnist):
     grey[40:264, 40:264] = 255 - ink
     rgba = np.dstack([grey, grey, grey, np.full_like(grey, 255)])
     opaque_answer = body_of(
-        call(api.predict, request_with_headers(png_of(rgba), Content_Type="image/png"))
+        call(
+            handlers.predict, request_with_headers(png_of(rgba), Content_Type="image/png"), services
+        )
     )
     row, column = np.argwhere(grey < 128)[0]
     rgba[row, column, 3] = 254  # one pixel of the stroke, very slightly translucent
-    response = call(api.predict, request_with_headers(png_of(rgba), Content_Type="image/png"))
+    response = call(
+        handlers.predict, request_with_headers(png_of(rgba), Content_Type="image/png"), services
+    )
     answer = assert_prediction(response, 1)
     assert answer["probabilities"] == opaque_answer["probabilities"]
 
@@ -399,9 +415,9 @@ def test_busy_picture_decoders_are_a_503_with_retry_after(digits, monkeypatch):
         while preprocessing._decode_slots.acquire(blocking=False):
             taken += 1
         request = request_with_headers(picture_of_digit(images[0]), Content_Type="image/png")
-        response = call(api.predict, request)
+        response = call(handlers.predict, request, services)
         json_request = http_request("POST", "predict", {"pixels": images[0].ravel().tolist()})
-        json_response = call(api.predict, json_request)
+        json_response = call(handlers.predict, json_request, services)
     finally:
         for _ in range(taken):
             preprocessing._decode_slots.release()
@@ -417,7 +433,7 @@ def test_busy_picture_decoders_are_a_503_with_retry_after(digits, monkeypatch):
 )
 def test_unsupported_content_type_is_a_415(content_type):
     request = http_request("POST", "predict", json.dumps(ONE), content_type=content_type)
-    response = call(api.predict, request)
+    response = call(handlers.predict, request, services)
     assert response.status_code == 415
     detail = problem_of(response)["detail"]
     assert "application/json, image/png or image/jpeg" in detail
@@ -427,15 +443,15 @@ def test_unsupported_content_type_is_a_415(content_type):
 @pytest.mark.parametrize(
     ("function", "method", "allowed"),
     [
-        (api.predict, "GET", "POST"),
-        (api.predict, "PUT", "POST"),
-        (api.health, "POST", "GET"),
-        (api.models, "DELETE", "GET"),
-        (api.openapi, "PATCH", "GET"),
+        (handlers.predict, "GET", "POST"),
+        (handlers.predict, "PUT", "POST"),
+        (handlers.health, "POST", "GET"),
+        (handlers.models, "DELETE", "GET"),
+        (handlers.openapi, "PATCH", "GET"),
     ],
 )
 def test_wrong_method_is_a_405_with_allow(function, method, allowed):
-    response = call(function, http_request(method, "x", b""))
+    response = call(function, http_request(method, "x", b""), services)
     assert response.status_code == 405
     assert response.headers["Allow"] == allowed
     assert allowed in problem_of(response)["detail"]
@@ -445,7 +461,7 @@ def test_wrong_method_is_a_405_with_allow(function, method, allowed):
 
 
 def test_health_names_the_served_model():
-    response = call(api.health, http_request("GET", "health"))
+    response = call(handlers.health, http_request("GET", "health"), services)
     assert response.status_code == 200
     health = body_of(response)
     assert health["status"] == "ok"
@@ -459,11 +475,11 @@ def test_health_names_the_served_model():
 def test_health_is_503_when_no_model_can_be_served(tmp_path):
     broken = tmp_path / "model.onnx"
     broken.write_bytes(b"not an onnx file")
-    broken_api = api_functions(Services(bundled_path=broken))
-    response = call(broken_api.health, http_request("GET", "health"))
+    broken_services = Services(bundled_path=broken)
+    response = call(handlers.health, http_request("GET", "health"), broken_services)
     assert response.status_code == 503
     assert "bundled model cannot be loaded" in body_of(response)["detail"]
-    prediction = call(broken_api.predict, http_request("POST", "predict", ONE))
+    prediction = call(handlers.predict, http_request("POST", "predict", ONE), broken_services)
     assert prediction.status_code == 503
     assert problem_of(prediction)["title"] == "Service Unavailable"
 
@@ -474,16 +490,17 @@ def test_a_model_that_answers_nan_or_infinity_gets_a_503_never_a_wrong_answer(
 ):
     path = tmp_path / "model.onnx"
     path.write_bytes(bad_models.nan_on_cue_model_bytes("cued", value))
-    cued_api = api_functions(Services(bundled_path=path))
+    cued_services = Services(bundled_path=path)
     images, labels = digits
     cued = images[:3].copy()
     cued[1, 0, 0] = 255  # the cue: ink in the top-left corner
 
     assert_prediction(
-        call(cued_api.predict, http_request("POST", "predict", cued[0].tolist())), labels[0]
+        call(handlers.predict, http_request("POST", "predict", cued[0].tolist()), cued_services),
+        labels[0],
     )
     for body in (cued[1].tolist(), {"pixels": cued[1].tolist()}, {"images": cued.tolist()}):
-        response = call(cued_api.predict, http_request("POST", "predict", body))
+        response = call(handlers.predict, http_request("POST", "predict", body), cued_services)
         assert response.status_code == 503
         assert problem_of(response)["detail"] == (
             "the served model gave an unusable answer; it has been logged"
@@ -492,14 +509,14 @@ def test_a_model_that_answers_nan_or_infinity_gets_a_503_never_a_wrong_answer(
 
 
 def test_models_lists_the_current_version():
-    answer = body_of(call(api.models, http_request("GET", "models")))
+    answer = body_of(call(handlers.models, http_request("GET", "models"), services))
     assert answer["current"]["source"] == "bundled"
     assert answer["versions"][0]["version"] == answer["current"]["version"]
     assert answer["decisions"] == []
 
 
 def test_openapi_document_describes_every_route():
-    response = call(api.openapi, http_request("GET", "openapi.json"))
+    response = call(handlers.openapi, http_request("GET", "openapi.json"), services)
     document = body_of(response)
     assert document["openapi"] == "3.1.0"
     v2_model = "/v2/models/{name}"
@@ -527,26 +544,12 @@ def test_openapi_document_describes_every_route():
 
 def test_an_image_alone_is_answered_as_in_a_batch(digits):
     images, _ = digits
-    batch = call(api.predict, http_request("POST", "predict", {"images": images.tolist()}))
+    batch = call(
+        handlers.predict, http_request("POST", "predict", {"images": images.tolist()}), services
+    )
     in_batch = body_of(batch)["predictions"]
     for image, expected in zip(images, in_batch, strict=True):
-        alone = body_of(call(api.predict, http_request("POST", "predict", image.tolist())))
-        assert {key: alone[key] for key in expected} == expected
-
-
-def test_one_row_is_rounded_as_a_batch_rounds_it():
-    """One image takes plain Python floats, a batch numpy: the same six decimals either way,
-    halfway values included (odd multiples of 1/128, the float32 values that lie exactly
-    halfway between two sixth decimals: rounded half to even by both)."""
-    rng = np.random.default_rng(0)
-    halfway = np.arange(1, 128, 2) / 128
-    values = np.concatenate([rng.random(20_000), rng.random(20_000) * 1e-5, halfway])
-    rows = values[: len(values) // 10 * 10].astype(np.float32).reshape(-1, 10)
-    batch = predict_module._answers(rows)
-    for row, in_batch in zip(rows, batch, strict=True):
-        alone = predict_module._answers(row[np.newaxis])[0]
-        assert alone["probabilities"] == in_batch["probabilities"].tolist()
-        assert (alone["prediction"], alone["confidence"]) == (
-            in_batch["prediction"],
-            in_batch["confidence"],
+        alone = body_of(
+            call(handlers.predict, http_request("POST", "predict", image.tolist()), services)
         )
+        assert {key: alone[key] for key in expected} == expected

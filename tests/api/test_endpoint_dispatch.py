@@ -19,8 +19,9 @@ import pytest
 from azure_functions_runtime.bindings.context import get_context
 
 import function_app
-from functions.api.blueprint import api_blueprint, api_functions
-from functions.api.endpoint import endpoint, in_pool
+from functions.api import handlers
+from functions.api.blueprint import api_blueprint
+from functions.api.endpoint import bind, endpoint, in_pool
 from functions.api.responses import v2_error_response
 from functions.composition import Services
 from functions.pools import Pool, Pools
@@ -91,6 +92,30 @@ def test_the_declared_function_is_async_takes_the_context_and_keeps_the_name() -
     assert declared.__name__ == "thread_of"
     # What the worker reads to decide what to pass: the request and the invocation's context.
     assert list(inspect.signature(declared).parameters) == ["req", "context"]
+
+
+def test_a_bound_handler_is_a_function_of_the_request_of_its_kind_and_name() -> None:
+    services = Services(read_settings=no_settings)
+    seen = []
+
+    def plain(req: func.HttpRequest, services: Services) -> func.HttpResponse:
+        seen.append(services)
+        return func.HttpResponse()
+
+    async def awaited(req: func.HttpRequest, services: Services) -> func.HttpResponse:
+        seen.append(services)
+        return func.HttpResponse()
+
+    request = http_request("GET", "x")
+    for handler in (plain, awaited):
+        declared = bind(handler, services)
+        assert declared.__name__ == handler.__name__
+        assert inspect.iscoroutinefunction(declared) == inspect.iscoroutinefunction(handler)
+        # What the worker reads to decide what to pass: the request alone, no `services` binding.
+        assert list(inspect.signature(declared).parameters) == ["req"]
+        answer = declared(request)
+        assert (asyncio.run(answer) if inspect.iscoroutine(answer) else answer).status_code == 200
+    assert seen == [services, services]
 
 
 class RefusingPool(Pool):
@@ -192,7 +217,6 @@ def test_health_and_models_answer_while_an_inference_hangs() -> None:
 
 def test_a_cold_start_for_health_waits_in_the_inference_pool() -> None:
     services = Services(read_settings=no_settings, pools=Pools(inference_threads=1))
-    health = api_functions(services).health
     seen = []
     current = services.provider.current
 
@@ -201,5 +225,5 @@ def test_a_cold_start_for_health_waits_in_the_inference_pool() -> None:
         return current()
 
     services.provider.current = load
-    assert asyncio.run(health(http_request("GET", "health"))).status_code == 200
+    assert asyncio.run(handlers.health(http_request("GET", "health"), services)).status_code == 200
     assert seen == ["inference-pool_0"]  # neither the loop nor the loop's default executor

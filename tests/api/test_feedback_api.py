@@ -19,16 +19,16 @@ import pytest
 from azure.core.exceptions import ResourceExistsError
 from azure.storage.blob import ContainerClient
 
-from functions.api.blueprint import api_functions
+from functions.api import handlers
+from functions.api.feedback_codec import MAX_FEEDBACK_BYTES
 from functions.api.problems import STORAGE_RETRY_AFTER, TooManyRequests
 from functions.api.rate_limit import Client, ClientRateLimit, UnknownClient, client_address
 from functions.composition import Services
 from functions.feedback.item import STORED_FIELDS, blob_name, item_from_stored, item_id
-from functions.feedback.request import MAX_FEEDBACK_BYTES
 from functions.feedback.store import FeedbackStore
 from functions.settings import MissingSetting
 from functions.storage.clients import SERVING_READ_TIMEOUT_SECONDS, serving_options
-from functions.storage.registry import VERSION_PATTERN
+from functions.storage.names import VERSION_PATTERN
 from tests.helpers import call, http_request, problem_of
 from tests.stack import REPO_ROOT, Azurite, running_azurite
 
@@ -62,9 +62,9 @@ def feedback_container(azurite) -> Iterator[ContainerClient]:
     container.delete_container()
 
 
-def feedback_api(container: ContainerClient, limit: ClientRateLimit | None = None):
-    services = Services(feedback_store=FeedbackStore(container))
-    return api_functions(services, feedback_limit=limit or ClientRateLimit(1000))
+def feedback_services(container: ContainerClient, limit: ClientRateLimit | None = None):
+    limit = limit or ClientRateLimit(1000)
+    return Services(feedback_store=FeedbackStore(container), feedback_limit=limit)
 
 
 def correction(pixels: np.ndarray, label: int, **changes) -> dict:
@@ -77,7 +77,7 @@ def correction(pixels: np.ndarray, label: int, **changes) -> dict:
     }
 
 
-def send(api, body, *, client: str | None = "192.0.2.1", **options) -> func.HttpResponse:
+def send(services, body, *, client: str | None = "192.0.2.1", **options) -> func.HttpResponse:
     """POSTed as the platform's front end hands it on: with the client's address last in
     X-Forwarded-For (`client`), or, with None, without the header."""
     request = http_request("POST", "feedback", body, **options)
@@ -88,7 +88,7 @@ def send(api, body, *, client: str | None = "192.0.2.1", **options) -> func.Http
             headers={**request.headers, "X-Forwarded-For": client},
             body=request.get_body(),
         )
-    return call(api.feedback, request)
+    return call(handlers.feedback, request, services)
 
 
 def stored(container: ContainerClient) -> dict[str, dict]:
@@ -103,8 +103,8 @@ def stored(container: ContainerClient) -> dict[str, dict]:
 
 def test_a_correction_is_stored_once_under_its_content_hash(feedback_container, digit):
     pixels, label = digit
-    api = feedback_api(feedback_container)
-    answer = send(api, correction(pixels, label))
+    services = feedback_services(feedback_container)
+    answer = send(services, correction(pixels, label))
     assert answer.status_code == 202, answer.get_body()
     identifier = json.loads(answer.get_body())["item"]
     assert identifier == item_id(pixels, label)
@@ -121,13 +121,13 @@ def test_a_correction_is_stored_once_under_its_content_hash(feedback_container, 
 
 def test_sending_the_same_correction_again_stores_nothing_new(feedback_container, digit):
     pixels, label = digit
-    api = feedback_api(feedback_container)
-    first = send(api, correction(pixels, label))
+    services = feedback_services(feedback_container)
+    first = send(services, correction(pixels, label))
     before = stored(feedback_container)
     etag = next(iter(feedback_container.list_blobs())).etag
     # The same image in the other pixel form, as floats that round to the same whole numbers.
     floats = np.clip(pixels.ravel() + 0.2, 0, 255).tolist()
-    again = send(api, {**correction(pixels, label), "pixels": floats})
+    again = send(services, {**correction(pixels, label), "pixels": floats})
     assert again.status_code == 202
     assert again.get_body() == first.get_body()
     assert stored(feedback_container) == before
@@ -136,9 +136,9 @@ def test_sending_the_same_correction_again_stores_nothing_new(feedback_container
 
 def test_another_label_for_the_same_drawing_is_another_item(feedback_container, digit):
     pixels, label = digit
-    api = feedback_api(feedback_container)
-    assert send(api, correction(pixels, label)).status_code == 202
-    assert send(api, correction(pixels, 9, predicted=7)).status_code == 202
+    services = feedback_services(feedback_container)
+    assert send(services, correction(pixels, label)).status_code == 202
+    assert send(services, correction(pixels, 9, predicted=7)).status_code == 202
     assert len(stored(feedback_container)) == 2
 
 
@@ -146,7 +146,7 @@ def test_the_first_correction_creates_a_missing_container(azurite, digit):
     container = ContainerClient.from_connection_string(azurite, f"new-{uuid.uuid4().hex[:8]}")
     pixels, label = digit
     try:
-        assert send(feedback_api(container), correction(pixels, label)).status_code == 202
+        assert send(feedback_services(container), correction(pixels, label)).status_code == 202
         assert len(stored(container)) == 1
     finally:
         container.delete_container()
@@ -195,17 +195,17 @@ BAD_BODIES = {
 @pytest.mark.parametrize("case", BAD_BODIES, ids=list(BAD_BODIES))
 def test_a_bad_correction_is_refused_and_nothing_is_stored(feedback_container, case):
     body, status = BAD_BODIES[case]
-    answer = send(feedback_api(feedback_container), body)
+    answer = send(feedback_services(feedback_container), body)
     assert answer.status_code == status
     assert problem_of(answer)["detail"]
     assert stored(feedback_container) == {}
 
 
 def test_other_content_types_and_compressed_bodies_are_refused(feedback_container):
-    api = feedback_api(feedback_container)
-    text = send(api, json.dumps(GOOD), content_type="text/plain")
+    services = feedback_services(feedback_container)
+    text = send(services, json.dumps(GOOD), content_type="text/plain")
     assert text.status_code == 415
-    assert problem_of(send(api, b"", content_type="image/png"))["status"] == 415
+    assert problem_of(send(services, b"", content_type="image/png"))["status"] == 415
     squeezed = func.HttpRequest(
         "POST",
         "http://localhost:7071/api/feedback",
@@ -216,7 +216,7 @@ def test_other_content_types_and_compressed_bodies_are_refused(feedback_containe
         },
         body=gzip.compress(json.dumps(GOOD).encode()),
     )
-    answer = call(api.feedback, squeezed)
+    answer = call(handlers.feedback, squeezed, services)
     assert answer.status_code == 415
     assert answer.headers["Accept-Encoding"] == "identity"
     assert stored(feedback_container) == {}
@@ -224,13 +224,14 @@ def test_other_content_types_and_compressed_bodies_are_refused(feedback_containe
 
 @pytest.mark.parametrize("method", ["GET", "PUT", "DELETE"])
 def test_only_post_is_allowed(feedback_container, method):
-    answer = call(feedback_api(feedback_container).feedback, http_request(method, "feedback"))
+    services = feedback_services(feedback_container)
+    answer = call(handlers.feedback, http_request(method, "feedback"), services)
     assert answer.status_code == 405
     assert answer.headers["Allow"] == "POST"
 
 
 def test_a_problem_never_echoes_the_request(feedback_container):
-    answer = send(feedback_api(feedback_container), {**GOOD, "model_version": "<script>x"})
+    answer = send(feedback_services(feedback_container), {**GOOD, "model_version": "<script>x"})
     assert answer.status_code == 400
     assert "<script>" not in answer.get_body().decode()
 
@@ -240,35 +241,35 @@ def test_a_problem_never_echoes_the_request(feedback_container):
 
 def test_a_client_over_its_allowance_gets_429_with_retry_after(feedback_container):
     clock = ManualClock()
-    api = feedback_api(feedback_container, ClientRateLimit(3, clock=clock))
+    services = feedback_services(feedback_container, ClientRateLimit(3, clock=clock))
     images = [np.roll(SEVEN, shift, axis=1) for shift in range(6)]
 
     statuses = [
-        send(api, correction(image, 7), client="203.0.113.5:1111").status_code
+        send(services, correction(image, 7), client="203.0.113.5:1111").status_code
         for image in images[:3]
     ]
     assert statuses == [202, 202, 202]
-    refused = send(api, correction(images[3], 7), client="203.0.113.5:2222")
+    refused = send(services, correction(images[3], 7), client="203.0.113.5:2222")
     assert refused.status_code == 429
     assert problem_of(refused)["status"] == 429
     assert refused.headers["Retry-After"] == "20"  # 3 a minute: the next one in 20 s
 
     # Another address is another client; a forged first address changes nothing.
-    assert send(api, correction(images[3], 7), client="198.51.100.7").status_code == 202
-    forged = send(api, correction(images[4], 7), client="198.51.100.99, 203.0.113.5:3333")
+    assert send(services, correction(images[3], 7), client="198.51.100.7").status_code == 202
+    forged = send(services, correction(images[4], 7), client="198.51.100.99, 203.0.113.5:3333")
     assert forged.status_code == 429
 
     clock.now += 20
-    assert send(api, correction(images[4], 7), client="203.0.113.5:4444").status_code == 202
-    assert send(api, correction(images[5], 7), client="203.0.113.5:4444").status_code == 429
+    assert send(services, correction(images[4], 7), client="203.0.113.5:4444").status_code == 202
+    assert send(services, correction(images[5], 7), client="203.0.113.5:4444").status_code == 429
     assert len(stored(feedback_container)) == 5  # the refused ones stored nothing
 
 
 def test_refused_requests_count_against_the_allowance(feedback_container):
-    api = feedback_api(feedback_container, ClientRateLimit(2, clock=ManualClock()))
-    assert send(api, b"not json").status_code == 400
-    assert send(api, b"not json").status_code == 400
-    assert send(api, GOOD).status_code == 429
+    services = feedback_services(feedback_container, ClientRateLimit(2, clock=ManualClock()))
+    assert send(services, b"not json").status_code == 400
+    assert send(services, b"not json").status_code == 400
+    assert send(services, GOOD).status_code == 429
 
 
 def test_a_limit_under_one_a_minute_still_lets_one_through():
@@ -341,7 +342,7 @@ class ContainerBeingDeleted:
 
 
 def test_a_write_refused_for_another_reason_than_existing_is_not_a_success(digit):
-    answer = send(feedback_api(ContainerBeingDeleted()), correction(*digit))
+    answer = send(feedback_services(ContainerBeingDeleted()), correction(*digit))
     assert answer.status_code == 503
     assert answer.headers["Retry-After"] == STORAGE_RETRY_AFTER
 
@@ -351,7 +352,7 @@ def test_storage_down_is_503_with_retry_after(digit):
     down = ContainerClient.from_connection_string(
         CLOSED_PORT_STORAGE, "feedback", **serving_options()
     )
-    answer = send(feedback_api(down), correction(pixels, label))
+    answer = send(feedback_services(down), correction(pixels, label))
     assert answer.status_code == 503
     assert problem_of(answer)["detail"].startswith("storage is not taking corrections")
     assert answer.headers["Retry-After"] == STORAGE_RETRY_AFTER
@@ -361,8 +362,8 @@ def test_unconfigured_storage_is_503_and_names_the_setting_in_the_log(caplog, di
     def no_settings():
         raise MissingSetting("MODELS_STORAGE is not set")
 
-    api = api_functions(Services(read_settings=no_settings))
-    answer = send(api, correction(*digit))
+    services = Services(read_settings=no_settings)
+    answer = send(services, correction(*digit))
     assert answer.status_code == 503
     assert "MODELS_STORAGE" not in answer.get_body().decode()  # the client needs no internals
     assert "MODELS_STORAGE is not set" in caplog.text
@@ -380,16 +381,16 @@ def test_storage_that_hangs_is_a_bounded_503_and_a_retry_stores_it_once(own_stor
         own_storage.connection_string, "feedback", **serving_options()
     )
     container.create_container()
-    api = feedback_api(container)
+    services = feedback_services(container)
     body = correction(*digit)
     with own_storage.frozen():
         started = time.monotonic()
-        answer = send(api, body)
+        answer = send(services, body)
         waited = time.monotonic() - started
     assert answer.status_code == 503
     assert waited < SERVING_READ_TIMEOUT_SECONDS + 3
     # Storage may have taken the item after all: the client's retry is safe, one item either way.
-    assert send(api, body).status_code == 202
+    assert send(services, body).status_code == 202
     assert len(stored(container)) == 1
 
 

@@ -18,7 +18,6 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from azure.storage.blob import ContainerClient
 
-from functions.api.blueprint import api_functions
 from functions.api.problems import TooManyRequests
 from functions.api.rate_limit import (
     NETWORK_FACTOR,
@@ -61,7 +60,7 @@ def feedback_container(azurite) -> Iterator[ContainerClient]:
 
 
 def limited_api(container: ContainerClient, limit: ClientRateLimit):
-    return api_functions(Services(feedback_store=FeedbackStore(container)), feedback_limit=limit)
+    return Services(feedback_store=FeedbackStore(container), feedback_limit=limit)
 
 
 # --- a fresh X-Forwarded-For address per post --------------------------------------------------
@@ -291,10 +290,9 @@ def test_the_endpoint_takes_the_instance_caps_from_the_settings(feedback_contain
     settings.cache_clear()
     try:
         services = Services(feedback_store=FeedbackStore(feedback_container))
-        api = api_functions(services)
         images = drawings(4)
         statuses = [
-            send(api, correction(image, 7), client=f"198.51.100.{n}").status_code
+            send(services, correction(image, 7), client=f"198.51.100.{n}").status_code
             for n, image in enumerate(images)
         ]
     finally:

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from functions.api.blueprint import api_functions
+from functions.api import handlers
 from functions.api.pacing import Pacer
 from functions.api.problems import TooManyRequests
 from functions.composition import Services
@@ -40,11 +40,11 @@ def test_a_caller_that_would_wait_too_long_is_refused_with_retry_after():
 
 
 def test_a_flood_of_the_models_endpoint_is_paced_and_refused_as_problem_json():
-    api = api_functions(Services(), models_pace=Pacer(per_second=20, max_wait_seconds=0.2))
+    services = Services(models_pace=Pacer(per_second=20, max_wait_seconds=0.2))
     request = http_request("GET", "models")
 
     async def flood() -> list:
-        return await asyncio.gather(*(api.models(request) for _ in range(12)))
+        return await asyncio.gather(*(handlers.models(request, services) for _ in range(12)))
 
     started = time.monotonic()
     responses = asyncio.run(flood())

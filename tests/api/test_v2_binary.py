@@ -12,14 +12,14 @@ import azure.functions as func
 import numpy as np
 import pytest
 
-from functions.api.v2_blueprint import v2_functions
+from functions.api import v2_handlers
+from functions.api.v2_model import MODEL_NAME
+from functions.api.v2_request import MAX_BODY_BYTES, MAX_HEADER_BYTES
 from functions.composition import Services
-from functions.serving.v2_model import MODEL_NAME
-from functions.serving.v2_request import MAX_BODY_BYTES, MAX_HEADER_BYTES
 from tests import bad_models
 from tests.helpers import call
 
-v2 = v2_functions(Services())
+services = Services()
 INFER = f"v2/models/{MODEL_NAME}/infer"
 ONE_IMAGE = 784  # bytes of one UINT8 image; four times that as FP32
 
@@ -100,7 +100,7 @@ def test_binary_in_and_out_in_process(digit):
         {"name": "probabilities", "parameters": {"binary_data": False}},
     ]
     body, length = binary_request(image.astype(np.uint8).tobytes(), outputs=outputs)
-    response = call(v2.infer, infer_request(body, length))
+    response = call(v2_handlers.infer, infer_request(body, length), services)
     assert response.status_code == 200, response.get_body()
     assert response.mimetype == "application/octet-stream"
     answer = response.get_body()
@@ -116,16 +116,16 @@ def test_binary_in_and_out_in_process(digit):
 def test_a_model_that_answers_nan_is_a_503_not_a_tensor(tmp_path, digit):
     path = tmp_path / "model.onnx"
     path.write_bytes(bad_models.nan_on_cue_model_bytes("cued"))
-    cued_v2 = v2_functions(Services(bundled_path=path))
+    cued_services = Services(bundled_path=path)
     image = digit[0].astype(np.uint8)
-    honest = call(cued_v2.infer, infer_request(*binary_request(image.tobytes())))
+    honest = call(v2_handlers.infer, infer_request(*binary_request(image.tobytes())), cued_services)
     assert honest.status_code == 200, honest.get_body()
     cued = image.copy()
     cued[0, 0] = 255  # the cue: ink in the top-left corner
     tensor = {"name": "pixels", "shape": [1, 784], "datatype": "UINT8"}
     in_json = json.dumps({"inputs": [{**tensor, "data": cued.ravel().tolist()}]}).encode()
     for request in (infer_request(*binary_request(cued.tobytes())), infer_request(in_json)):
-        response = call(cued_v2.infer, request)
+        response = call(v2_handlers.infer, request, cued_services)
         assert response.status_code == 503
         assert error_of(response) == "the served model gave an unusable answer; it has been logged"
 
@@ -139,7 +139,7 @@ def test_id_and_parameters_are_echoed(digit):
         "outputs": [{"name": "digit"}],
     }
     request["inputs"][0]["data"] = image.tolist()  # nested, as the protocol allows
-    response = call(v2.infer, infer_request(json.dumps(request).encode()))
+    response = call(v2_handlers.infer, infer_request(json.dumps(request).encode()), services)
     assert response.status_code == 200, response.get_body()
     answer = json.loads(response.get_body())
     assert answer["id"] == "abc"
@@ -157,7 +157,7 @@ def test_parameters_at_their_limits_are_echoed_whole(digit):
         "inputs": [{"name": "pixels", "shape": [1, 784], "datatype": "UINT8"}],
     }
     request["inputs"][0]["data"] = image.ravel().tolist()
-    response = call(v2.infer, infer_request(json.dumps(request).encode()))
+    response = call(v2_handlers.infer, infer_request(json.dumps(request).encode()), services)
     assert response.status_code == 200, response.get_body()
     assert json.loads(response.get_body())["parameters"] == parameters
     assert len(response.get_body()) < 32 * 1024  # the most a response echoes
@@ -167,35 +167,38 @@ def test_a_served_version_answers_and_another_is_a_404_naming_it(digit, bundled)
     image, _ = digit
     body, length = binary_request(image.astype(np.uint8).tobytes())
     served = f"v2/models/{MODEL_NAME}/versions/{bundled.version}/infer"
-    assert call(v2.infer, infer_request(body, length, route=served)).status_code == 200
+    assert (
+        call(v2_handlers.infer, infer_request(body, length, route=served), services).status_code
+        == 200
+    )
     other = f"v2/models/{MODEL_NAME}/versions/0.0.1/infer"
-    response = call(v2.infer, infer_request(body, length, route=other))
+    response = call(v2_handlers.infer, infer_request(body, length, route=other), services)
     assert response.status_code == 404
     assert bundled.version in error_of(response)
 
 
 def test_without_a_model_the_server_is_live_but_not_ready(tmp_path):
-    broken = v2_functions(Services(bundled_path=tmp_path / "missing.onnx"))
+    broken_services = Services(bundled_path=tmp_path / "missing.onnx")
 
     def get(route: str) -> func.HttpRequest:
         return func.HttpRequest(
             "GET", f"http://localhost/api/{route}", body=b"", route_params={"name": MODEL_NAME}
         )
 
-    assert call(broken.live, get("v2/health/live")).status_code == 200
+    assert call(v2_handlers.live, get("v2/health/live"), broken_services).status_code == 200
     for handler, route in (
-        (broken.ready, "v2/health/ready"),
-        (broken.model_ready, f"v2/models/{MODEL_NAME}/ready"),
-        (broken.model_metadata, f"v2/models/{MODEL_NAME}"),
+        (v2_handlers.ready, "v2/health/ready"),
+        (v2_handlers.model_ready, f"v2/models/{MODEL_NAME}/ready"),
+        (v2_handlers.model_metadata, f"v2/models/{MODEL_NAME}"),
     ):
-        response = call(handler, get(route))
+        response = call(handler, get(route), broken_services)
         assert response.status_code == 503
         assert "no model can be served" in error_of(response)
 
 
 def test_a_wrong_method_is_a_405_with_allow_in_the_protocols_error_body():
     request = func.HttpRequest("GET", f"http://localhost/api/{INFER}", body=b"")
-    response = call(v2.infer, request)
+    response = call(v2_handlers.infer, request, services)
     assert response.status_code == 405
     assert response.headers["Allow"] == "POST"
     assert "use POST" in error_of(response)
@@ -261,7 +264,7 @@ HOSTILE = {
 @pytest.mark.parametrize(("request_parts", "says"), HOSTILE.values(), ids=HOSTILE.keys())
 def test_hostile_binary_requests_are_a_400_that_says_what_is_wrong(request_parts, says):
     body, length = request_parts
-    response = call(v2.infer, infer_request(body, length))
+    response = call(v2_handlers.infer, infer_request(body, length), services)
     assert response.status_code == 400, response.get_body()
     assert says in error_of(response)
 
@@ -414,24 +417,26 @@ BAD_JSON = {
 
 @pytest.mark.parametrize(("body", "says"), BAD_JSON.values(), ids=BAD_JSON.keys())
 def test_bad_json_requests_are_a_400_that_says_what_is_wrong(body, says):
-    response = call(v2.infer, infer_request(body))
+    response = call(v2_handlers.infer, infer_request(body), services)
     assert response.status_code == 400, response.get_body()
     assert says in error_of(response)
 
 
 def test_a_compressed_body_is_a_415():
     body, length = binary_request(PIXELS)
-    response = call(v2.infer, infer_request(body, length, **{"Content-Encoding": "gzip"}))
+    response = call(
+        v2_handlers.infer, infer_request(body, length, **{"Content-Encoding": "gzip"}), services
+    )
     assert response.status_code == 415
     assert "uncompressed" in error_of(response)
 
 
 def test_a_body_or_header_over_the_limits_is_a_413():
-    response = call(v2.infer, infer_request(b" " * (MAX_BODY_BYTES + 1)))
+    response = call(v2_handlers.infer, infer_request(b" " * (MAX_BODY_BYTES + 1)), services)
     assert response.status_code == 413
     assert "limit" in error_of(response)
     body = b" " * (MAX_HEADER_BYTES + 1) + PIXELS
-    response = call(v2.infer, infer_request(body, str(MAX_HEADER_BYTES + 1)))
+    response = call(v2_handlers.infer, infer_request(body, str(MAX_HEADER_BYTES + 1)), services)
     assert response.status_code == 413
     assert "JSON header" in error_of(response)
 

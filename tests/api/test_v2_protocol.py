@@ -9,7 +9,7 @@ import pytest
 import tritonclient.http as triton
 from tritonclient.utils import InferenceServerException
 
-from functions.serving.v2_model import MODEL_NAME
+from functions.api.v2_model import MODEL_NAME
 
 BATCH = 64
 

@@ -7,14 +7,19 @@ import json
 
 import pytest
 
-from functions import errors
-from functions.api.blueprint import api_functions
+from functions import model_contract
+from functions.api import handlers, request_errors
+from functions.api.blueprint import api_blueprint
 from functions.api.problems import PROBLEMS, problem_for
+from functions.api.v2_blueprint import v2_blueprint
 from functions.composition import Services
-from functions.preprocessing import DecodersBusy
-from functions.promotion.blueprint import promotion_functions
+from functions.errors import AppError
+from functions.promotion.blueprint import promotion_blueprint
+from functions.promotion.handlers import reconcile_incoming
+from functions.serving import errors as serving_errors
 from functions.serving import provider as provider_module
 from functions.settings import MissingSetting, settings
+from functions.storage.errors import StorageError, StorageUnavailable
 from tests.helpers import call, http_request
 from tests.stack import REPO_ROOT
 
@@ -35,16 +40,16 @@ def test_the_bundled_model_is_loaded_once_for_serving_and_promotion(
     monkeypatch.setenv("MODELS_STORAGE", azurite)
     monkeypatch.setenv("MODELS_CONTAINER", container.container_name)
     services = Services(read_settings=settings.__wrapped__)  # this environment, not the cache
-    api = api_functions(services)
-    promotion = promotion_functions(services)
     try:
-        served = call(api.predict, http_request("POST", "predict", [0] * 784))
+        served = call(handlers.predict, http_request("POST", "predict", [0] * 784), services)
         assert served.status_code == 200
-        promotion.reconcile_incoming(None)  # an empty drop zone: nothing to decide
+        reconcile_incoming(None, services)  # an empty drop zone: nothing to decide
         promoter = services.promoter()
         assert services.promoter() is promoter
         assert promoter.bundled is services.provider.current()
-        health = json.loads(call(api.health, http_request("GET", "health")).get_body())
+        health = json.loads(
+            call(handlers.health, http_request("GET", "health"), services).get_body()
+        )
         assert health["storage"]["following"] is True
         assert len(loads) == 1
     finally:
@@ -56,12 +61,13 @@ def test_nothing_is_read_before_first_use_and_a_missing_setting_is_named():
         raise MissingSetting("MODELS_STORAGE is not set")
 
     services = Services(read_settings=missing)
-    api_functions(services)
-    functions = promotion_functions(services)  # declaring reads no settings
+    api_blueprint(services)  # declaring reads no settings
+    v2_blueprint(services)
+    promotion_blueprint(services)
     with pytest.raises(MissingSetting, match="MODELS_STORAGE"):
-        functions.reconcile_incoming(None)
+        reconcile_incoming(None, services)
     try:  # serving does without storage
-        response = call(api_functions(services).predict, http_request("POST", "predict", [0] * 784))
+        response = call(handlers.predict, http_request("POST", "predict", [0] * 784), services)
         assert response.status_code == 200
     finally:
         services.provider.stop()
@@ -70,17 +76,39 @@ def test_nothing_is_read_before_first_use_and_a_missing_setting_is_named():
 @pytest.mark.parametrize(
     ("error", "status", "headers"),
     [
-        (errors.InvalidInput("x"), 400, {}),
-        (errors.InputTooLarge("x"), 413, {}),
-        (errors.UnsupportedContent("x"), 415, {}),
-        (errors.CompressedBody("x"), 415, {"Accept-Encoding": "identity"}),
-        (errors.NoModelAvailable("x"), 503, {}),
-        (DecodersBusy("x"), 503, {"Retry-After": "2"}),
+        (request_errors.InvalidInput("x"), 400, {}),
+        (request_errors.InputTooLarge("x"), 413, {}),
+        (request_errors.UnsupportedContent("x"), 415, {}),
+        (request_errors.CompressedBody("x"), 415, {"Accept-Encoding": "identity"}),
+        (serving_errors.NoModelAvailable("x"), 503, {}),
+        (serving_errors.UnknownModel("x"), 404, {}),
+        (serving_errors.DecodersBusy("x"), 503, {"Retry-After": "2"}),
+        (serving_errors.InferenceBusy("x"), 503, {"Retry-After": "2"}),
+        (model_contract.ModelOutputError("x"), 503, {"Retry-After": "2"}),
+        (model_contract.InferenceTimeout("x"), 503, {"Retry-After": "2"}),
+        (model_contract.ModelRunError("x"), 503, {"Retry-After": "2"}),
+        (StorageUnavailable("x"), 503, {"Retry-After": "10"}),
     ],
 )
 def test_each_domain_error_has_its_status_in_api(error, status, headers):
     answer, _ = problem_for(error)
     assert (int(answer.status), answer.headers) == (status, headers)
+
+
+@pytest.mark.parametrize("family", [request_errors.RequestError, serving_errors.ServingError])
+def test_every_error_of_the_request_and_serving_families_has_a_problem(family):
+    assert issubclass(family, AppError)
+    kinds = family.__subclasses__()
+    assert kinds
+    for kind in kinds:
+        assert problem_for(kind("x")) is not None, kind
+
+
+def test_every_family_shares_the_base():
+    for base in (model_contract.UnusableModel, StorageError):
+        assert issubclass(base, AppError)
+    for kind in (model_contract.InferenceTimeout, model_contract.ModelRunError):
+        assert issubclass(kind, model_contract.UnusableModel)
 
 
 def test_a_bug_has_no_problem_of_its_own():
@@ -90,7 +118,17 @@ def test_a_bug_has_no_problem_of_its_own():
 
 
 def test_serving_and_its_errors_know_no_http():
+    http_words = (
+        "HTTPStatus",
+        "functions.api",
+        "azure.functions",
+        "status_code",
+        "Content-Type",
+        "Content-Encoding",
+        "application/json",
+        "image/png",
+    )
     for module in [FUNCTIONS / "errors.py", *(FUNCTIONS / "serving").glob("*.py")]:
         text = module.read_text()
-        for http_word in ("HTTPStatus", "functions.api", "azure.functions", "status_code"):
+        for http_word in http_words:
             assert http_word not in text, f"{module.name} mentions {http_word}"

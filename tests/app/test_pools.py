@@ -231,7 +231,7 @@ def test_hanging_storage_and_a_feedback_flood_leave_pictures_alone(mnist, monkey
     # The limits on corrections are other tests': every correction here gets through them.
     services.read_settings = SimpleNamespace
     monkeypatch.setattr(
-        "functions.api.blueprint.ClientRateLimit.from_settings", lambda _: NoLimit()
+        "functions.api.rate_limit.ClientRateLimit.from_settings", lambda _: NoLimit()
     )
     digit = mnist["x_test"][0]
     correction = (

@@ -1,7 +1,7 @@
 """Write the preprocessing golden files that hold the Python and JS implementations together.
 
 Each tests/golden/preprocessing/<name>.json holds a picture and what
-functions/preprocessing.py makes of it:
+functions/preprocessing/mnist.py makes of it:
 
     {"name": str, "description": str, "width": int, "height": int,
      "rgba_encoding": "zlib+base64", "rgba": raw RGBA bytes, row-major, zlib'd then base64'd,
@@ -30,7 +30,7 @@ from PIL import Image, ImageDraw
 REPO_ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO_ROOT))
 
-from functions.preprocessing import ink_from_rgba, to_mnist  # noqa: E402
+from functions.preprocessing.mnist import ink_from_rgba, to_mnist  # noqa: E402
 
 GOLDEN_DIR = Path(__file__).resolve().parent / "preprocessing"
 WIDTH, HEIGHT = 200, 150

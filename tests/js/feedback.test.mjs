@@ -1,7 +1,8 @@
-// Corrections sent from the site (static-web/js/feedback.js and correction.js): the request
-// body, the messages for each failure, and the offer's rules: nothing sent until a digit is
-// picked, one correction per answer, outcomes only for the answer on screen.
-// `node --test tests/js/`.
+// Corrections sent from the site (static-web/js/feedback.js, correction.js and feedback-view.js):
+// the request body, the messages for each failure, and the offer's rules: nothing sent until an
+// answer is picked, one correction per answer, outcomes only for the answer on screen; "Not a
+// digit" under a digit's answer, and "It is a digit" then a digit under an answer that said
+// "not a digit". `node --test tests/js/`.
 
 import assert from "node:assert/strict";
 import { afterEach, mock, test } from "node:test";
@@ -9,13 +10,22 @@ import { afterEach, mock, test } from "node:test";
 import { AnswerCorrection, withArticle } from "../../static-web/js/correction.js";
 import {
   FeedbackError,
+  NOT_DIGIT,
   failureMessage,
   feedbackBody,
   sendCorrection,
 } from "../../static-web/js/feedback.js";
+import {
+  TITLE_DIGIT,
+  TITLE_NOT_DIGIT,
+  TITLE_WHICH_DIGIT,
+  feedbackTitle,
+} from "../../static-web/js/feedback-view.js";
 
 const PIXELS = Float32Array.from({ length: 784 }, (_, i) => (i % 97 === 0 ? 127.4 : 0));
 const ANSWER = { digit: 5, modelVersion: "mnist-cnn-1.2.0" };
+// The model's "that doesn't look like a digit", its closest digit 4 (is_digit false).
+const FLAGGED = { digit: 4, isDigit: false, modelVersion: "mnist-cnn-1.2.0" };
 
 afterEach(() => mock.restoreAll());
 
@@ -136,6 +146,18 @@ test("the confirmation's article", () => {
   assert.equal(withArticle(3), "a 3");
   assert.equal(withArticle(8), "an 8");
   assert.equal(withArticle(0), "a 0");
+  assert.equal(withArticle(NOT_DIGIT), "not a digit");
+});
+
+test("the body carries not_digit as the API's string, as label and as predicted", () => {
+  assert.equal(NOT_DIGIT, "not_digit");
+  const body = (predicted, label) =>
+    feedbackBody({ pixels: PIXELS, predicted, label, modelVersion: "v1" });
+  const said5 = body(5, NOT_DIGIT);
+  assert.deepEqual([said5.predicted, said5.label], [5, "not_digit"]);
+  const saidNo = body(NOT_DIGIT, 4);
+  assert.deepEqual([saidNo.predicted, saidNo.label], ["not_digit", 4]);
+  assert.equal(JSON.parse(JSON.stringify(said5)).label, "not_digit");
 });
 
 // --- the offer -------------------------------------------------------------------------------
@@ -149,6 +171,7 @@ test("an answer opens the offer; nothing is sent until a digit is picked", () =>
     state: "open",
     predicted: 5,
     label: null,
+    digitsShown: true,
     message: "",
     canChoose: true,
   });
@@ -175,6 +198,7 @@ test("a pick sends one correction with the answer's pixels and version", async (
     state: "saved",
     predicted: 5,
     label: 3,
+    digitsShown: true,
     message: "Thanks — saved as a 3.",
     canChoose: false,
   });
@@ -187,7 +211,9 @@ test("the model's own digit, and anything that is no digit, is never sent", asyn
   const api = controllableSend();
   const { correction } = recordingCorrection(api.send);
   correction.offer(ANSWER, PIXELS);
-  for (const label of [5, -1, 10, 2.5, "3", null]) await correction.choose(label);
+  for (const label of [5, -1, 10, 2.5, "3", null, "Not a digit", "not digit", "n"]) {
+    await correction.choose(label);
+  }
   assert.equal(api.calls.length, 0);
   assert.equal(correction.status.state, "open");
 });
@@ -212,6 +238,7 @@ test("a refused correction says why and may be picked again", async () => {
     state: "failed",
     predicted: 5,
     label: 3,
+    digitsShown: true,
     message: "Not saved: slow down. Try again later.",
     canChoose: true,
   });
@@ -235,6 +262,7 @@ test("a new answer resets the offer, and a late outcome for the older one is dro
     state: "open",
     predicted: 7,
     label: null,
+    digitsShown: true,
     message: "",
     canChoose: true,
   });
@@ -277,4 +305,117 @@ test("no offer without the 28x28 pixels or with a version the API would refuse",
     assert.equal(correction.status.state, "none");
     assert.equal(correction.status.canChoose, false);
   }
+});
+
+// --- "Not a digit" and "It is a digit" --------------------------------------------------------
+
+test("under a digit's answer, 'Not a digit' sends label not_digit, once", async () => {
+  const api = controllableSend();
+  const { correction, last } = recordingCorrection(api.send);
+  correction.offer(ANSWER, PIXELS);
+  const sending = correction.choose(NOT_DIGIT);
+  assert.deepEqual(api.calls[0].correction, {
+    pixels: PIXELS,
+    predicted: 5,
+    label: "not_digit",
+    modelVersion: "mnist-cnn-1.2.0",
+  });
+  api.calls[0].resolve("item");
+  await sending;
+  assert.deepEqual(last(), {
+    state: "saved",
+    predicted: 5,
+    label: "not_digit",
+    digitsShown: true,
+    message: "Thanks — saved as not a digit.",
+    canChoose: false,
+  });
+  await correction.choose(3);
+  await correction.choose(NOT_DIGIT);
+  assert.equal(api.calls.length, 1);
+});
+
+test("a missing isDigit is a digit's answer; isDigit true too", () => {
+  const { correction } = recordingCorrection(controllableSend().send);
+  correction.offer({ ...ANSWER, isDigit: true }, PIXELS);
+  assert.equal(correction.status.predicted, 5);
+  correction.offer(ANSWER, PIXELS);
+  assert.equal(correction.status.predicted, 5);
+  assert.equal(correction.status.digitsShown, true);
+});
+
+test("under 'not a digit', the digits wait for 'It is a digit'; then a digit is sent", async () => {
+  const api = controllableSend();
+  const { correction, last } = recordingCorrection(api.send);
+  correction.offer(FLAGGED, PIXELS);
+  assert.deepEqual(last(), {
+    state: "open",
+    predicted: "not_digit",
+    label: null,
+    digitsShown: false,
+    message: "",
+    canChoose: true,
+  });
+  await correction.choose(4); // the digits are not offered yet
+  await correction.choose(NOT_DIGIT); // the model's own answer
+  assert.equal(api.calls.length, 0);
+
+  correction.showDigits();
+  assert.equal(last().digitsShown, true);
+  assert.equal(last().state, "open");
+  assert.equal(api.calls.length, 0); // "It is a digit" alone sends nothing
+  const sending = correction.choose(4); // the closest digit is a right answer too
+  assert.deepEqual(api.calls[0].correction, {
+    pixels: PIXELS,
+    predicted: "not_digit",
+    label: 4,
+    modelVersion: "mnist-cnn-1.2.0",
+  });
+  api.calls[0].resolve("item");
+  await sending;
+  assert.equal(last().message, "Thanks — saved as a 4.");
+  assert.equal(last().state, "saved");
+  assert.equal(last().canChoose, false);
+});
+
+test("'It is a digit' folds away again, and does nothing under a digit's answer", () => {
+  const { correction, statuses } = recordingCorrection(controllableSend().send);
+  correction.offer(FLAGGED, PIXELS);
+  correction.showDigits(true);
+  correction.showDigits(false);
+  assert.equal(correction.status.digitsShown, false);
+  correction.showDigits(true);
+  correction.pause(); // a newer drawing is on its way: no new picks, no disclosure either
+  correction.showDigits(false);
+  assert.equal(correction.status.digitsShown, true);
+  correction.offer(FLAGGED, PIXELS); // a new answer: folded again
+  assert.equal(correction.status.digitsShown, false);
+
+  correction.offer(ANSWER, PIXELS);
+  const seen = statuses.length;
+  correction.showDigits(false);
+  assert.equal(statuses.length, seen);
+  assert.equal(correction.status.digitsShown, true);
+  correction.withdraw();
+  assert.equal(correction.status.digitsShown, false);
+});
+
+test("a flagged answer is offered whatever its closest digit, with a version the API takes", () => {
+  const { correction } = recordingCorrection(controllableSend().send);
+  correction.offer({ ...FLAGGED, digit: undefined }, PIXELS);
+  assert.equal(correction.status.state, "open");
+  correction.offer({ ...FLAGGED, modelVersion: "has space" }, PIXELS);
+  assert.equal(correction.status.state, "none");
+  correction.offer(FLAGGED, null);
+  assert.equal(correction.status.state, "none");
+});
+
+test("the group's title says what to pick", () => {
+  assert.equal(TITLE_DIGIT, "Wrong? Pick the right digit");
+  assert.equal(feedbackTitle({ predicted: 5, digitsShown: true }), TITLE_DIGIT);
+  assert.equal(feedbackTitle({ predicted: null, digitsShown: false }), TITLE_DIGIT);
+  assert.equal(feedbackTitle({ predicted: NOT_DIGIT, digitsShown: false }), TITLE_NOT_DIGIT);
+  assert.equal(feedbackTitle({ predicted: NOT_DIGIT, digitsShown: true }), TITLE_WHICH_DIGIT);
+  assert.equal(TITLE_NOT_DIGIT, "Is it a digit after all?");
+  assert.equal(TITLE_WHICH_DIGIT, "Which digit is it?");
 });

@@ -19,19 +19,19 @@ import onnx
 import onnxruntime as ort
 import pytest
 
-from functions.model_contract import ModelOutputError, UnusableModel
+from functions.model_contract import MAX_BATCH, ModelOutputError, UnusableModel
 from functions.promotion import sandbox
+from functions.promotion.errors import Refusal
 from functions.promotion.gate import (
     MAX_MEDIAN_LATENCY_MS,
     MAX_MEMORY_PER_IMAGE_BYTES,
     TRIAL_ADDRESS_SPACE_BYTES,
     GatePolicy,
+    Judged,
     TrialLimits,
-    Verdict,
     judge,
 )
 from functions.promotion.gate_set import load_gate_set
-from functions.serving.inputs import MAX_BATCH
 from functions.serving.loaded_model import load_model
 from tests import bad_models
 from tests.stack import REPO_ROOT
@@ -43,23 +43,30 @@ SHORT = TrialLimits(timeout_seconds=8, address_space_bytes=TRIAL_ADDRESS_SPACE_B
 SLACK_SECONDS = 30  # beyond a trial's limit: killing and reaping the child, a busy machine
 
 
-def judged(content: bytes, bundled, *, limits=LIMITS, version="cand", **options) -> Verdict:
-    return judge(
-        f"{version}.onnx",
-        content,
-        {},
-        policy=POLICY,
-        gate_set=load_gate_set(),
-        current=bundled,
-        limits=limits,
-        **options,
-    )
+def judged(
+    content: bytes, bundled, *, limits=LIMITS, version="cand", **options
+) -> Judged | Refusal:
+    """The gate's outcome: what it judged of an accepted candidate, or its refusal."""
+    try:
+        return judge(
+            version,
+            content,
+            {},
+            policy=POLICY,
+            gate_set=load_gate_set(),
+            current=bundled,
+            limits=limits,
+            **options,
+        )
+    except Refusal as refusal:
+        return refusal
 
 
-def assert_refused(verdict: Verdict, check: str, *words: str) -> None:
-    assert (verdict.accepted, verdict.failed_check) == (False, check), verdict.reason
+def assert_refused(outcome: Judged | Refusal, check: str, *words: str) -> None:
+    assert isinstance(outcome, Refusal), outcome
+    assert outcome.check == check, outcome.reason
     for word in words:
-        assert word in verdict.reason
+        assert word in outcome.reason
 
 
 def trials_started_by(parent: int) -> list[int]:
@@ -96,7 +103,7 @@ def test_the_bundled_network_is_accepted_with_the_figures_it_had_in_process(bund
 
     verdict = judged(bad_models.good_model_bytes("cand"), bundled)
 
-    assert verdict.accepted, verdict.reason
+    assert isinstance(verdict, Judged), verdict
     np.testing.assert_array_equal(verdict.gate_predictions, in_process)
     figures = verdict.figures
     assert figures["gate_accuracy"] == float(np.mean(in_process == gate_set.labels))
@@ -123,7 +130,7 @@ def test_a_model_whose_cost_follows_its_pixels_is_refused_before_it_runs(bundled
 def test_a_cnn_from_another_converter_passes_every_check(bundled):
     verdict = judged(bad_models.hand_built_cnn_model_bytes("cand"), bundled)
 
-    assert verdict.accepted, verdict.reason
+    assert isinstance(verdict, Judged), verdict
     assert verdict.figures["agreement_with_current"] == 1.0
 
 
@@ -133,7 +140,7 @@ from functions.promotion.gate_set import load_gate_set
 from tests.bad_models import slow_model_bytes
 
 policy = GatePolicy(min_accuracy=0.98, max_regression=0.005, signing_key=None)
-judge("hang.onnx", slow_model_bytes("hang", 120.0), {}, policy=policy,
+judge("hang", slow_model_bytes("hang", 120.0), {}, policy=policy,
       gate_set=load_gate_set(), current=None)
 """
 
@@ -258,10 +265,10 @@ def test_a_model_whose_rows_depend_on_the_batch_is_refused(bundled):
 
 
 def test_a_rollback_skips_the_quality_gates_but_not_the_trial(bundled):
-    verdict = judged(bad_models.batch_mixer_model_bytes("cand"), bundled, previously_accepted=True)
+    verdict = judged(bad_models.batch_mixer_model_bytes("cand"), bundled, accepted_before=True)
 
     assert_refused(verdict, "batch")
-    verdict = judged(bad_models.cue_loop_model_bytes("cand"), bundled, previously_accepted=True)
+    verdict = judged(bad_models.cue_loop_model_bytes("cand"), bundled, accepted_before=True)
 
     assert_refused(verdict, "graph")
 
@@ -369,7 +376,7 @@ def test_a_trial_leaves_nothing_behind_however_it_ends(bundled, monkeypatch, end
 
     verdict = judged(content, bundled, limits=limits)
 
-    assert verdict.accepted == (ending == "accepted"), verdict.reason
+    assert isinstance(verdict, Judged) == (ending == "accepted"), verdict
     assert trial_entries() == before
     assert set(os.listdir("/proc/self/fd")) <= descriptors  # every memory file closed
 

@@ -19,13 +19,13 @@ from azure.storage.blob import BlobLeaseClient
 
 from conversion import publish as publisher
 from functions.composition import Services
-from functions.promotion import blueprint
+from functions.promotion import handlers
 from functions.promotion import promoter as promoter_module
 from functions.promotion.gate import MAX_MODEL_BYTES
 from functions.promotion.promoter import MAX_DECISION_ATTEMPTS
-from functions.storage import registry as registry_module
-from functions.storage.errors import InvalidName
-from functions.storage.model_registry import ClaimKeeper, ModelRegistry
+from functions.storage import claims
+from functions.storage.model_registry import ModelRegistry
+from functions.storage.names import Candidate
 from functions.storage.registry import AUDIT
 from tests.bad_models import good_model_bytes, never_ending_model_bytes
 from tests.helpers import read_lines, wait_for_line
@@ -38,6 +38,8 @@ from tests.promotion.test_promotion import (
     store_and_point,
 )
 from tests.stack import REPO_ROOT
+
+V2 = Candidate("v2")
 
 
 def publisher_arguments(model, azurite: str, container) -> list[str]:
@@ -61,7 +63,7 @@ def served_v1(registry) -> None:
 
 
 def test_a_slow_decision_keeps_its_claim_past_the_lease(container, registry, bundled, monkeypatch):
-    monkeypatch.setattr(registry_module, "CLAIM_SECONDS", 15)  # the shortest lease storage gives
+    monkeypatch.setattr(claims, "CLAIM_SECONDS", 15)  # the shortest lease storage gives
     drop(container, "v2", good_model_bytes("v2"))
     real_read_pointer = registry.read_pointer
     probe = {}
@@ -72,7 +74,7 @@ def test_a_slow_decision_keeps_its_claim_past_the_lease(container, registry, bun
 
     def another_instance_tries_at_16_s():
         time.sleep(16)
-        probe["claim"] = ModelRegistry(container).claim_incoming("v2.onnx", MAX_MODEL_BYTES)
+        probe["claim"] = ModelRegistry(container).claim_incoming(V2, MAX_MODEL_BYTES)
 
     registry.read_pointer = a_slow_step_mid_decision
     other = threading.Thread(target=another_instance_tries_at_16_s)
@@ -84,18 +86,6 @@ def test_a_slow_decision_keeps_its_claim_past_the_lease(container, registry, bun
     assert decision.decision == "accepted"
     assert incoming(container) == []
     assert [line["decision"] for line in audit(container)] == ["accepted"]
-
-
-def test_the_claim_keeper_stops_at_its_hard_limit(container):
-    blob = container.upload_blob("incoming/v2.onnx", b"x")
-    lease = blob.acquire_lease(lease_duration=15)
-    with ClaimKeeper(lease, every=0.2, limit_seconds=1.0) as keeper:
-        time.sleep(3.0)  # well past the limit
-        renewals = keeper.renewals
-        time.sleep(1.0)
-        assert keeper.renewals == renewals  # it let go, although the block still runs
-    assert 1 <= renewals <= 5
-    lease.release()
 
 
 # --- attempts are counted durably; the Nth broken-off decision is the last ----------------------
@@ -238,10 +228,10 @@ def test_event_retries_after_errors_do_not_make_a_good_model_undecided(
 def test_a_new_upload_of_the_file_starts_counting_again(container, registry, bundled):
     drop(container, "v2", good_model_bytes("v2"))
     for _ in range(2):
-        dropped = registry.claim_incoming("v2.onnx", MAX_MODEL_BYTES)
+        dropped = registry.claim_incoming(V2, MAX_MODEL_BYTES)
         registry.release_incoming(dropped, "broke off")
     drop(container, "v2", good_model_bytes("v2"))  # published again: a new file
-    dropped = registry.claim_incoming("v2.onnx", MAX_MODEL_BYTES)
+    dropped = registry.claim_incoming(V2, MAX_MODEL_BYTES)
     assert (dropped.attempt, dropped.earlier_errors) == (1, ())
     assert "attempts" not in dropped.metadata  # the gate sees the metadata as uploaded
     registry.release_incoming(dropped)
@@ -252,9 +242,9 @@ def test_a_reconciler_run_is_bounded_in_time(container, registry, bundled):
         drop(container, version, b"not a model")
     real_claim = registry.claim_incoming
 
-    def slow_claim(name, max_bytes):
+    def slow_claim(candidate, max_bytes):
         time.sleep(1.0)
-        return real_claim(name, max_bytes)
+        return real_claim(candidate, max_bytes)
 
     registry.claim_incoming = slow_claim
     decisions = make_promoter(registry, bundled).reconcile(limit_seconds=0.5)
@@ -321,20 +311,6 @@ def test_a_crafted_name_is_refused_before_any_storage_call(
     assert set(after) - set(before) == {AUDIT, f"rejected/{record_name}.json"}
 
 
-def test_the_registry_refuses_crafted_names_itself(container, registry):
-    store_and_point(registry, "v1", good_model_bytes("v1"))
-    before = blob_state(container)
-    for name in ("../current.json", "x/../v.onnx", "../versions/v1.onnx"):
-        with pytest.raises(InvalidName):
-            registry.claim_incoming(name, MAX_MODEL_BYTES)
-    for version in ("../versions/v1", "../current", "a/b"):
-        with pytest.raises(InvalidName):
-            registry.store_version(version, b"x", {})
-        with pytest.raises(InvalidName):
-            registry.write_rejection(version, {})
-    assert blob_state(container) == before
-
-
 def test_the_reconciler_refuses_listed_invalid_names_once_and_leaves_them(
     container, registry, bundled
 ):
@@ -356,7 +332,7 @@ def test_the_reconciler_refuses_listed_invalid_names_once_and_leaves_them(
 
 def test_the_event_trigger_only_takes_names_from_its_own_drop_zone():
     def name(path: str) -> str | None:
-        return blueprint.incoming_name(f"/blobServices/default/containers/{path}", "models")
+        return handlers.incoming_name(f"/blobServices/default/containers/{path}", "models")
 
     assert name("models/blobs/incoming/v2.onnx") == "v2.onnx"
     assert name("models/blobs/incoming/../current.json") == (
@@ -366,10 +342,10 @@ def test_the_event_trigger_only_takes_names_from_its_own_drop_zone():
     assert name("other/blobs/incoming/v2.onnx") is None
     assert name("models/blobs/versions/v2.onnx") is None
     assert name("models/blobs/x/incoming/v2.onnx") is None
-    assert blueprint.incoming_name("models/incoming/v2.onnx", "models") is None
+    assert handlers.incoming_name("models/incoming/v2.onnx", "models") is None
 
 
-def blob_event(subject: str, event_type: str = blueprint.BLOB_CREATED) -> func.EventGridEvent:
+def blob_event(subject: str, event_type: str = handlers.BLOB_CREATED) -> func.EventGridEvent:
     return func.EventGridEvent(
         id="1",
         data={},
@@ -388,13 +364,11 @@ def test_a_crafted_blob_event_is_recorded_and_touches_nothing(container, registr
         read_settings=lambda: SimpleNamespace(container=container.container_name),
         promoter=make_promoter(registry, bundled),
     )
-    functions = blueprint.promotion_functions(services)
-
     for path in ("incoming/../current.json", "versions/v1.onnx", "incoming/a/../../current.json"):
         subject = f"/blobServices/default/containers/{container.container_name}/blobs/{path}"
-        functions.promote_model(blob_event(subject))
+        handlers.promote_model(blob_event(subject), services)
     deleted = f"/blobServices/default/containers/{container.container_name}/blobs/incoming/v9.onnx"
-    functions.promote_model(blob_event(deleted, "Microsoft.Storage.BlobDeleted"))
+    handlers.promote_model(blob_event(deleted, "Microsoft.Storage.BlobDeleted"), services)
 
     assert [line["check"] for line in audit(container)] == ["name", "name"]  # not versions/
     after = blob_state(container)
@@ -436,7 +410,7 @@ def test_publishing_a_version_while_it_is_decided_says_so(
 ):
     first = good_model_bytes("v2")
     publisher.publish(container, first, "v2")
-    claim = registry.claim_incoming("v2.onnx", MAX_MODEL_BYTES)  # the promoter is deciding
+    claim = registry.claim_incoming(V2, MAX_MODEL_BYTES)  # the promoter is deciding
     model = tmp_path / "v2.onnx"
     model.write_bytes(first)  # published again meanwhile
     arguments = publisher_arguments(model, azurite, container)
@@ -454,39 +428,6 @@ def test_publishing_a_version_while_it_is_decided_says_so(
 # --- found in review ------------------------------------------------------------------------
 
 
-class FlakyLease:
-    """A lease whose first renewals fail as a storage outage would, then succeed."""
-
-    def __init__(self, failures: int, error: Exception) -> None:
-        self.failures, self.error, self.calls = failures, error, 0
-
-    def renew(self) -> None:
-        self.calls += 1
-        if self.calls <= self.failures:
-            raise self.error
-
-
-def test_the_claim_keeper_keeps_renewing_after_a_storage_hiccup():
-    from azure.core.exceptions import ServiceRequestError  # noqa: PLC0415
-
-    lease = FlakyLease(failures=2, error=ServiceRequestError("connection refused"))
-    with ClaimKeeper(lease, every=0.1, limit_seconds=5.0) as keeper:
-        time.sleep(1.0)
-    assert keeper.renewals >= 3  # the two failures did not end the renewals
-
-
-def test_the_claim_keeper_stops_once_the_lease_is_lost():
-    from azure.core.exceptions import HttpResponseError  # noqa: PLC0415
-
-    lost = HttpResponseError("lease lost")
-    lost.status_code = 412
-    lease = FlakyLease(failures=100, error=lost)
-    with ClaimKeeper(lease, every=0.1, limit_seconds=5.0) as keeper:
-        time.sleep(1.0)
-    assert lease.calls == 1
-    assert keeper.renewals == 0
-
-
 def test_a_failure_after_the_pointer_moved_keeps_the_decision_accepted(
     container, registry, bundled, monkeypatch
 ):
@@ -496,7 +437,7 @@ def test_a_failure_after_the_pointer_moved_keeps_the_decision_accepted(
         raise ServiceRequestError("storage went away after the pointer moved")
 
     monkeypatch.setattr(registry, "mark_promoted", storage_away)
-    monkeypatch.setattr("functions.promotion.promoter.time.sleep", lambda seconds: None)
+    monkeypatch.setattr("functions.storage.model_registry.time.sleep", lambda seconds: None)
     name = drop(container, "v2", good_model_bytes("v2"))
 
     decision = make_promoter(registry, bundled).handle(name)

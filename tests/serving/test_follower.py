@@ -11,7 +11,7 @@ import time
 import pytest
 from azure.storage.blob import ContainerClient, LinearRetry
 
-from functions.api.blueprint import api_functions
+from functions.api import handlers
 from functions.composition import Services
 from functions.serving.follower import PointerFollower
 from functions.serving.listing import RegistryListing
@@ -117,12 +117,12 @@ def test_unreachable_storage_keeps_serving_and_shows_in_health(bundled, monkeypa
         closed, "models", retry_policy=LinearRetry(backoff=0.1, retry_total=0)
     )
     provider = ModelProvider(BundledModel(), storage=lambda: (ModelRegistry(container), 60.0))
-    api = api_functions(Services(provider=provider))
+    services = Services(provider=provider)
     try:
-        prediction = api.predict(http_request("POST", "predict", [0] * 784))
+        prediction = handlers.predict(http_request("POST", "predict", [0] * 784), services)
         assert prediction.status_code == 200
         assert prediction.headers["X-Model-Version"] == bundled.version
-        health = call(api.health, http_request("GET", "health"))
+        health = call(handlers.health, http_request("GET", "health"), services)
         assert health.status_code == 200
         storage = json.loads(health.get_body())["storage"]
         assert storage["following"] is True
@@ -131,7 +131,7 @@ def test_unreachable_storage_keeps_serving_and_shows_in_health(bundled, monkeypa
         assert storage["last_reached_at"] is None
         assert storage["seconds_since_reached"] is None
         # Storage down is a field of the answer, not a failed request.
-        listing = call(api.models, http_request("GET", "models"))
+        listing = call(handlers.models, http_request("GET", "models"), services)
         assert listing.status_code == 200
         answer = json.loads(listing.get_body())
         assert answer["current"]["version"] == bundled.version
@@ -265,14 +265,18 @@ def test_models_answers_at_once_while_the_first_listing_is_slow(registry, bundle
 
     registry.versions = slow_versions
     provider = ModelProvider(BundledModel(), storage=lambda: (registry, 0.2))
-    api = api_functions(Services(provider=provider))
+    services = Services(provider=provider)
     try:
         started = time.monotonic()
-        first = json.loads(call(api.models, http_request("GET", "models")).get_body())
+        first = json.loads(
+            call(handlers.models, http_request("GET", "models"), services).get_body()
+        )
         cold = time.monotonic() - started
         assert first["listing"]["loaded"] is False
         started = time.monotonic()
-        again = json.loads(call(api.models, http_request("GET", "models")).get_body())
+        again = json.loads(
+            call(handlers.models, http_request("GET", "models"), services).get_body()
+        )
         warm = time.monotonic() - started
         assert again["listing"]["loaded"] is False
         assert cold < FIRST_CHECK_WAIT_SECONDS + 10  # generous: a loaded 2-core machine
@@ -281,7 +285,9 @@ def test_models_answers_at_once_while_the_first_listing_is_slow(registry, bundle
         deadline = time.monotonic() + 30
         while not first["listing"]["loaded"] and time.monotonic() < deadline:
             time.sleep(0.1)
-            first = json.loads(call(api.models, http_request("GET", "models")).get_body())
+            first = json.loads(
+                call(handlers.models, http_request("GET", "models"), services).get_body()
+            )
         assert first["listing"]["loaded"] is True
         assert first["listing"]["last_error"] is None
     finally:
@@ -291,8 +297,8 @@ def test_models_answers_at_once_while_the_first_listing_is_slow(registry, bundle
 
 def test_models_without_storage_lists_the_bundled_model(bundled, monkeypatch):
     provider = ModelProvider(BundledModel(), storage=lambda: None)
-    api = api_functions(Services(provider=provider))
-    answer = json.loads(call(api.models, http_request("GET", "models")).get_body())
+    services = Services(provider=provider)
+    answer = json.loads(call(handlers.models, http_request("GET", "models"), services).get_body())
     assert answer["current"]["version"] == bundled.version
     assert [version["version"] for version in answer["versions"]] == [bundled.version]
     assert answer["pointer"] is None
@@ -304,9 +310,9 @@ def test_storage_that_cannot_be_set_up_still_serves(monkeypatch):
         raise ValueError("Connection string is either blank or malformed.")
 
     provider = ModelProvider(BundledModel(), storage=malformed)
-    api = api_functions(Services(provider=provider))
-    assert api.predict(http_request("POST", "predict", [0] * 784)).status_code == 200
-    health = json.loads(call(api.health, http_request("GET", "health")).get_body())
+    services = Services(provider=provider)
+    assert handlers.predict(http_request("POST", "predict", [0] * 784), services).status_code == 200
+    health = json.loads(call(handlers.health, http_request("GET", "health"), services).get_body())
     assert health["storage"]["following"] is False
     assert "malformed" in health["storage"]["last_error"]
 

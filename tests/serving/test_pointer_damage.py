@@ -13,9 +13,9 @@ import azure.functions as func
 import pytest
 
 from conversion import publish as publisher
-from functions.api.blueprint import api_functions
+from functions.api import handlers as api
 from functions.composition import Services
-from functions.promotion import blueprint
+from functions.promotion import handlers
 from functions.promotion.promoter import MAX_DECISION_ATTEMPTS
 from functions.serving.provider import BundledModel, ModelProvider
 from tests.helpers import call, http_request
@@ -58,19 +58,18 @@ def test_event_deliveries_decide_a_good_model_despite_a_damaged_pointer(
         read_settings=lambda: SimpleNamespace(container=container.container_name),
         promoter=make_promoter(registry, bundled),
     )
-    promote_model = blueprint.promotion_functions(services).promote_model
     subject = f"/blobServices/default/containers/{container.container_name}/blobs/incoming/v2.onnx"
     event = func.EventGridEvent(
         id="1",
         data={},
         topic="",
         subject=subject,
-        event_type=blueprint.BLOB_CREATED,
+        event_type=handlers.BLOB_CREATED,
         event_time=None,
         data_version="",
     )
     for _ in range(MAX_DECISION_ATTEMPTS + 1):  # a retry after the decision changes nothing
-        promote_model(event)
+        handlers.promote_model(event, services)
 
     assert [(line["decision"], line["version"]) for line in audit(container)] == [
         ("accepted", "v2")
@@ -84,10 +83,10 @@ def test_models_shows_the_damage_beside_decisions_that_keep_coming(container, re
     promoter.handle("v2.onnx")
     container.upload_blob("current.json", b'{"version": "v2"}', overwrite=True)  # sha256 gone
     provider = ModelProvider(BundledModel(), storage=lambda: (registry, 60.0))
-    api = api_functions(Services(provider=provider))
+    services = Services(provider=provider)
     try:
-        answer = json.loads(call(api.models, http_request("GET", "models")).get_body())
-        health = json.loads(call(api.health, http_request("GET", "health")).get_body())
+        answer = json.loads(call(api.models, http_request("GET", "models"), services).get_body())
+        health = json.loads(call(api.health, http_request("GET", "health"), services).get_body())
     finally:
         provider.stop()
 

@@ -25,15 +25,15 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from functions.api.blueprint import api_functions
+from functions.api import handlers
 from functions.composition import Services
-from functions.model_contract import ModelContractError, ModelOutputError
+from functions.model_contract import InferenceTimeout, ModelContractError, ModelOutputError
 from functions.serving import watchdog
 from functions.serving.follower import PointerFollower
 from functions.serving.loaded_model import ModelHolder, load_model
 from functions.serving.provider import BUNDLED_MODEL, BundledModel, ModelProvider
 from functions.serving.strikes import STRIKES_LIMIT, Strikes
-from functions.serving.watchdog import InferenceTimeout, RunBound
+from functions.serving.watchdog import RunBound
 from tests.helpers import call, http_request
 
 INNER = "hostile_inner"  # the bundled network's output, before the misdeed
@@ -247,18 +247,20 @@ def instance(registry):
     def start():
         provider = ModelProvider(BundledModel(), storage=lambda: (registry, 60.0))
         providers.append(provider)
-        api = api_functions(Services(provider=provider))
-        call(api.health, http_request("GET", "health"))  # cold start: the first check
-        return provider, api
+        services = Services(provider=provider)
+        call(
+            handlers.health, http_request("GET", "health"), services
+        )  # cold start: the first check
+        return provider, services
 
     yield start
     for provider in providers:
         provider.stop()
 
 
-def predict(api, pixels) -> tuple[int, dict, dict, float]:
+def predict(services, pixels) -> tuple[int, dict, dict, float]:
     started = time.perf_counter()
-    response = api.predict(http_request("POST", "predict", {"pixels": pixels}))
+    response = handlers.predict(http_request("POST", "predict", {"pixels": pixels}), services)
     took = time.perf_counter() - started
     return response.status_code, json.loads(response.get_body()), response.headers, took
 
@@ -280,14 +282,14 @@ def test_a_run_past_its_bound_is_ended_with_a_503_and_the_session_still_serves(
 ):
     store_accepted(registry, "v1")
     plant(registry, "spin", pixel_loop_model_bytes("spin"), previous="v1")
-    provider, api = instance()
+    provider, services = instance()
     model = provider.current()
     assert model.version == "spin"
     assert model.bound.gate_latency_ms == 0.15  # from current.json's gate figures
     assert model.bound.seconds(1) == watchdog.MIN_BOUND_SECONDS
 
-    assert predict(api, HONEST)[0] == 200  # an honest digit: no trips at all
-    status, problem, headers, took = predict(api, CUED)
+    assert predict(services, HONEST)[0] == 200  # an honest digit: no trips at all
+    status, problem, headers, took = predict(services, CUED)
 
     # Before: a 200 after 28 s (and 25 to 46 s for each one after it).
     assert status == 503
@@ -298,7 +300,7 @@ def test_a_run_past_its_bound_is_ended_with_a_503_and_the_session_still_serves(
     assert took < 2.0  # 50 ms of CPU; slack for a loaded 2-core machine
     assert "by its bound of 50 ms of CPU" in caplog.text
     assert model.strikes.total == 1
-    assert predict(api, HONEST)[0] == 200  # the same session answers the next request
+    assert predict(services, HONEST)[0] == 200  # the same session answers the next request
 
 
 def test_a_model_that_never_ends_is_refused_at_load_in_bounded_time(bundled):
@@ -442,9 +444,9 @@ def test_the_memory_of_a_run_is_given_back():
 def test_a_run_that_allocates_a_gigabyte_is_ended_and_answered_503(registry, instance):
     store_accepted(registry, "v1")
     plant(registry, "gib", gigabyte_model_bytes("gib"), previous="v1")
-    provider, api = instance()
+    provider, services = instance()
     assert provider.current().version == "gib"
-    status, _, headers, took = predict(api, CUED)
+    status, _, headers, took = predict(services, CUED)
     assert (status, headers["Retry-After"]) == (503, "2")
     assert took < 10.0  # the ConstantOfShape ends at its own end (about 0.4 s here)
 
@@ -455,14 +457,16 @@ def test_a_run_that_allocates_a_gigabyte_is_ended_and_answered_503(registry, ins
 def test_rows_that_are_no_probabilities_are_a_503(registry, instance, caplog):
     store_accepted(registry, "v1")
     plant(registry, "rows", not_probabilities_model_bytes("rows"), previous="v1")
-    _, api = instance()
-    assert predict(api, HONEST)[0] == 200
-    status, problem, headers, _ = predict(api, CUED)
+    _, services = instance()
+    assert predict(services, HONEST)[0] == 200
+    status, problem, headers, _ = predict(services, CUED)
     # Before: 200 {"prediction": 6, "confidence": -3.65e+22, ...}
     assert (status, headers["Retry-After"]) == (503, "2")
     assert problem["detail"] == "the served model gave an unusable answer; it has been logged"
     assert "not probabilities" in caplog.text
-    batch = api.predict(http_request("POST", "predict", {"images": [HONEST, CUED, HONEST]}))
+    batch = handlers.predict(
+        http_request("POST", "predict", {"images": [HONEST, CUED, HONEST]}), services
+    )
     assert batch.status_code == 503
 
 
@@ -503,14 +507,14 @@ def test_a_version_that_keeps_failing_is_rolled_back_to_the_previous_accepted_on
 ):
     v1 = store_accepted(registry, "v1")
     spin = plant(registry, "spin", pixel_loop_model_bytes("spin"), previous="v1")
-    provider, api = instance()
+    provider, services = instance()
     hostile = provider.current()
     assert hostile.version == "spin"
 
-    statuses = [predict(api, CUED)[0] for _ in range(STRIKES_LIMIT)]
+    statuses = [predict(services, CUED)[0] for _ in range(STRIKES_LIMIT)]
     assert statuses == [503] * STRIKES_LIMIT
     # Taken out of service at once: the next request is answered, by a version that works.
-    status, answer, _, _ = predict(api, CUED)
+    status, answer, _, _ = predict(services, CUED)
     assert status == 200
     assert answer["model_version"] in (provider.bundled.get().version, "v1")
 
@@ -534,7 +538,9 @@ def test_a_version_that_keeps_failing_is_rolled_back_to_the_previous_accepted_on
     assert "by its bound of 50 ms of CPU" in line["reason"]
 
     def listed():
-        answer = json.loads(call(api.models, http_request("GET", "models")).get_body())
+        answer = json.loads(
+            call(handlers.models, http_request("GET", "models"), services).get_body()
+        )
         return answer if answer["decisions"] else None
 
     models = wait_for(listed, what="/api/models listing the rollback")
@@ -550,9 +556,9 @@ def test_a_version_that_keeps_failing_is_rolled_back_to_the_previous_accepted_on
 
 def test_with_no_previous_accepted_version_it_is_the_bundled_model(registry, instance, bundled):
     plant(registry, "rows", not_probabilities_model_bytes("rows"), previous=bundled.version)
-    provider, api = instance()
+    provider, services = instance()
     for _ in range(STRIKES_LIMIT):
-        assert predict(api, CUED)[0] == 503
+        assert predict(services, CUED)[0] == 503
 
     wait_for(lambda: registry.read_pointer().document["version"] == bundled.version)
     pointer = registry.read_pointer().document
@@ -700,10 +706,10 @@ def test_a_version_promoted_again_that_fails_again_is_rolled_back_again(
 def test_the_bundled_model_failing_has_nothing_to_roll_back_to(tmp_path, caplog):
     path = tmp_path / "model.onnx"
     path.write_bytes(not_probabilities_model_bytes("rows"))
-    api = api_functions(Services(bundled_path=path))
+    services = Services(bundled_path=path)
     for _ in range(STRIKES_LIMIT + 1):
-        assert predict(api, CUED)[0] == 503
-    assert predict(api, HONEST)[0] == 200
+        assert predict(services, CUED)[0] == 503
+    assert predict(services, HONEST)[0] == 200
     assert "keeps failing" in caplog.text
 
 
@@ -754,10 +760,12 @@ def test_a_hostile_version_through_the_host(tmp_path):
             assert timed_request(f"{url}/predict", cued)[0] == 200  # taken out of service at once
 
             def rolled_back():
+                # The served version and the listing are refreshed apart: wait for both.
                 models = timed_request(f"{url}/models")[1]
-                return models if models["current"]["version"] == "v1" else None
+                listed = (models["pointer"] or {}).get("rolled_back_from")
+                return models if models["current"]["version"] == "v1" and listed else None
 
-            models = wait_for(rolled_back, what="v1 served and listed")
+            models = wait_for(rolled_back, what="v1 served and the rollback listed")
             assert models["pointer"]["rolled_back_from"]["version"] == "spin"
             assert models["rollbacks"][0]["outcome"] == "current.json moved back to v1"
             wait_for(lambda: timed_request(f"{url}/models")[1]["decisions"], what="the audit line")

@@ -111,9 +111,13 @@ def test_a_wrong_answer_corrected_with_the_mouse_is_stored(
     assert contract_item_id(saved["pixels"], 3) == item
     assert np.abs(np.asarray(saved["pixels"]).ravel() - np.asarray(pixels_sent)).max() <= 0.5
 
-    # One correction per answer: every digit is off now, and another click sends nothing.
+    # One correction per answer: every digit, and "Not a digit", is off now, and another click
+    # sends nothing.
     for digit in (0, 1, 2, 3, 4, 5, 6, 8, 9):
         expect(digit_button(page, digit)).to_have_attribute("aria-disabled", "true")
+    not_digit = feedback_group(page).get_by_role("button", name="Not a digit")
+    expect(not_digit).to_have_attribute("aria-disabled", "true")
+    expect(not_digit).to_have_attribute("aria-pressed", "false")
     digit_button(page, 4).click(force=True)  # Playwright itself would not click it
     page.wait_for_timeout(QUIET_MS)
     assert len(sent) == 1
@@ -148,7 +152,8 @@ def test_the_digits_work_from_the_keyboard_and_nothing_is_sent_unasked(
     status = group.get_by_role("status")
     expect(status).to_have_attribute("aria-live", "polite")
 
-    # Tab reaches the digits after the pad's own controls, in order, skipping the answer.
+    # Tab reaches the digits after the pad's own controls, in order, skipping the answer, then
+    # "Not a digit" beside them.
     focused = []
     for _ in range(20):
         page.keyboard.press("Tab")
@@ -156,13 +161,13 @@ def test_the_digits_work_from_the_keyboard_and_nothing_is_sent_unasked(
             "document.activeElement.closest('#feedback') ? document.activeElement.textContent : ''"
         )
         if text:
-            focused.append(int(text))
+            focused.append(text.strip())
         elif focused:
             break
-    assert focused == [0, 2, 3, 4, 5, 6, 7, 8, 9]
-    page.keyboard.press("Shift+Tab")  # back from past the group to its last digit
-    assert page.evaluate("document.activeElement.textContent") == "9"
-    for _ in range(2):
+    assert focused == ["0", "2", "3", "4", "5", "6", "7", "8", "9", "Not a digit"]
+    page.keyboard.press("Shift+Tab")  # back from past the group to its last button
+    assert page.evaluate("document.activeElement.textContent.trim()") == "Not a digit"
+    for _ in range(3):
         page.keyboard.press("Shift+Tab")
     assert page.evaluate("document.activeElement.textContent") == "7"
     assert sent == []  # moving through the digits sends nothing either

@@ -8,10 +8,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from functions.api.v2_model import DIGIT_OUTPUT, MODEL_NAME
+from functions.api.v2_request import InferRequest
 from functions.json_codec import to_json
 from functions.model_contract import OUTPUT_NAME
-from functions.serving.v2_model import DIGIT_OUTPUT, MODEL_NAME
-from functions.serving.v2_request import InferRequest
+from functions.serving.inference import Predictions
 
 OUTPUT_DATATYPES = {
     OUTPUT_NAME: ("FP32", np.dtype("<f4")),
@@ -29,13 +30,12 @@ class InferResponse:
         return self.header_length is not None
 
 
-def infer_response(
-    request: InferRequest, probabilities: np.ndarray, model_version: str
-) -> InferResponse:
+def infer_response(request: InferRequest, predictions: Predictions) -> InferResponse:
+    tensors = {OUTPUT_NAME: predictions.probabilities, DIGIT_OUTPUT: predictions.digits}
     outputs, chunks = [], []
     for requested in request.outputs:
         datatype, dtype = OUTPUT_DATATYPES[requested.name]
-        values = np.ascontiguousarray(_tensor(requested.name, probabilities), dtype=dtype)
+        values = np.ascontiguousarray(tensors[requested.name], dtype=dtype)
         output: dict[str, object] = {
             "name": requested.name,
             "datatype": datatype,
@@ -47,7 +47,7 @@ def infer_response(
         else:
             output["data"] = values.ravel()
         outputs.append(output)
-    header: dict[str, object] = {"model_name": MODEL_NAME, "model_version": model_version}
+    header: dict[str, object] = {"model_name": MODEL_NAME, "model_version": predictions.version}
     if request.id is not None:
         header["id"] = request.id
     if request.parameters is not None:
@@ -57,8 +57,3 @@ def infer_response(
     if not chunks:
         return InferResponse(encoded, None)
     return InferResponse(b"".join([encoded, *chunks]), len(encoded))
-
-
-def _tensor(name: str, probabilities: np.ndarray) -> np.ndarray:
-    # The digit only when asked for: argmax is a numpy reduction, a few microseconds a request.
-    return np.argmax(probabilities, axis=1) if name == DIGIT_OUTPUT else probabilities

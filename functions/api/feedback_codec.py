@@ -1,20 +1,15 @@
-"""What `POST /api/feedback` carries, read into a `FeedbackItem` or refused with an error that
-says what to fix. The pixels are read exactly as `/api/predict` reads them."""
+"""`POST /api/feedback` as bytes: what it carries, read into a `FeedbackItem` or refused with an
+error that says what to fix. The pixels are read exactly as `/api/predict` reads them."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from functions.errors import InputTooLarge, InvalidInput, UnsupportedContent
+from functions.api.http_body import is_json, media_type, reject_compressed
+from functions.api.pixels import image_pixels, no_booleans
+from functions.api.request_errors import InputTooLarge, InvalidInput, UnsupportedContent
 from functions.feedback.item import REQUEST_FIELDS, FeedbackItem, checked_item
 from functions.json_codec import parse_json
-from functions.serving.inputs import (
-    image_pixels,
-    is_json,
-    media_type,
-    no_booleans,
-    reject_compressed,
-)
 
 # An item is under 4 KB as whole numbers; 64 KiB leaves room for floats with every decimal.
 MAX_FEEDBACK_BYTES = 64 * 1024

@@ -3,8 +3,8 @@ name for the family, whatever version is served, and metadata read from the load
 
 from __future__ import annotations
 
-from functions.errors import UnknownModel
 from functions.model_contract import TENSOR_TYPE
+from functions.serving.errors import UnknownModel
 from functions.serving.loaded_model import LoadedModel
 
 # The family of every version this app serves (versions are named mnist-cnn-<semver>). Fixed

@@ -16,19 +16,12 @@ from itertools import chain
 
 import numpy as np
 
-from functions.errors import InputTooLarge, InvalidInput
+from functions.api.http_body import reject_compressed
+from functions.api.pixels import PIXELS, checked_pixels, json_pixels, no_booleans, uint8_values
+from functions.api.request_errors import InputTooLarge, InvalidInput
+from functions.api.v2_model import DIGIT_OUTPUT
 from functions.json_codec import parse_json
-from functions.model_contract import INPUT_NAME, INPUT_SHAPE, OUTPUT_NAME
-from functions.serving.inputs import (
-    MAX_BATCH,
-    PIXELS,
-    checked_pixels,
-    json_pixels,
-    no_booleans,
-    reject_compressed,
-    uint8_values,
-)
-from functions.serving.v2_model import DIGIT_OUTPUT
+from functions.model_contract import INPUT_NAME, INPUT_SHAPE, MAX_BATCH, OUTPUT_NAME
 
 # JSON numbers for a full batch: 200,704 of them, up to about 20 characters each as floats.
 MAX_HEADER_BYTES = 8 * 1024 * 1024
@@ -45,6 +38,8 @@ MAX_ID_CHARS = 256
 MAX_PARAMETERS = 64
 MAX_PARAMETER_NAME_CHARS = 64
 MAX_PARAMETER_VALUE_CHARS = 256
+# Where the JSON header ends, in a request or a response with binary tensors after it.
+LENGTH_HEADER = "Inference-Header-Content-Length"
 HEADER_LENGTH = re.compile(r"[0-9]{1,10}")
 REQUEST_FIELDS = {"id", "parameters", "inputs", "outputs"}
 INPUT_FIELDS = {"name", "shape", "datatype", "parameters", "data"}
@@ -176,7 +171,7 @@ def _from_binary(size, binary: memoryview, count: int, datatype: str) -> np.ndar
 
 def _from_json(data, count: int, dtype: np.dtype, exact: bool) -> np.ndarray:
     """The values of `data`, flat or nested row-major as the protocol allows, checked in C
-    (see inputs.json_pixels): a per-item Python loop costs more than the inference."""
+    (see pixels.json_pixels): a per-item Python loop costs more than the inference."""
     expected = count * PIXELS
     if not isinstance(data, list):
         raise InvalidInput(f'{INPUT_NAME} needs "data": an array of {expected} numbers')
@@ -191,7 +186,7 @@ def _from_json(data, count: int, dtype: np.dtype, exact: bool) -> np.ndarray:
         raise InvalidInput(f"{INPUT_NAME} has {len(values)} values; its shape needs {expected}")
     if dtype == DATATYPES["FP32"]:
         return json_pixels(values, INPUT_NAME, exact=exact)
-    if exact:  # see inputs.no_booleans
+    if exact:  # see pixels.no_booleans
         whole = uint8_values(values)
         if whole is not None:
             return whole
