@@ -46,7 +46,7 @@ def measure(rounds: int, calls: int) -> dict[str, dict[str, float]]:
 
     model = function_app.services.provider.current()
     images = np.zeros((1, 28, 28, 1), dtype=np.float32)
-    names = {"probabilities": model.predict(images)}
+    names = {"probabilities": model.predict(images).probabilities}
     exec(SETUP, names)  # noqa: S102 - our own constant
     compiled = {label: compile(code, label, "exec") for label, code in STATEMENTS.items()}
     nothing = compile("pass", "nothing", "exec")

@@ -21,15 +21,12 @@ import onnxruntime as ort
 
 from benchmarks.serving import ROOT
 from conversion.feedback import load_feedback
+from conversion.pen import CANVAS
+from conversion.pen import pen_width_fraction as site_pen_width_fraction
 from functions.clock import utc_now
 from functions.feedback.item import FeedbackItem, stored_document
 from functions.serving.provider import BUNDLED_MODEL
-from tests.site.test_site_accuracy import (
-    CANVAS,
-    pen_canvases,
-    preprocess_in_node,
-    site_pen_width_fraction,
-)
+from tests.site.test_site_accuracy import pen_canvases, preprocess_in_node
 
 MNIST = ROOT.parent / "shared" / "data" / "mnist.npz"
 SEED = 20261204

@@ -4,10 +4,12 @@
         --baseline cnn-1.1 --markdown docs/model_frontier.md
 
 Each argument is a folder with a model.onnx and the report.json that `python -m
-conversion.pipeline` wrote beside it. Accuracy is on the MNIST test set ($MNIST_PATH or --data);
-latency and throughput use the app's own session options (one thread), and the models take turns
-round by round, so that whatever else the machine is doing weighs on all of them alike. The table
-replaces the one between the markers in --markdown; docs/model_frontier.md says how to rebuild it.
+conversion.pipeline` wrote beside it. Accuracy is on the MNIST test set ($MNIST_PATH or --data),
+the top digit of `probabilities` (what a model flags as not a digit is in the last column, from
+its report); latency and throughput use the app's own session options (one thread), and the
+models take turns round by round, so that whatever else the machine is doing weighs on all of
+them alike. The table replaces the one between the markers in --markdown; docs/model_frontier.md
+says how to rebuild it.
 """
 
 from __future__ import annotations
@@ -142,8 +144,9 @@ def table(candidates: list[Candidate], baseline: Candidate) -> str:
     rows = [
         "| recipe | version | MNIST test accuracy (errors) | ONNX size | multiply-adds per image "
         "| single-image p50: all rounds, quietest (speed vs baseline) "
-        "| batch-256 images/s: median, quietest round (vs baseline) | `make train` |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| batch-256 images/s: median, quietest round (vs baseline) | `make train` "
+        "| not a digit: held-out negatives flagged, test digits flagged |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for candidate in candidates:
         figures = candidate.figures
@@ -157,9 +160,20 @@ def table(candidates: list[Candidate], baseline: Candidate) -> str:
             f"{quiet_ms:.3f} ms (x{base_quiet_ms / quiet_ms:.2f}) "
             f"| {rate:,.0f} (x{rate / base_rate:.2f}), {quiet_rate:,.0f} "
             f"(x{quiet_rate / base_quiet_rate:.2f}) "
-            f"| {training_minutes(candidate.report):.1f} min |"
+            f"| {training_minutes(candidate.report):.1f} min | {not_digit(candidate.report)} |"
         )
     return "\n".join(rows)
+
+
+def not_digit(report: dict) -> str:
+    """What the model's is_digit rule flags, as its report states (conversion/evaluate.py)."""
+    figures = report.get("evaluation", {}).get("not_digit") or {}
+    if not figures.get("rule"):
+        return "no rule: every image is a digit"
+    return (
+        f"{figures.get('held_out_flagged_share', 0.0):.1%}, "
+        f"{figures['test_flagged_share']:.2%} (`{figures['rule']}`)"
+    )
 
 
 def replace_table(markdown: Path, rendered: str) -> None:

@@ -19,6 +19,12 @@ is split by id: an item is held out (never trained on, measured after training) 
 eight hex digits, read as a fraction of 2^32, are under HELD_OUT_FRACTION. An item therefore stays
 on its side of the split however many items are added later.
 
+A correction's label is a digit or "not_digit" (functions/feedback/item.py NOT_DIGIT). A digit
+correction trains as that digit, whatever the model had answered (a digit, or "not a digit"); a
+"not a digit" one trains as the eleventh class, NOT_DIGIT_LABEL, beside the generated negatives
+(conversion/negatives.py), under the same split, repeat factor and cap as the digits. A recipe
+without the eleventh class leaves those out.
+
 Past the share of MNIST that corrections may take (MAX_SHARE), training keeps a random sample of
 the items to train on, drawn with a seed chosen when the run starts (recorded in the report as
 `sample_seed`; FEEDBACK_SAMPLE_SEED=<that seed> repeats a run's choice). An id is its content's
@@ -45,8 +51,15 @@ from pathlib import Path
 import numpy as np
 
 from functions.api.request_errors import InvalidInput
-from functions.feedback.item import ITEMS, FeedbackItem, item_from_stored, stored_document
+from functions.feedback.item import (
+    ITEMS,
+    NOT_DIGIT,
+    FeedbackItem,
+    item_from_stored,
+    stored_document,
+)
 from functions.json_codec import parse_json, to_json
+from functions.model_contract import NUM_CLASSES
 
 FEEDBACK_ENV = "FEEDBACK_SOURCE"
 SAMPLE_SEED_ENV = "FEEDBACK_SAMPLE_SEED"  # to repeat a run's sample: the seed its report names
@@ -66,6 +79,10 @@ READ_THREADS = 8
 DOWNLOAD_BATCH = 256  # items in memory at once while reading the container
 MALFORMED_EXAMPLES = 5
 HELD_OUT_FILE = "feedback_held_out.npz"
+# The training label of a "not a digit" correction (label NOT_DIGIT): the eleventh class, after
+# the ten digits (conversion/network.py NOT_DIGIT_CLASS). A digit correction is that digit,
+# whatever the model had answered.
+NOT_DIGIT_LABEL = NUM_CLASSES
 
 log = logging.getLogger("conversion.feedback")
 
@@ -164,9 +181,11 @@ class Feedback:
             "ambiguous": self.ambiguous,
             "used": len(self.training) + len(self.held_out),
             "training": len(self.training),
+            "training_not_digit": _not_digit_count(self.training),
             "over_share": self.over_share,
             "sample_seed": self.sample_seed,
             "held_out": len(self.held_out),
+            "held_out_not_digit": _not_digit_count(self.held_out),
             "held_out_fraction": HELD_OUT_FRACTION,
             "repeat": repeat,
             "training_copies": len(self.training) * repeat,
@@ -185,9 +204,11 @@ def no_feedback_record() -> dict:
         "ambiguous": 0,
         "used": 0,
         "training": 0,
+        "training_not_digit": 0,
         "over_share": 0,
         "sample_seed": None,
         "held_out": 0,
+        "held_out_not_digit": 0,
         "held_out_fraction": HELD_OUT_FRACTION,
         "repeat": 0,
         "training_copies": 0,
@@ -367,7 +388,7 @@ def _container_documents(container) -> Iterator[Document]:
 
 def prepare(reading: Reading) -> Feedback:
     """Drops ambiguous items and splits the rest by id."""
-    labels: dict[bytes, set[int]] = defaultdict(set)
+    labels: dict[bytes, set[int | str]] = defaultdict(set)
     for stored in reading.items:
         labels[stored.item.pixels.tobytes()].add(stored.item.label)
     clear = [stored for stored in reading.items if len(labels[stored.item.pixels.tobytes()]) == 1]
@@ -398,12 +419,22 @@ def repeat_factor(training_items: int, mnist_images: int) -> int:
 
 
 def arrays(items: list[StoredItem]) -> tuple[np.ndarray, np.ndarray]:
-    """(n, 28, 28) uint8 images and (n,) uint8 labels, as MNIST's."""
+    """(n, 28, 28) uint8 images and (n,) uint8 labels, as MNIST's: a digit correction's label
+    is its digit, a "not a digit" one's NOT_DIGIT_LABEL."""
     images = np.zeros((len(items), 28, 28), dtype=np.uint8)
     for row, stored in enumerate(items):
         images[row] = stored.item.pixels
-    labels = np.array([stored.item.label for stored in items], dtype=np.uint8)
+    labels = np.array([training_label(stored.item.label) for stored in items], dtype=np.uint8)
     return images, labels
+
+
+def training_label(label: int | str) -> int:
+    """An item's label as a class to train on: the digit, or NOT_DIGIT_LABEL."""
+    return NOT_DIGIT_LABEL if label == NOT_DIGIT else int(label)
+
+
+def _not_digit_count(items: list[StoredItem]) -> int:
+    return sum(1 for stored in items if stored.item.label == NOT_DIGIT)
 
 
 def ids_digest(ids: Iterable[str]) -> str:

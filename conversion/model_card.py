@@ -9,6 +9,13 @@ from conversion.train import RECIPES, TrainingSettings
 TARGET_ACCURACY = 0.995
 TARGET_FILE_SIZE_BYTES = 2 * 1024 * 1024
 TARGET_MEDIAN_LATENCY_MS = 0.2
+# Knowing what is not a digit (issue #25): held-out non-digits flagged, MNIST test digits
+# flagged (false alarms), accuracy on the test digits kept, and the site's pen-drawn digits read
+# right (a flagged one counting as wrong).
+TARGET_NEGATIVES_FLAGGED = 0.90
+TARGET_TEST_FLAGGED = 0.01
+TARGET_KEPT_ACCURACY = 0.996
+TARGET_PEN_ACCURACY = 0.985
 
 
 def render_model_card(report: dict) -> str:
@@ -41,6 +48,9 @@ def render_model_card(report: dict) -> str:
             latency["median_ms"] <= TARGET_MEDIAN_LATENCY_MS,
         ),
     ]
+    not_digit = evaluation.get("not_digit") or {}
+    if not_digit.get("rule"):
+        targets += _not_digit_targets(not_digit)
     # Reports made before feedback was recorded carry MNIST's sha256 in the metadata alone.
     mnist_sha256 = report["data"].get("sha256", metadata["training_data_sha256"])
     target_rows = "\n".join(
@@ -56,7 +66,7 @@ A convolutional network that reads one handwritten digit (0-9) from a 28x28 grey
 - Input `pixels`: float32 `[N, 28, 28, 1]`, raw ink values 0..255, MNIST polarity (background 0,
   ink 255). The scaling to 0..1 is inside the graph.
 - Output `probabilities`: float32 `[N, 10]`, softmax; row `i` column `d` is the probability that
-  image `i` shows digit `d`.
+  image `i` shows digit `d`{_interface_not_digit(metadata, not_digit)}
 - ONNX opset {report["conversion"]["opset"]}; metadata: {", ".join(sorted(metadata))}.
 
 ## Data
@@ -64,7 +74,7 @@ A convolutional network that reads one handwritten digit (0-9) from a 28x28 grey
 MNIST ({report["data"]["source"]}, sha256 `{mnist_sha256}`):
 {training["fit_images"]} training images, {training["validation_images"]} held-out training images
 for choosing the epoch, and the {evaluation["test_images"]} test images used once, for the figures
-below.
+below.{_additions(training)}
 
 {_feedback(report)}
 
@@ -95,12 +105,13 @@ largest probability difference {report["verification"]["max_probability_differen
 
 The confusion matrix is in `confusion_matrix.png` and in `report.json`.
 
+{_not_digit_section(not_digit)}
+
 ## Intended use and limits
 
 For recognising a single, roughly centred handwritten digit, prepared the way MNIST was made
 (see the site's preprocessing): ink cropped, scaled to 20 px on its longer side, centred by its
-centre of mass in a 28x28 field. It always answers one of the ten digits, even for a letter, a
-scribble or a blank image: use the confidence, and treat low values as "not sure". It was trained on
+centre of mass in a 28x28 field. {_limits(not_digit)} It was trained on
 American Census Bureau employees' and high-school students' writing from the 1990s; other scripts
 and writing styles (a crossed 7, a hooked 1) may be recognised less well. It is not for reading
 multi-digit numbers, forms, or anything on which a decision about a person depends.
@@ -164,3 +175,113 @@ def _chosen_epoch(training: dict) -> str:
     if accuracy is None:
         return f"all {training['fit_images']:,} training images, the last epoch shipped"
     return f"best: epoch {training['best_epoch']}, validation accuracy {accuracy:.4f}"
+
+
+def _interface_not_digit(metadata: dict, not_digit: dict) -> str:
+    if not not_digit.get("rule"):
+        return "."
+    return (
+        " (the closest digit).\n- Output `not_digit`: float32 `[N]`, the probability that the "
+        "image is not a digit at all.\n- Metadata `is_digit_rule`: "
+        f"`{metadata.get('is_digit_rule', not_digit['rule'])}`: an image is a digit when this "
+        'holds, else the answer is "not a digit".'
+    )
+
+
+def _additions(training: dict) -> str:
+    additions = training.get("additions") or {}
+    if not additions.get("negatives"):
+        return ""
+    return (
+        f"\nBeside them: {additions['negatives']:,} generated drawings that are not digits, "
+        "trained on as an eleventh class (conversion/negatives.py's training generator: letters "
+        "and symbols from the DejaVu and STIX fonts, scribbles, polygons, smileys, hatching, "
+        f"zigzags, loops and noise), and {additions['pen_digits']:,} MNIST training digits "
+        "redrawn with the site's pen, as digits."
+    )
+
+
+def _not_digit_targets(not_digit: dict) -> list[tuple[str, str, str, bool]]:
+    rows = [
+        (
+            "MNIST test digits flagged as not a digit",
+            f"{not_digit['test_flagged_share']:.2%}",
+            f"<= {TARGET_TEST_FLAGGED:.0%}",
+            not_digit["test_flagged_share"] <= TARGET_TEST_FLAGGED,
+        ),
+        (
+            "accuracy on the test digits kept",
+            f"{not_digit['kept_accuracy']:.2%}",
+            f">= {TARGET_KEPT_ACCURACY:.1%}",
+            not_digit["kept_accuracy"] >= TARGET_KEPT_ACCURACY,
+        ),
+    ]
+    if "held_out_flagged_share" in not_digit:
+        rows.append(
+            (
+                "held-out non-digits flagged",
+                f"{not_digit['held_out_flagged_share']:.1%}",
+                f">= {TARGET_NEGATIVES_FLAGGED:.0%}",
+                not_digit["held_out_flagged_share"] >= TARGET_NEGATIVES_FLAGGED,
+            )
+        )
+    if "pen_accuracy" in not_digit:
+        rows.append(
+            (
+                "pen-drawn test digits read right (flagged = wrong)",
+                f"{not_digit['pen_accuracy']:.2%}",
+                f">= {TARGET_PEN_ACCURACY:.1%}",
+                not_digit["pen_accuracy"] >= TARGET_PEN_ACCURACY,
+            )
+        )
+    return rows
+
+
+def _not_digit_section(not_digit: dict) -> str:
+    if not not_digit:
+        return ""
+    lines = ["## Not a digit", ""]
+    if not_digit.get("rule"):
+        lines.append(
+            f"The model flags an image as not a digit unless `{not_digit['rule']}`. On "
+            f"{not_digit.get('held_out_negatives', 0):,} held-out drawings that are not digits "
+            "(conversion/negatives.py's held-out generator: the Computer Modern fonts and shape "
+            "families training never saw: stars, hearts, arrows, spirals, suns, houses, grids, "
+            "square sad faces, specks) it flags "
+            f"{not_digit.get('held_out_flagged_share', 0):.1%}; of the MNIST test digits, "
+            f"{not_digit['test_digits_flagged']} ({not_digit['test_flagged_share']:.2%}), and it "
+            f"reads {not_digit['kept_accuracy']:.2%} of the others right."
+        )
+    else:
+        lines.append(
+            "The model declares no rule for what is not a digit: it answers a digit for everything."
+        )
+    calibration = (
+        f"Calibration (expected calibration error of the top digit's probability, "
+        f"{not_digit['calibration_bins']} bins): {not_digit['test_ece']:.4f} on the MNIST test "
+        "digits"
+    )
+    if "pen_ece" in not_digit:
+        calibration += (
+            f", {not_digit['pen_ece']:.4f} on {not_digit['pen_digits']:,} MNIST test digits "
+            "redrawn with the site's pen (conversion/pen.py), of which "
+            f"{not_digit['pen_flagged_share']:.2%} are flagged and {not_digit['pen_accuracy']:.2%}"
+            " read right (a flagged one counted as wrong)"
+        )
+    lines += ["", calibration + "."]
+    return "\n".join(lines)
+
+
+def _limits(not_digit: dict) -> str:
+    if not not_digit.get("rule"):
+        return (
+            "It always answers one of the ten digits, even for a letter, a scribble or a blank "
+            'image: use the confidence, and treat low values as "not sure".'
+        )
+    return (
+        "It also says when a drawing is not a digit (its `not_digit` output and rule), having "
+        "learnt that from generated letters, symbols, shapes, scribbles and noise: drawings "
+        "unlike all of those (a word, a digit with a letter beside it, a drawing of a digit "
+        "crossed out) may still be read as the closest digit, and an unusual digit may be "
+        "flagged."
+    )

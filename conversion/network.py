@@ -78,11 +78,20 @@ DEFAULT_NETWORK = "cnn-32-64-96"
 DEFAULT_DROPOUT = 0.25  # after the dense layer; half of it after each pooling
 
 
-def build_model(network: str = DEFAULT_NETWORK, *, dropout: float = DEFAULT_DROPOUT) -> keras.Model:
+LOGITS_LAYER = "logits"
+SCORES_NAME = "scores"
+NOT_DIGIT_CLASS = NUM_CLASSES  # the eleventh class of a model that knows what is not a digit
+
+
+def build_model(
+    network: str = DEFAULT_NETWORK, *, dropout: float = DEFAULT_DROPOUT, not_digit: bool = False
+) -> keras.Model:
     """A small CNN sized for about 0.2 ms single-image inference on one CPU thread.
 
     It takes raw 0..255 ink values: the scaling lives in the graph, so every client (and the
-    ONNX file) sees the same input contract.
+    ONNX file) sees the same input contract. With `not_digit`, the last layer has an eleventh
+    class, "not a digit" (NOT_DIGIT_CLASS): its logits (layer LOGITS_LAYER) then an eleven-way
+    softmax; the converter makes the contract's two outputs of those logits.
     """
     shape = NETWORKS[network]
     pixels = keras.Input(shape=INPUT_SHAPE, name=INPUT_NAME)
@@ -96,8 +105,17 @@ def build_model(network: str = DEFAULT_NETWORK, *, dropout: float = DEFAULT_DROP
     x = layers.Flatten(name="flatten")(x)
     x = layers.Dense(shape.dense, activation="relu", name="dense")(x)
     x = layers.Dropout(dropout, name="dense_dropout")(x)
+    if not_digit:
+        logits = layers.Dense(NUM_CLASSES + 1, name=LOGITS_LAYER)(x)
+        scores = layers.Softmax(name=SCORES_NAME)(logits)
+        return keras.Model(pixels, scores, name="mnist_cnn_not_digit")
     probabilities = layers.Dense(NUM_CLASSES, activation="softmax", name=OUTPUT_NAME)(x)
     return keras.Model(pixels, probabilities, name="mnist_cnn")
+
+
+def is_not_digit_model(model: keras.Model) -> bool:
+    """Whether `model` has the eleventh class (built with `not_digit`)."""
+    return model.outputs[0].shape[-1] == NUM_CLASSES + 1
 
 
 def _conv_block(x, filters: int, kernel: int, *, name: str, padding: str = "same"):

@@ -16,23 +16,52 @@ A plain module (no fixtures): the gate's tests, the promotion tests and the soak
 from __future__ import annotations
 
 import time
+from collections import Counter
 from functools import cache
 
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from functions.model_contract import IS_DIGIT_RULE_KEY, NOT_DIGIT_NAME, OUTPUT_NAME
 from functions.promotion.gate_set import load_gate_set
 from functions.serving.provider import BUNDLED_MODEL
 
 INT64_MAX = np.iinfo(np.int64).max
 OPSET = 17
+OUTPUTS = (OUTPUT_NAME, NOT_DIGIT_NAME)
 INNER = "bad_inner_probabilities"  # the bundled network's own output, before a misdeed
 
 
 def good_model_bytes(version: str) -> bytes:
     """The bundled network under another version name: passes every check of the gate."""
     return _finish(_bundled(), version)
+
+
+def with_digit_rule_bytes(version: str, rule: str | None) -> bytes:
+    """The bundled network declaring another `is_digit_rule` (None: no rule at all, as the
+    files made before the rule; every image is then a digit)."""
+    model = _bundled()
+    kept = [prop for prop in model.metadata_props if prop.key != IS_DIGIT_RULE_KEY]
+    del model.metadata_props[:]
+    model.metadata_props.extend(kept)
+    if rule is not None:
+        model.metadata_props.add(key=IS_DIGIT_RULE_KEY, value=rule)
+    return _finish(model, version)
+
+
+def misreading_model_bytes(version: str, misread: int) -> bytes:
+    """The bundled network reading each of the digits 0..misread-1 as the next one (its
+    probabilities' columns rotated among them): a weaker model by about misread tenths of the
+    gate set, that still tells a digit from what is not one."""
+    model = _bundled()
+    order = np.arange(10)
+    order[:misread] = np.roll(order[:misread], 1)
+    _add(model, _const("bad_misread_order", order.astype(np.int64)))
+    model.graph.node.append(
+        helper.make_node("Gather", [INNER, "bad_misread_order"], ["probabilities"], axis=1)
+    )
+    return _finish(model, version)
 
 
 def never_ending_model_bytes(version: str) -> bytes:
@@ -423,10 +452,17 @@ def batch_squared_model_bytes(version: str) -> bytes:
 def hand_built_cnn_model_bytes(version: str, opset: int = 13) -> bytes:
     """The bundled network's weights in a graph built by hand with onnx.helper, the way
     PyTorch's exporter writes a CNN: channels-first after one Transpose, Conv, Relu, MaxPool,
-    Flatten, Gemm, Softmax, at another opset. It must pass every check, graph rule included,
-    and answers as the bundled network does."""
+    Flatten, Gemm, then the bundled network's two heads, at another opset. It must pass every
+    check, graph rule included, and answers as the bundled network does."""
     bundled = onnx.load_from_string(_bundled_bytes())
     weights = {tensor.name: tensor for tensor in bundled.graph.initializer}
+    # The logits: the one tensor both heads read (a Slice then Softmax, and a Softmax).
+    readers = Counter(name for node in bundled.graph.node for name in node.input)
+    logits = next(
+        node.output[0]
+        for node in reversed(bundled.graph.node)
+        if node.op_type == "Add" and readers[node.output[0]] == 2
+    )
     nodes: list[onnx.NodeProto] = []
     used: list[str] = []
     current = "pixels"
@@ -439,9 +475,24 @@ def hand_built_cnn_model_bytes(version: str, opset: int = 13) -> bytes:
         used.extend(name for name in inputs if name in weights)
         current = output
 
+    head: dict[str, str] = {}  # past the logits: the bundled network's names -> ours
     for node in bundled.graph.node:
         op = node.op_type
-        if op in ("Mul", "Add") and pending_matmul is None and node.input[1] in weights:
+        if head:  # the two heads (probabilities and not_digit), node for node
+            inputs = [head.get(name, name) for name in node.input]
+            used.extend(name for name in inputs if name in weights)
+            outputs = [name if name in OUTPUTS else f"hand_{len(nodes)}" for name in node.output]
+            head.update(zip(node.output, outputs, strict=True))
+            nodes.append(
+                helper.make_node(
+                    op,
+                    inputs,
+                    outputs,
+                    name=f"hand_{len(nodes)}",
+                    **{a.name: helper.get_attribute_value(a) for a in node.attribute},
+                )
+            )
+        elif op in ("Mul", "Add") and pending_matmul is None and node.input[1] in weights:
             emit(op, [current, node.input[1]])  # the scaling to 0..1 (the first two nodes)
         elif op == "Reshape" and node.input[1] in weights:
             emit("Transpose", [current], perm=[0, 3, 1, 2])  # NHWC -> NCHW, as PyTorch has it
@@ -459,14 +510,17 @@ def hand_built_cnn_model_bytes(version: str, opset: int = 13) -> bytes:
         elif op == "Add" and pending_matmul is not None:
             emit("Gemm", [*pending_matmul, node.input[1]])
             pending_matmul = None
-        elif op == "Softmax":
-            nodes.append(helper.make_node("Softmax", [current], ["probabilities"], axis=1))
+            if node.output[0] == logits:
+                head[logits] = current
         # Shape, Gather, Cast, Slice, Concat: tf2onnx's way to the flattening target; unneeded
     graph = helper.make_graph(
         nodes,
         "hand_built_cnn",
         [helper.make_tensor_value_info("pixels", TensorProto.FLOAT, ["N", 28, 28, 1])],
-        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", 10])],
+        [
+            helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", 10]),
+            helper.make_tensor_value_info("not_digit", TensorProto.FLOAT, ["N"]),
+        ],
         initializer=[weights[name] for name in dict.fromkeys(used)],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])

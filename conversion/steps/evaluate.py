@@ -33,7 +33,7 @@ import tf2onnx
 
 from conversion.convert import save, set_metadata
 from conversion.data import DatasetError, Mnist
-from conversion.evaluate import evaluate, plot_confusion_matrix
+from conversion.evaluate import evaluate, flagged, plot_confusion_matrix
 from conversion.feedback import (
     HELD_OUT_FILE,
     load_held_out,
@@ -41,11 +41,14 @@ from conversion.feedback import (
     training_data_sha256,
 )
 from conversion.model_card import render_model_card
+from conversion.negatives import held_out_negatives
+from conversion.network import NOT_DIGIT_CLASS
+from conversion.pen import pen_digits
 from conversion.steps.convert import CONVERSION_FILE, MODEL_FILE
 from conversion.steps.errors import StepInputError, required_file, run_step
 from conversion.steps.train import RECORD_FILE, load_data
-from conversion.verify import onnx_predict, onnx_session
-from functions.model_contract import VERSION_KEY
+from conversion.verify import onnx_outputs, onnx_session
+from functions.model_contract import IS_DIGIT_RULE_KEY, VERSION_KEY, DigitRule, digit_rule
 from functions.serving.provider import BUNDLED_MODEL
 from functions.storage.names import VERSION_PATTERN
 
@@ -53,6 +56,10 @@ from functions.storage.names import VERSION_PATTERN
 # floor (PROMOTION_MIN_ACCURACY), here on the full test set, so that a run the gate would refuse
 # never gets as far as publishing. A full `make train` run reaches 99.5%.
 DEFAULT_MIN_ACCURACY = 0.98
+# The held-out negatives every model is measured on (conversion/negatives.py's held-out
+# generator, its own seed) and the MNIST test digits redrawn with the site's pen.
+HELD_OUT_NEGATIVES = 1000
+PEN_DIGITS = 2000
 log = logging.getLogger("conversion.evaluate")
 
 
@@ -81,10 +88,19 @@ def evaluate_and_document(
     started = time.perf_counter()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    evaluation = evaluate(evaluated_path, mnist.x_test, mnist.y_test)
+    rule_text = training.get("is_digit_rule")
+    rule = model_rule(evaluated_path, rule_text)
+    evaluation = evaluate(
+        evaluated_path,
+        mnist.x_test,
+        mnist.y_test,
+        rule=rule,
+        negatives=held_out_negatives(HELD_OUT_NEGATIVES),
+        pen=pen_digits(mnist.x_test, mnist.y_test, PEN_DIGITS),
+    )
     feedback = {
         **(training.get("feedback") or no_feedback_record()),
-        **held_out_figures(evaluated_path, feedback_held_out),
+        **held_out_figures(evaluated_path, feedback_held_out, rule),
     }
     metadata = {
         "version": version,
@@ -94,6 +110,8 @@ def evaluate_and_document(
         "framework": framework_versions(),
         "source_commit": source or source_commit(),
     }
+    if rule_text:
+        metadata[IS_DIGIT_RULE_KEY] = rule_text
     set_metadata(onnx_model, metadata)
     final_path = out / MODEL_FILE
     save(onnx_model, final_path)
@@ -116,6 +134,10 @@ def evaluate_and_document(
                 "best_validation_accuracy",
                 "history",
             )
+        }
+        | {
+            "additions": training.get("additions") or {"negatives": 0, "pen_digits": 0},
+            "is_digit_rule": rule_text,
         },
         "feedback": feedback,
         "conversion": {"opset": conversion["opset"]},
@@ -146,11 +168,21 @@ def evaluate_and_document(
     return report
 
 
+def model_rule(path: str | os.PathLike, rule_text: str | None) -> DigitRule | None:
+    """The rule `rule_text` (None: none), checked against the outputs of the model at `path`."""
+    names = [item.name for item in onnx_session(path).get_outputs()]
+    return digit_rule({IS_DIGIT_RULE_KEY: rule_text} if rule_text else {}, names)
+
+
 def held_out_figures(
-    evaluated_path: str | os.PathLike, held_out: tuple[np.ndarray, np.ndarray] | None
+    evaluated_path: str | os.PathLike,
+    held_out: tuple[np.ndarray, np.ndarray] | None,
+    rule: DigitRule | None = None,
 ) -> dict:
-    """Accuracy on the held-out corrections of the model at `evaluated_path` and of the bundled
-    model (functions/model/), on the same images. None where there is nothing to measure."""
+    """Accuracy on the held-out corrections of the model at `evaluated_path` (its digit `rule`)
+    and of the bundled model (functions/model/, its own rule), on the same images. A "not a
+    digit" correction is right when the rule flags it; a digit one when it is kept and read
+    right. None where there is nothing to measure."""
     figures: dict[str, object] = {
         "held_out_correct": None,
         "held_out_accuracy": None,
@@ -159,13 +191,15 @@ def held_out_figures(
     if held_out is None or not len(held_out[1]):
         return figures
     images, labels = held_out
-    correct = _correct(evaluated_path, images, labels)
+    correct = _correct(evaluated_path, images, labels, rule)
     figures["held_out_correct"] = correct
     figures["held_out_accuracy"] = correct / len(labels)
     if BUNDLED_MODEL.is_file():
         bundled = onnx.load(BUNDLED_MODEL, load_external_data=False)
-        bundled_version = {prop.key: prop.value for prop in bundled.metadata_props}.get(VERSION_KEY)
-        bundled_correct = _correct(BUNDLED_MODEL, images, labels)
+        bundled_metadata = {prop.key: prop.value for prop in bundled.metadata_props}
+        bundled_version = bundled_metadata.get(VERSION_KEY)
+        bundled_rule = digit_rule(bundled_metadata, [value.name for value in bundled.graph.output])
+        bundled_correct = _correct(BUNDLED_MODEL, images, labels, bundled_rule)
         figures["bundled_model"] = {
             "version": bundled_version,
             "held_out_correct": bundled_correct,
@@ -180,8 +214,12 @@ def held_out_figures(
     return figures
 
 
-def _correct(path: str | os.PathLike, images: np.ndarray, labels: np.ndarray) -> int:
-    predictions = onnx_predict(onnx_session(path), images).argmax(axis=1)
+def _correct(
+    path: str | os.PathLike, images: np.ndarray, labels: np.ndarray, rule: DigitRule | None
+) -> int:
+    outputs = onnx_outputs(onnx_session(path), images)
+    not_digit = flagged(rule, outputs)
+    predictions = np.where(not_digit, NOT_DIGIT_CLASS, outputs.probabilities.argmax(axis=1))
     return int(np.sum(predictions == labels))
 
 

@@ -25,6 +25,7 @@ from conversion.data import DatasetError, Mnist, load_mnist
 from conversion.feedback import (
     FEEDBACK_ENV,
     HELD_OUT_FILE,
+    NOT_DIGIT_LABEL,
     STORAGE,
     Feedback,
     FeedbackError,
@@ -35,6 +36,7 @@ from conversion.feedback import (
 )
 from conversion.steps.errors import run_step
 from conversion.train import DEFAULT_RECIPE, RECIPES, TrainingResult, TrainingSettings, train
+from functions.model_contract import NOT_DIGIT_NAME
 
 KERAS_FILE = "model.keras"
 RECORD_FILE = "training.json"
@@ -56,6 +58,9 @@ def train_model(
         feedback = feedback.within_share(fit_images - validation_images)
         repeat = repeat_factor(len(feedback.training), fit_images - validation_images)
         images, labels = feedback.training_arrays()
+        if not RECIPES[settings.recipe].not_digit:  # a ten-class network cannot learn them
+            digits = labels != NOT_DIGIT_LABEL
+            images, labels = images[digits], labels[digits]
         extra = (np.repeat(images, repeat, axis=0), np.repeat(labels, repeat, axis=0))
         feedback_record = feedback.record(repeat)
         log.info(
@@ -76,12 +81,24 @@ def train_model(
         "fit_images": fit_images - validation_images,  # MNIST's; feedback's are counted apart
         "validation_images": validation_images,
         "feedback": feedback_record,
+        "additions": result.additions,
+        "is_digit_rule": is_digit_rule(settings),
         "best_epoch": result.best_epoch,
         "best_validation_accuracy": result.best_validation_accuracy,
         "history": result.history,
         "seconds": round(time.perf_counter() - started, 1),
     }
     return result, record
+
+
+def is_digit_rule(settings: TrainingSettings) -> str | None:
+    """The rule the model's metadata will declare (functions/model_contract.py DigitRule):
+    a recipe with the eleventh class says a digit is what its not_digit output puts under the
+    recipe's threshold; a ten-class recipe declares none."""
+    recipe = RECIPES[settings.recipe]
+    if not recipe.not_digit:
+        return None
+    return f"{NOT_DIGIT_NAME} < {recipe.not_digit_threshold:g}"
 
 
 def load_data(data_path: str | None) -> Mnist:

@@ -44,13 +44,21 @@ def parse_predict_request(
 
 
 def predict_answer(predictions: Predictions, batch: bool) -> dict[str, object]:
-    """The JSON answer: per image its digit (`prediction`), that digit's probability
-    (`confidence`) and the ten probabilities, rounded to 6 decimals (half to even); one image as
-    the answer itself, a batch as `predictions`."""
+    """The JSON answer: per image its digit (`prediction`, the closest digit), that digit's
+    probability (`confidence`), the ten probabilities, rounded to 6 decimals (half to even), and
+    whether it is a digit at all (`is_digit`); one image as the answer itself, a batch as
+    `predictions`."""
     rounded = np.round(predictions.probabilities.astype(np.float64), DECIMALS)
     answers = [
-        {"prediction": digit, "confidence": float(row[digit]), "probabilities": row}
-        for digit, row in zip(predictions.digits.tolist(), rounded, strict=True)
+        {
+            "prediction": digit,
+            "confidence": float(row[digit]),
+            "probabilities": row,
+            "is_digit": is_digit,
+        }
+        for digit, row, is_digit in zip(
+            predictions.digits.tolist(), rounded, predictions.is_digit.tolist(), strict=True
+        )
     ]
     if batch:
         return {"predictions": answers, "model_version": predictions.version}

@@ -3,7 +3,7 @@ name for the family, whatever version is served, and metadata read from the load
 
 from __future__ import annotations
 
-from functions.model_contract import TENSOR_TYPE
+from functions.model_contract import OUTPUT_NAME, TENSOR_TYPE
 from functions.serving.errors import UnknownModel
 from functions.serving.loaded_model import LoadedModel
 
@@ -11,8 +11,12 @@ from functions.serving.loaded_model import LoadedModel
 # rather than derived from the served version's name: a client's URL must survive a promotion.
 MODEL_NAME = "mnist-cnn"
 PLATFORM = "onnxruntime_onnx"
-DIGIT_OUTPUT = "digit"  # ours, not the network's: the argmax of each row of probabilities
+# Ours, not the network's: the argmax of each row of probabilities, and the model's own rule.
+DIGIT_OUTPUT = "digit"
+IS_DIGIT_OUTPUT = "is_digit"
 V2_DATATYPES = {TENSOR_TYPE: "FP32", "tensor(int64)": "INT64", "tensor(uint8)": "UINT8"}
+# What infer can answer: the network's probabilities, and ours, one value per image.
+OUTPUT_DATATYPES = {OUTPUT_NAME: "FP32", DIGIT_OUTPUT: "INT64", IS_DIGIT_OUTPUT: "BOOL"}
 
 
 def check_served(model: LoadedModel, name: str, version: str | None = None) -> None:
@@ -28,15 +32,20 @@ def check_served(model: LoadedModel, name: str, version: str | None = None) -> N
 
 def model_metadata(model: LoadedModel) -> dict[str, object]:
     """The protocol's model metadata, from the session itself: names, datatypes and shapes
-    (a dynamic dimension is -1), plus the digit output this server derives."""
+    (a dynamic dimension is -1) of its input and of the probabilities, plus the outputs this
+    server derives: what infer can answer."""
     return {
         "name": MODEL_NAME,
         "versions": [model.version],
         "platform": PLATFORM,
         "inputs": [_tensor(item) for item in model.session.get_inputs()],
         "outputs": [
-            *(_tensor(item) for item in model.session.get_outputs()),
-            {"name": DIGIT_OUTPUT, "datatype": "INT64", "shape": [-1]},
+            *(_tensor(item) for item in model.session.get_outputs() if item.name == OUTPUT_NAME),
+            *(
+                {"name": name, "datatype": datatype, "shape": [-1]}
+                for name, datatype in OUTPUT_DATATYPES.items()
+                if name != OUTPUT_NAME
+            ),
         ],
     }
 

@@ -19,7 +19,7 @@ import numpy as np
 from functions.api.http_body import reject_compressed
 from functions.api.pixels import PIXELS, checked_pixels, json_pixels, no_booleans, uint8_values
 from functions.api.request_errors import InputTooLarge, InvalidInput
-from functions.api.v2_model import DIGIT_OUTPUT
+from functions.api.v2_model import OUTPUT_DATATYPES
 from functions.json_codec import parse_json
 from functions.model_contract import INPUT_NAME, INPUT_SHAPE, MAX_BATCH, OUTPUT_NAME
 
@@ -30,7 +30,7 @@ MAX_BINARY_BYTES = MAX_BATCH * PIXELS * DATATYPES["FP32"].itemsize
 MAX_BODY_BYTES = MAX_HEADER_BYTES + MAX_BINARY_BYTES
 IMAGE_SHAPES = (list(INPUT_SHAPE), [28, 28], [PIXELS])  # after the batch dimension
 SHAPES_HINT = "[N, 28, 28, 1], [N, 28, 28] or [N, 784] with N from 1 to 256"
-OUTPUTS = (OUTPUT_NAME, DIGIT_OUTPUT)
+OUTPUTS = tuple(OUTPUT_DATATYPES)
 MAX_ID_CHARS = 256
 # The request's parameters are echoed in the response: at most 64, each name at most 64
 # characters and each string value at most 256: at most about 20,000 characters echoed (about
@@ -203,7 +203,7 @@ def _outputs(outputs, binary_default: bool) -> tuple[RequestedOutput, ...]:
     if outputs is None:
         return (RequestedOutput(OUTPUT_NAME, binary_default),)
     if not isinstance(outputs, list) or not 1 <= len(outputs) <= len(OUTPUTS):
-        raise InvalidInput(f'"outputs" must list one or both of {", ".join(OUTPUTS)}')
+        raise InvalidInput(f'"outputs" must list one or more of {", ".join(OUTPUTS)}')
     requested = []
     for output in outputs:
         if not isinstance(output, dict) or output.get("name") not in OUTPUTS:

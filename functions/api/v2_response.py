@@ -8,16 +8,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from functions.api.v2_model import DIGIT_OUTPUT, MODEL_NAME
+from functions.api.v2_model import DIGIT_OUTPUT, IS_DIGIT_OUTPUT, MODEL_NAME, OUTPUT_DATATYPES
 from functions.api.v2_request import InferRequest
 from functions.json_codec import to_json
 from functions.model_contract import OUTPUT_NAME
 from functions.serving.inference import Predictions
 
-OUTPUT_DATATYPES = {
-    OUTPUT_NAME: ("FP32", np.dtype("<f4")),
-    DIGIT_OUTPUT: ("INT64", np.dtype("<i8")),
-}
+# The protocol's little-endian bytes of each output's datatype (a BOOL is one byte).
+OUTPUT_DTYPES = {"FP32": np.dtype("<f4"), "INT64": np.dtype("<i8"), "BOOL": np.dtype("?")}
 
 
 @dataclass(frozen=True)
@@ -31,11 +29,15 @@ class InferResponse:
 
 
 def infer_response(request: InferRequest, predictions: Predictions) -> InferResponse:
-    tensors = {OUTPUT_NAME: predictions.probabilities, DIGIT_OUTPUT: predictions.digits}
+    tensors = {
+        OUTPUT_NAME: predictions.probabilities,
+        DIGIT_OUTPUT: predictions.digits,
+        IS_DIGIT_OUTPUT: predictions.is_digit,
+    }
     outputs, chunks = [], []
     for requested in request.outputs:
-        datatype, dtype = OUTPUT_DATATYPES[requested.name]
-        values = np.ascontiguousarray(tensors[requested.name], dtype=dtype)
+        datatype = OUTPUT_DATATYPES[requested.name]
+        values = np.ascontiguousarray(tensors[requested.name], dtype=OUTPUT_DTYPES[datatype])
         output: dict[str, object] = {
             "name": requested.name,
             "datatype": datatype,

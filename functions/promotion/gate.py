@@ -11,10 +11,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from functions.model_contract import MAX_BATCH, UnusableModel
+from functions.model_contract import IS_DIGIT_RULE_KEY, MAX_BATCH, UnusableModel
 from functions.promotion.errors import Refusal
 from functions.promotion.gate_set import GateSet
-from functions.promotion.sandbox import TrialLimits, TrialReport, run_trial
+from functions.promotion.sandbox import GateAnswers, TrialLimits, TrialReport, run_trial
 from functions.serving.loaded_model import LoadedModel
 from functions.settings import SIGNING_KEY_SETTING
 from functions.signing import SHA256_KEY, SIGNATURE_KEY, is_valid
@@ -23,6 +23,8 @@ from functions.storage.registry import sha256_of
 log = logging.getLogger(__name__)
 
 MAX_MODEL_BYTES = 16 * 1024 * 1024
+# The share of the gate set's digits a candidate may take for no digit (contracts.md section 1).
+MAX_FLAGGED_DIGITS = 0.01
 MAX_MEDIAN_LATENCY_MS = 25.0  # a sanity bound: the served model takes about 0.15 ms
 # One run this long refuses at once (40x the median bound): a model that takes seconds per
 # inference is refused in seconds, not after LATENCY_RUNS of them.
@@ -63,11 +65,7 @@ class Judged:
     again when another version became current meanwhile."""
 
     figures: dict[str, object]
-    gate_probabilities: np.ndarray  # (n, 10), the gate set's images in order
-
-    @property
-    def gate_predictions(self) -> np.ndarray:
-        return self.gate_probabilities.argmax(axis=1)
+    gate_answers: GateAnswers  # on the gate set's digits, then its negatives
 
 
 def judge(
@@ -90,10 +88,10 @@ def judge(
     check_integrity(sha256_of(content), blob_metadata, policy.signing_key)
     trial = check_trial(content, version, gate_set, limits)
     if accepted_before:
-        return Judged({"size_bytes": size}, trial.gate_probabilities)
-    quality = check_quality(trial.gate_probabilities, current, gate_set, policy)
+        return Judged({"size_bytes": size}, trial.answers)
+    quality = check_quality(trial.answers, current, gate_set, policy)
     figures = {"size_bytes": size, **quality, **trial.figures, "trial_seconds": trial.seconds}
-    return Judged(figures, trial.gate_probabilities)
+    return Judged(figures, trial.answers)
 
 
 def check_size(size: int) -> None:
@@ -140,7 +138,7 @@ def check_trial(
         "max_single_run_seconds": MAX_SINGLE_RUN_SECONDS,
         "max_memory_per_image_bytes": MAX_MEMORY_PER_IMAGE_BYTES,
     }
-    return run_trial(content, gate_set.images, settings, limits)
+    return run_trial(content, gate_set.tried, settings, limits)
 
 
 @dataclass(frozen=True)
@@ -148,14 +146,23 @@ class Evidence:
     """What a quality check judges: the candidate's answers on the gate set (from its trial),
     the gate set, the model to beat (None: the floor alone), and the policy."""
 
-    gate_probabilities: np.ndarray  # (n, 10)
+    answers: GateAnswers  # on the gate set's digits, then its negatives
     gate_set: GateSet
     current: LoadedModel | None
     policy: GatePolicy
 
     @property
     def predicted(self) -> np.ndarray:
-        return self.gate_probabilities.argmax(axis=1)
+        """The digit it read in each of the gate set's digits."""
+        return self.answers.probabilities[: len(self.gate_set.labels)].argmax(axis=1)
+
+    @property
+    def digits_taken_for_digits(self) -> np.ndarray:
+        return self.answers.is_digit[: len(self.gate_set.labels)]
+
+    @property
+    def negatives_taken_for_digits(self) -> np.ndarray:
+        return self.answers.is_digit[len(self.gate_set.labels) :]
 
 
 def check_accuracy(evidence: Evidence) -> dict[str, object]:
@@ -180,7 +187,9 @@ def check_regression(evidence: Evidence) -> dict[str, object]:
     try:
         current_predicted = np.concatenate(  # in serving-sized batches: bounded memory here
             [
-                current.predict(gate_set.images[start : start + MAX_BATCH]).argmax(axis=1)
+                current.predict(gate_set.images[start : start + MAX_BATCH]).probabilities.argmax(
+                    axis=1
+                )
                 for start in range(0, len(gate_set.images), MAX_BATCH)
             ]
         )
@@ -204,16 +213,41 @@ def check_regression(evidence: Evidence) -> dict[str, object]:
     }
 
 
+def check_is_digit(evidence: Evidence) -> dict[str, object]:
+    """The candidate tells a digit from what is not one, by the rule it declares: it flags at
+    most MAX_FLAGGED_DIGITS of the gate set's digits, and some of its negatives (a model that
+    declares no rule flags none)."""
+    digits = float(np.mean(~evidence.digits_taken_for_digits))
+    negatives = evidence.negatives_taken_for_digits
+    if digits > MAX_FLAGGED_DIGITS:
+        raise Refusal(
+            "is_digit",
+            f"it says {digits:.2%} of the gate set's digits are no digit; at most "
+            f"{MAX_FLAGGED_DIGITS:.0%} may be",
+        )
+    if negatives.all():
+        raise Refusal(
+            "is_digit",
+            f"it takes every one of the gate set's {len(negatives)} non-digits for a digit "
+            f"(its metadata declares no {IS_DIGIT_RULE_KEY}, or one that flags nothing)",
+        )
+    return {
+        "gate_digits_flagged": digits,
+        "gate_negatives_flagged": float(np.mean(~negatives)),
+    }
+
+
 # The checks on the candidate's answers, in order: each returns the figures it records, or
 # raises Refusal. A new check is a function of Evidence added here.
 QUALITY_CHECKS: tuple[Callable[[Evidence], dict[str, object]], ...] = (
     check_accuracy,
     check_regression,
+    check_is_digit,
 )
 
 
 def check_quality(
-    gate_probabilities: np.ndarray,
+    answers: GateAnswers,
     current: LoadedModel | None,
     gate_set: GateSet,
     policy: GatePolicy,
@@ -221,7 +255,7 @@ def check_quality(
     """Every quality check on the candidate's answers (from its trial); their figures, merged
     in order. Run again, against the newer model, when another version became current while
     the candidate was judged."""
-    evidence = Evidence(gate_probabilities, gate_set, current, policy)
+    evidence = Evidence(answers, gate_set, current, policy)
     figures: dict[str, object] = {}
     for check in QUALITY_CHECKS:
         figures.update(check(evidence))

@@ -1,5 +1,6 @@
-"""The labelled digits every candidate is judged on: a fixed sample of MNIST test digits that
-ships with the app (made by `python -m conversion.gate_set`)."""
+"""What every candidate is judged on, shipped with the app (made by `python -m
+conversion.gate_set`): a fixed sample of labelled MNIST test digits, and a small set of images
+that are no digit (letters, symbols, doodles from the held-out generator)."""
 
 from __future__ import annotations
 
@@ -16,10 +17,23 @@ GATE_SET = Path(__file__).resolve().parent.parent / "model" / "gate_set.npz"
 class GateSet:
     images: np.ndarray  # (n, 28, 28, 1) float32, raw 0..255
     labels: np.ndarray  # (n,)
+    negatives: np.ndarray  # (k, 28, 28, 1) float32, raw 0..255: no digit at all
+
+    @property
+    def tried(self) -> np.ndarray:
+        """Every image a candidate's trial answers: the digits, then the negatives."""
+        return np.concatenate([self.images, self.negatives])
 
 
 @cache
 def load_gate_set(path: Path = GATE_SET) -> GateSet:
     with np.load(path) as archive:
-        images = archive["images"].astype(np.float32).reshape(-1, 28, 28, 1)
-        return GateSet(images=images, labels=archive["labels"].astype(np.int64))
+        return GateSet(
+            images=_images(archive["images"]),
+            labels=archive["labels"].astype(np.int64),
+            negatives=_images(archive["negatives"]),
+        )
+
+
+def _images(values: np.ndarray) -> np.ndarray:
+    return values.astype(np.float32).reshape(-1, 28, 28, 1)

@@ -279,7 +279,7 @@ class Promoter:
                 now_current = self._current_model(pointer)
                 try:
                     again = check_quality(
-                        judged.gate_probabilities, now_current, self.gate_set, self.policy
+                        judged.gate_answers, now_current, self.gate_set, self.policy
                     )
                 except Refusal as refusal:
                     return Swap(figures, refusal=refusal)

@@ -38,11 +38,11 @@ TRIAL_COMMAND = (sys.executable, "-B", "-P", "-m", "functions.promotion.trial")
 CANDIDATE_FILE = "candidate"
 GATE_IMAGES_FILE = "gate_images"
 REPORT_FILE = "report"
-PROBABILITIES_FILE = "gate_probabilities"
+ANSWERS_FILE = "gate_answers"
 LOG_FILE = "log"
 SETTINGS_FILE = "settings"
 SETTINGS_FD_VARIABLE = "MODEL_TRIAL_SETTINGS_FD"
-TRIAL_FILES = (CANDIDATE_FILE, GATE_IMAGES_FILE, REPORT_FILE, PROBABILITIES_FILE, LOG_FILE)
+TRIAL_FILES = (CANDIDATE_FILE, GATE_IMAGES_FILE, REPORT_FILE, ANSWERS_FILE, LOG_FILE)
 # What the child may write into one file (its log included): past it the child is killed
 # (SIGXFSZ). The memory files live in the host's memory.
 MAX_WRITTEN_BYTES = 8 * 1024 * 1024
@@ -70,9 +70,17 @@ class TrialLimits:
 
 
 @dataclass(frozen=True)
+class GateAnswers:
+    """The candidate's answers on the images it was tried on, in their order."""
+
+    probabilities: np.ndarray  # (m, 10) float32
+    is_digit: np.ndarray  # (m,) bool, by the candidate's own rule (all True without one)
+
+
+@dataclass(frozen=True)
 class TrialReport:
     figures: dict[str, object]
-    gate_probabilities: np.ndarray  # (n, 10) float32, the gate set's images in order
+    answers: GateAnswers
     seconds: float
 
 
@@ -106,10 +114,8 @@ def run_trial(
         report = _read_report(files, returncode, limits)
         if not report.get("accepted"):
             raise Refusal(str(report["check"]), str(report["reason"])[:2000])
-        probabilities = _read_probabilities(files[PROBABILITIES_FILE], len(gate_images))
-        return TrialReport(
-            figures=_figures_of(report), gate_probabilities=probabilities, seconds=seconds
-        )
+        answers = _read_answers(files[ANSWERS_FILE], len(gate_images))
+        return TrialReport(figures=_figures_of(report), answers=answers, seconds=seconds)
 
 
 @contextlib.contextmanager
@@ -277,16 +283,22 @@ def _figures_of(report: dict) -> dict[str, object]:
     return {name: figures[name] for name in TRIAL_FIGURES}
 
 
-def _read_probabilities(file: BinaryIO, images: int) -> np.ndarray:
-    expected_bytes = images * 10 * 4
+def _read_answers(file: BinaryIO, images: int) -> GateAnswers:
+    expected_bytes = images * (10 * 4 + 1)
     size = os.fstat(file.fileno()).st_size
-    if not size or size > expected_bytes + 1024:
+    if not size or size > expected_bytes + 4096:
         raise Refusal("sandbox", "the trial's gate-set answers are missing or oversized")
     file.seek(0)
     try:
-        probabilities = np.load(file, allow_pickle=False)
-    except ValueError as error:
+        with np.load(file, allow_pickle=False) as archive:
+            answers = GateAnswers(archive["probabilities"], archive["is_digit"])
+    except (ValueError, KeyError, OSError) as error:
         raise Refusal("sandbox", f"the trial's gate-set answers are unreadable: {error}") from error
-    if probabilities.shape != (images, 10) or probabilities.dtype != np.float32:
+    if (
+        answers.probabilities.shape != (images, 10)
+        or answers.probabilities.dtype != np.float32
+        or answers.is_digit.shape != (images,)
+        or answers.is_digit.dtype != np.bool_
+    ):
         raise Refusal("sandbox", "the trial's gate-set answers have the wrong shape")
-    return probabilities
+    return answers

@@ -31,23 +31,28 @@ import onnxruntime as ort
 from functions.model_contract import (
     INPUT_SHAPE,
     NUM_CLASSES,
+    OUTPUT_NAME,
     VERSION_KEY,
     ModelContractError,
     ModelGraphError,
     ModelLoadError,
     ModelOutputError,
+    ModelOutputs,
     check_declared_interface,
     check_graph,
+    check_not_digit,
     check_probabilities,
+    digit_rule,
     missing_metadata,
     open_session,
-    run_inference,
+    output_names,
+    run_outputs,
 )
 from functions.promotion.errors import Refusal
 from functions.promotion.sandbox import (
+    ANSWERS_FILE,
     CANDIDATE_FILE,
     GATE_IMAGES_FILE,
-    PROBABILITIES_FILE,
     REPORT_FILE,
     SETTINGS_FD_VARIABLE,
 )
@@ -104,9 +109,9 @@ def run_trial(files: dict[str, int], settings: dict) -> dict:
     with open(files[GATE_IMAGES_FILE], "rb", closefd=False) as images:
         gate_images = np.load(images, allow_pickle=False)
     figures["memory_per_image_kib"] = check_batches(session, gate_images, settings)
-    probabilities = gate_set_probabilities(session, gate_images, settings)
-    with open(files[PROBABILITIES_FILE], "wb", closefd=False) as out:
-        np.save(out, probabilities, allow_pickle=False)
+    probabilities, is_digit = gate_set_answers(session, metadata, gate_images, settings)
+    with open(files[ANSWERS_FILE], "wb", closefd=False) as out:
+        np.savez(out, probabilities=probabilities, is_digit=is_digit)
     figures["trial_peak_mib"] = round(peak_memory_bytes() / 2**20, 1)
     return {"accepted": True, "figures": figures}
 
@@ -249,11 +254,13 @@ def check_batches(session: ort.InferenceSession, images: np.ndarray, settings: d
     if len(sample) < largest:  # a small gate set: repeat it up to the largest batch
         sample = np.resize(images, (largest, *INPUT_SHAPE)).astype(np.float32)
     compared = max(size for size in sizes if size < largest)  # these images also run alone
-    alone = np.concatenate([infer(session, sample[i : i + 1], "contract") for i in range(compared)])
+    alone = np.concatenate(
+        [infer(session, sample[i : i + 1], "contract").probabilities for i in range(compared)]
+    )
     per_image_kib = 0.0
     for size in sorted(sizes):
         before = peak_memory_bytes()
-        rows = infer(session, sample[:size], "contract")
+        rows = infer(session, sample[:size], "contract").probabilities
         if size == largest:
             per_image_kib = (peak_memory_bytes() - before) / size / 1024
         if rows.shape != (size, NUM_CLASSES):
@@ -282,27 +289,42 @@ def check_batches(session: ort.InferenceSession, images: np.ndarray, settings: d
     return round(per_image_kib, 1)
 
 
-def gate_set_probabilities(
-    session: ort.InferenceSession, images: np.ndarray, settings: dict
-) -> np.ndarray:
-    """The gate set in batches no larger than serving's, checked as an answer must be."""
+def gate_set_answers(
+    session: ort.InferenceSession, metadata: dict[str, str], images: np.ndarray, settings: dict
+) -> tuple[np.ndarray, np.ndarray]:
+    """The gate set in batches no larger than serving's, checked as an answer must be: the
+    probabilities, and whether each image is a digit by the rule the model declares."""
+    names = output_names(session)
+    try:
+        rule = digit_rule(metadata, names)
+    except ModelContractError as error:
+        raise Refusal("contract", str(error)) from error
     chunk = max(settings["batch_sizes"])
-    probabilities = np.concatenate(
-        [
-            infer(session, images[start : start + chunk], "contract")
-            for start in range(0, len(images), chunk)
-        ]
-    )
+    outputs = [
+        infer(session, images[start : start + chunk], "contract", names)
+        for start in range(0, len(images), chunk)
+    ]
+    probabilities = np.concatenate([output.probabilities for output in outputs])
+    not_digit = np.concatenate([output.not_digit for output in outputs]) if len(names) > 1 else None
     try:  # the check serving makes of every answer
         check_probabilities(probabilities, len(images))
+        if not_digit is not None:
+            check_not_digit(not_digit, len(images))
     except ModelOutputError as error:
         raise Refusal("contract", f"{error} (logits need a softmax in the graph)") from None
-    return probabilities.astype(np.float32)
+    if rule is None:
+        return probabilities.astype(np.float32), np.ones(len(images), dtype=bool)
+    return probabilities.astype(np.float32), rule.is_digit(probabilities, not_digit)
 
 
-def infer(session: ort.InferenceSession, images: np.ndarray, check: str) -> np.ndarray:
+def infer(
+    session: ort.InferenceSession,
+    images: np.ndarray,
+    check: str,
+    names: tuple[str, ...] = (OUTPUT_NAME,),
+) -> ModelOutputs:
     try:
-        return run_inference(session, images)
+        return run_outputs(session, images, names=names)
     except Exception as error:  # onnxruntime raises its own types for shape and type errors
         raise refusal_for(
             check, f"inference on a batch of {len(images)} image(s) failed", error

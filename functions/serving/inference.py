@@ -11,7 +11,9 @@ The invariants:
   construction (whole numbers, pictures); a second pass here would cost a single image 3 to
   4 us, about 4% of its handler time;
 - the answer: one row of 10 probabilities per image, each value finite and in [0, 1], each row
-  summing to 1 (`LoadedModel.predict`, against the model contract); a run past its bound, or one
+  summing to 1, and one not_digit in [0, 1] per image where the model has that output
+  (`LoadedModel.predict`, against the model contract); whether each image is a digit, by the
+  rule the model declares (`LoadedModel.is_digit`); a run past its bound, or one
   that onnxruntime failed, is an error too, never an answer;
 - the version: that of the model that ran, which the caller takes once for the whole request.
 """
@@ -39,6 +41,7 @@ class Predictions:
     version: str  # the version of the model that answered
     digits: np.ndarray  # (n,) int64: each image's most probable digit
     probabilities: np.ndarray  # (n, 10) float32: checked against the model contract
+    is_digit: np.ndarray  # (n,) bool: whether the image is a digit, by the model's own rule
 
 
 def infer(model: LoadedModel, images: np.ndarray) -> Predictions:
@@ -47,7 +50,7 @@ def infer(model: LoadedModel, images: np.ndarray) -> Predictions:
     `LoadedModel.predict` raises them."""
     check_images(images)
     started = time.perf_counter()
-    probabilities = model.predict(images)
+    outputs = model.predict(images)
     latency_ms = (time.perf_counter() - started) * 1e3
     log.info(
         "predicted %d image(s) with %s in %.3f ms",
@@ -62,8 +65,9 @@ def infer(model: LoadedModel, images: np.ndarray) -> Predictions:
     )
     return Predictions(
         version=model.version,
-        digits=probabilities.argmax(axis=1),
-        probabilities=probabilities,
+        digits=outputs.probabilities.argmax(axis=1),
+        probabilities=outputs.probabilities,
+        is_digit=model.is_digit(outputs),
     )
 
 

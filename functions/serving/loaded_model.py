@@ -22,12 +22,17 @@ from functions.clock import utc_now
 from functions.model_contract import (
     INPUT_SHAPE,
     VERSION_KEY,
+    DigitRule,
     InferenceTimeout,
     ModelContractError,
     ModelOutputError,
+    ModelOutputs,
     ModelRunError,
+    check_not_digit,
     check_probabilities,
+    digit_rule,
     open_session,
+    output_names,
 )
 from functions.serving.strikes import Strikes
 from functions.serving.watchdog import RunBound, bounded_run
@@ -45,18 +50,22 @@ class LoadedModel:
     source: str  # "bundled" or "storage"
     loaded_at: str
     metadata: dict[str, str] = field(default_factory=dict)
+    outputs: tuple[str, ...] = ()  # the contract's outputs it has (model_contract.output_names)
+    digit_rule: DigitRule | None = None  # how it tells a digit from what is not one
     bound: RunBound = field(default_factory=RunBound.loading)
     strikes: Strikes = field(default_factory=Strikes, compare=False, repr=False)
 
-    def predict(self, images: np.ndarray) -> np.ndarray:
-        """(n, 28, 28, 1) float32 raw ink -> (n, 10) probabilities. Thread-safe: onnxruntime
-        sessions may run concurrently. Bounded: a run past its bound is ended (InferenceTimeout).
-        Checked on every call (ModelOutputError): one row of probabilities per image, each value
-        in [0, 1], each row summing to 1; a model that is right only for the inputs it was tried
-        on must not answer 2 images with 1 row, or with logits. A failure counts as a strike."""
+    def predict(self, images: np.ndarray) -> ModelOutputs:
+        """(n, 28, 28, 1) float32 raw ink -> the (n, 10) probabilities, and the (n,) not_digit
+        where the model has it. Thread-safe: onnxruntime sessions may run concurrently.
+        Bounded: a run past its bound is ended (InferenceTimeout). Checked on every call
+        (ModelOutputError): one row of probabilities per image, each value in [0, 1], each row
+        summing to 1, one not_digit in [0, 1] per image; a model that is right only for the
+        inputs it was tried on must not answer 2 images with 1 row, or with logits. A failure
+        counts as a strike."""
         count = len(images)
         try:
-            probabilities = bounded_run(self.session, images, self.bound.seconds(count))
+            outputs = bounded_run(self.session, self.outputs, images, self.bound.seconds(count))
         except InferenceTimeout as error:
             if not error.starved:  # a busy instance is no fault of the model
                 self.strikes.record(str(error))
@@ -67,11 +76,20 @@ class LoadedModel:
                 f"model {self.version} failed on {count} image(s): {error}"
             ) from error
         try:
-            check_probabilities(probabilities, count)
+            check_probabilities(outputs.probabilities, count)
+            if outputs.not_digit is not None:
+                check_not_digit(outputs.not_digit, count)
         except ModelOutputError as error:
             self.strikes.record(str(error))
             raise
-        return probabilities
+        return outputs
+
+    def is_digit(self, outputs: ModelOutputs) -> np.ndarray:
+        """One bool per image of `outputs`: the model's own rule; every image is a digit for a
+        model that declares none (those made before the rule)."""
+        if self.digit_rule is None:
+            return np.ones(len(outputs.probabilities), dtype=bool)
+        return self.digit_rule.is_digit(outputs.probabilities, outputs.not_digit)
 
     def describe(self) -> dict[str, object]:
         return {
@@ -91,6 +109,7 @@ def load_model(content: bytes, *, source: str, gate_latency_ms: float | None = N
     here, whichever is larger."""
     session = open_session(content)
     metadata = dict(session.get_modelmeta().custom_metadata_map)
+    outputs = output_names(session)
     model = LoadedModel(
         session=session,
         version=metadata.get(VERSION_KEY, "unversioned"),
@@ -98,6 +117,8 @@ def load_model(content: bytes, *, source: str, gate_latency_ms: float | None = N
         source=source,
         loaded_at=utc_now(),
         metadata=metadata,
+        outputs=outputs,
+        digit_rule=digit_rule(metadata, outputs),
     )
     try:
         measured_ms = warm_up(model)

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 import onnxruntime as ort
 
-from functions.model_contract import InferenceTimeout, run_inference
+from functions.model_contract import InferenceTimeout, ModelOutputs, run_outputs
 
 # One run may spend BOUND_FACTOR times the model's single-image latency per image in the batch,
 # in CPU seconds, at least MIN_BOUND_SECONDS and at most MAX_BOUND_SECONDS. The latency is the
@@ -131,9 +131,13 @@ class Watchdog:
         self.looks = 0  # times the thread looked at the slots
 
     def run(
-        self, session: ort.InferenceSession, images: np.ndarray, cpu_seconds: float
-    ) -> np.ndarray:
-        """The session's answer for `images`, or InferenceTimeout once the run has spent
+        self,
+        session: ort.InferenceSession,
+        names: tuple[str, ...],
+        images: np.ndarray,
+        cpu_seconds: float,
+    ) -> ModelOutputs:
+        """The session's outputs `names` for `images`, or InferenceTimeout once the run has spent
         `cpu_seconds` of CPU (or WALL_LIMIT_FACTOR times that in wall-clock time)."""
         try:
             slot = self._local.slot
@@ -151,7 +155,7 @@ class Watchdog:
         if self._asleep or cpu_seconds < MIN_BOUND_SECONDS:
             self._wake.set()
         try:
-            return run_inference(session, images, options)
+            return run_outputs(session, images, options, names)
         except Exception as error:
             if not ended:
                 raise
@@ -227,6 +231,9 @@ WATCHDOG = Watchdog()
 
 
 def bounded_run(
-    session: ort.InferenceSession, images: np.ndarray, cpu_seconds: float
-) -> np.ndarray:
-    return WATCHDOG.run(session, images, cpu_seconds)
+    session: ort.InferenceSession,
+    names: tuple[str, ...],
+    images: np.ndarray,
+    cpu_seconds: float,
+) -> ModelOutputs:
+    return WATCHDOG.run(session, names, images, cpu_seconds)

@@ -100,19 +100,24 @@ def test_body_limits_media_types_and_encodings() -> None:
     assert parsed([0] * 784, content_type=None).images.shape == (1, 28, 28, 1)
 
 
-def predictions(probabilities: np.ndarray) -> Predictions:
-    return Predictions("v1", probabilities.argmax(axis=1), probabilities)
+def predictions(probabilities: np.ndarray, is_digit: list[bool] | None = None) -> Predictions:
+    flags = np.ones(len(probabilities), dtype=bool) if is_digit is None else np.array(is_digit)
+    return Predictions("v1", probabilities.argmax(axis=1), probabilities, flags)
 
 
 def test_the_answer_of_one_image_and_of_a_batch() -> None:
     rows = np.full((2, 10), 0.05, dtype=np.float32)
     rows[0, 7] = rows[1, 2] = 0.55
     one = predict_answer(predictions(rows[:1]), batch=False)
-    assert list(one) == ["prediction", "confidence", "probabilities", "model_version"]
+    assert list(one) == ["prediction", "confidence", "probabilities", "is_digit", "model_version"]
     assert (one["prediction"], one["confidence"], one["model_version"]) == (7, 0.55, "v1")
-    both = json.loads(to_json(predict_answer(predictions(rows), batch=True)))
+    assert one["is_digit"] is True
+    both = json.loads(to_json(predict_answer(predictions(rows, [True, False]), batch=True)))
     assert both["model_version"] == "v1"
     assert [answer["prediction"] for answer in both["predictions"]] == [7, 2]
+    # Not a digit: the closest digit and its probabilities are still there.
+    assert both["predictions"][1]["is_digit"] is False
+    assert both["predictions"][1]["confidence"] == 0.55
     alone = json.loads(to_json(one))
     del alone["model_version"]
     assert both["predictions"][0] == alone

@@ -43,6 +43,7 @@ def infer(client, images, datatype, *, binary_in, binary_out, version=""):
     outputs = [
         triton.InferRequestedOutput("probabilities", binary_data=binary_out),
         triton.InferRequestedOutput("digit", binary_data=binary_out),
+        triton.InferRequestedOutput("is_digit", binary_data=binary_out),
     ]
     return client.infer(
         MODEL_NAME,
@@ -81,6 +82,7 @@ def test_model_metadata_tells_the_truth(client, bundled, served_version):
         "outputs": [
             {"name": "probabilities", "datatype": "FP32", "shape": [-1, 10]},
             {"name": "digit", "datatype": "INT64", "shape": [-1]},
+            {"name": "is_digit", "datatype": "BOOL", "shape": [-1]},
         ],
     }
     assert client.get_model_metadata(MODEL_NAME, served_version) == metadata
@@ -108,6 +110,9 @@ def test_batch_inference_classifies_real_digits(client, digits, datatype, binary
     assert predicted.dtype == np.int64
     np.testing.assert_array_equal(predicted, probabilities.argmax(axis=1))
     assert (predicted == labels).mean() >= 0.95  # the model's 99.5% on 64 digits
+    is_digit = result.as_numpy("is_digit")
+    assert (is_digit.dtype, is_digit.shape) == (np.bool_, (BATCH,))
+    assert is_digit.mean() >= 0.95  # real digits: at most 1% are flagged
     response = result.get_response()
     assert response["model_name"] == MODEL_NAME
     assert response["id"] == "request-7"

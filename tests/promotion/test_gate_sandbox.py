@@ -96,7 +96,7 @@ def test_the_bundled_network_is_accepted_with_the_figures_it_had_in_process(bund
     gate_set = load_gate_set()
     in_process = np.concatenate(
         [
-            bundled.predict(gate_set.images[start : start + MAX_BATCH]).argmax(axis=1)
+            bundled.predict(gate_set.images[start : start + MAX_BATCH]).probabilities.argmax(axis=1)
             for start in range(0, len(gate_set.labels), MAX_BATCH)
         ]
     )
@@ -104,7 +104,8 @@ def test_the_bundled_network_is_accepted_with_the_figures_it_had_in_process(bund
     verdict = judged(bad_models.good_model_bytes("cand"), bundled)
 
     assert isinstance(verdict, Judged), verdict
-    np.testing.assert_array_equal(verdict.gate_predictions, in_process)
+    answered = verdict.gate_answers.probabilities[: len(gate_set.labels)].argmax(axis=1)
+    np.testing.assert_array_equal(answered, in_process)
     figures = verdict.figures
     assert figures["gate_accuracy"] == float(np.mean(in_process == gate_set.labels))
     assert figures["agreement_with_current"] == 1.0
@@ -132,6 +133,36 @@ def test_a_cnn_from_another_converter_passes_every_check(bundled):
 
     assert isinstance(verdict, Judged), verdict
     assert verdict.figures["agreement_with_current"] == 1.0
+
+
+def test_a_candidate_that_cannot_tell_a_digit_is_refused(bundled):
+    """The gate carries non-digits: a model without a rule (as those made before it) takes
+    every one for a digit; one whose rule flags more than 1% of real digits is no better."""
+    no_rule = judged(bad_models.with_digit_rule_bytes("cand", None), bundled)
+    assert isinstance(no_rule, Refusal)
+    assert no_rule.check == "is_digit"
+    assert "every one of the gate set's 64 non-digits" in no_rule.reason
+    jumpy = judged(bad_models.with_digit_rule_bytes("cand", "not_digit < 0.000001"), bundled)
+    assert isinstance(jumpy, Refusal)
+    assert (jumpy.check, jumpy.reason[:8]) == ("is_digit", "it says ")
+    assert "at most 1% may be" in jumpy.reason
+
+
+def test_a_candidate_that_tells_digits_from_doodles_records_how_well(bundled):
+    by_confidence = judged(bad_models.with_digit_rule_bytes("cand", "confidence >= 0.5"), bundled)
+    assert isinstance(by_confidence, Judged), by_confidence
+    assert by_confidence.figures["gate_digits_flagged"] <= 0.01
+    assert by_confidence.figures["gate_negatives_flagged"] > 0
+    bundled_rule = judged(bad_models.good_model_bytes("cand"), bundled)
+    assert bundled_rule.figures["gate_digits_flagged"] <= 0.01
+    assert bundled_rule.figures["gate_negatives_flagged"] >= 0.9
+
+
+def test_a_malformed_rule_breaks_the_contract(bundled):
+    for rule in ("not_digit < 2", "not_digit<0.5", "maybe", "confidence >= 0"):
+        refusal = judged(bad_models.with_digit_rule_bytes("cand", rule), bundled)
+        assert isinstance(refusal, Refusal), rule
+        assert refusal.check == "contract", (rule, refusal.reason)
 
 
 JUDGE_A_MODEL_THAT_TAKES_MINUTES = """
@@ -278,7 +309,7 @@ def test_serving_refuses_an_answer_with_the_wrong_number_of_rows():
     model = load_model(bad_models.batch_liar_model_bytes("liar"), source="storage")
     images = load_gate_set().images
 
-    assert model.predict(images[:8]).shape == (8, 10)
+    assert model.predict(images[:8]).probabilities.shape == (8, 10)
     with pytest.raises(ModelOutputError, match=r"answered 2 image\(s\) .* shape \[1, 10\]"):
         model.predict(images[:2])
     assert issubclass(ModelOutputError, UnusableModel)

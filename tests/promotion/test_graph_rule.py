@@ -149,15 +149,72 @@ def test_a_model_of_every_training_recipe_passes(tmp_path):
 
     converted: dict[tuple[str, float], onnx.ModelProto] = {}
     for name, recipe in RECIPES.items():
-        key = (recipe.network, recipe.dropout)  # what the converted graph depends on
+        key = (recipe.network, recipe.dropout, recipe.not_digit)  # what the graph depends on
         if key not in converted:
-            network = build_model(recipe.network, dropout=recipe.dropout)
+            network = build_model(
+                recipe.network, dropout=recipe.dropout, not_digit=recipe.not_digit
+            )
             converted[key] = convert_to_onnx(network, tmp_path / f"{name}.onnx")
         model = converted[key]
         check_declared_interface(model)
         check_graph(model)
         used = {node.op_type for node in model.graph.node}
         assert used <= ALLOWED_OPERATORS, (name, used - ALLOWED_OPERATORS)
+        outputs = [value.name for value in model.graph.output]
+        assert outputs == (
+            ["probabilities", "not_digit"] if recipe.not_digit else ["probabilities"]
+        )
+
+
+def not_digit_model(not_digit_nodes: list[onnx.NodeProto], declared=("N",)) -> onnx.ModelProto:
+    """The linear head with an eleventh logit, and a second output `not_digit` made by
+    `not_digit_nodes` from the eleven-way softmax `scores`."""
+    weights = np.random.default_rng(0).normal(0, 0.01, (784, 11)).astype(np.float32)
+    nodes = [
+        helper.make_node("Reshape", ["pixels", "flat_shape"], ["flat"]),
+        helper.make_node("MatMul", ["flat", "weights"], ["logits"]),
+        helper.make_node("Slice", ["logits", "zero", "ten", "one"], ["digit_logits"]),
+        helper.make_node("Softmax", ["digit_logits"], ["probabilities"], axis=1),
+        helper.make_node("Softmax", ["logits"], ["scores"], axis=1),
+        *not_digit_nodes,
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "not_digit",
+        [helper.make_tensor_value_info("pixels", TensorProto.FLOAT, ["N", 28, 28, 1])],
+        [
+            helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", 10]),
+            helper.make_tensor_value_info("not_digit", TensorProto.FLOAT, list(declared)),
+        ],
+        initializer=[
+            numpy_helper.from_array(weights, "weights"),
+            const("flat_shape", np.array([-1, 784], dtype=np.int64)),
+            const("zero", np.array([0], dtype=np.int64)),
+            const("ten", np.array([10], dtype=np.int64)),
+            const("one", np.array([1], dtype=np.int64)),
+            const("eleventh", np.array(10, dtype=np.int64)),
+            const("eleven", np.array([11], dtype=np.int64)),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model
+
+
+def test_a_second_output_not_digit_of_shape_n_passes():
+    model = not_digit_model(
+        [helper.make_node("Gather", ["scores", "eleventh"], ["not_digit"], axis=1)]
+    )
+    checked(model.SerializeToString())
+
+
+def test_a_not_digit_output_of_another_shape_is_refused():
+    model = not_digit_model(
+        [helper.make_node("Slice", ["scores", "ten", "eleven", "one"], ["not_digit"])],
+        declared=("N", 1),
+    )
+    with pytest.raises(ModelContractError, match="not_digit has shape"):
+        checked(model.SerializeToString())
 
 
 # -- what is refused, and how it is named ------------------------------------------------------

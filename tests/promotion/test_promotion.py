@@ -20,6 +20,7 @@ from functions.promotion.gate_set import load_gate_set
 from functions.promotion.promoter import Promoter
 from functions.serving.provider import BUNDLED_MODEL, BundledModel, ModelProvider
 from functions.storage.model_registry import ModelRegistry
+from tests.bad_models import misreading_model_bytes
 from tests.helpers import call, http_request, onnx_bytes_with_version, tiny_model
 
 POLICY = GatePolicy(min_accuracy=0.98, max_regression=0.005, signing_key=None)
@@ -278,8 +279,8 @@ def test_a_pointer_conflict_is_retried_and_keeps_the_history(container, registry
 
 def test_a_better_version_promoted_meanwhile_is_a_regression_gate(container, registry, bundled):
     lenient = GatePolicy(min_accuracy=0.0, max_regression=0.005, signing_key=None)
-    store_and_point(registry, "weak", tiny_model("weak", seed=1))
-    drop(container, "weak2", tiny_model("weak2", seed=1))  # as good as "weak": no regression
+    store_and_point(registry, "weak", misreading_model_bytes("weak", 3))
+    drop(container, "weak2", misreading_model_bytes("weak2", 3))  # as good as "weak"
     real_replace = registry.replace_pointer
 
     def strong_version_lands_first(document, expected):
@@ -296,7 +297,7 @@ def test_a_better_version_promoted_meanwhile_is_a_regression_gate(container, reg
     assert pointer(container)["version"] == "strong"
     # Stored before the re-gate refused it, but never served: a second drop is judged in full.
     assert {v["version"] for v in registry.versions()} == {"weak", "strong"}
-    drop(container, "weak2", tiny_model("weak2", seed=1))
+    drop(container, "weak2", misreading_model_bytes("weak2", 3))
     again = make_promoter(registry, bundled, lenient).handle("weak2.onnx")
     assert (again.decision, again.record["check"]) == ("rejected", "regression")
 
@@ -432,6 +433,7 @@ def test_a_current_model_that_cannot_answer_does_not_block_its_replacement():
     from functions.model_contract import ModelOutputError  # noqa: PLC0415
     from functions.promotion.gate import check_quality  # noqa: PLC0415
     from functions.promotion.gate_set import GateSet  # noqa: PLC0415
+    from functions.promotion.sandbox import GateAnswers  # noqa: PLC0415
 
     class Failing:
         version = "broken"
@@ -440,8 +442,11 @@ def test_a_current_model_that_cannot_answer_does_not_block_its_replacement():
             raise ModelOutputError("the model answered a row that is not probabilities")
 
     labels = np.arange(10) % 10
-    gate_set = GateSet(images=np.zeros((10, 28, 28, 1), np.float32), labels=labels)
-    answers = np.eye(10, dtype=np.float32)[labels]  # the right digit, every time
+    images = np.zeros((10, 28, 28, 1), np.float32)
+    gate_set = GateSet(images=images, labels=labels, negatives=images[:2])
+    answers = GateAnswers(  # the right digit, every time, and both negatives flagged
+        np.eye(10, dtype=np.float32)[[*labels, 0, 0]], np.array([True] * 10 + [False] * 2)
+    )
     figures = check_quality(answers, Failing(), gate_set, POLICY)
     assert figures["gate_accuracy"] == 1.0
     assert figures["current_version"] == "broken"

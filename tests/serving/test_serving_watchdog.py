@@ -380,7 +380,7 @@ def test_a_hostile_run_on_a_busy_core_is_ended_after_its_cpu_bound(one_busy_core
 def test_a_starved_run_is_a_503_but_no_strike(bundled, monkeypatch):
     model = load_model(onnx_with_version("v1"), source="storage")
 
-    def starved(session, images, seconds):
+    def starved(session, names, images, seconds):
         raise InferenceTimeout("waited for a core", starved=True)
 
     monkeypatch.setattr("functions.serving.loaded_model.bounded_run", starved)
@@ -420,7 +420,7 @@ def rss_mib():
 model = load_model(gigabyte_model_bytes("gib"), source="storage", gate_latency_ms=1000.0)
 model.predict(np.zeros((8, 28, 28, 1), dtype=np.float32))
 before = rss_mib()
-answer = model.predict(np.array(CUED, dtype=np.float32).reshape(1, 28, 28, 1))
+answer = model.predict(np.array(CUED, dtype=np.float32).reshape(1, 28, 28, 1)).probabilities
 print(before, rss_mib(), int(answer.argmax()))
 """
 

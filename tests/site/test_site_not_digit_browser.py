@@ -5,10 +5,11 @@ screen reader), "Not a digit" beside the ten digits under a digit's answer, and 
 then a digit under a flagged answer, each correction stored in the feedback container
 (docs/contracts.md sections 2a and 4).
 
-Until the model that says "not a digit" is served, the flagged answer is made in the browser:
-Playwright's `page.route` answers /api/predict with a JSON answer carrying `"is_digit": false`
-(what the API will send, contracts.md section 4). The corrections themselves go to the real
-/api/feedback and are read back from Azurite. A check with the real model comes later.
+The first test draws the issue's own examples, a capital A and a smiley, and the served model
+itself flags them. The others pin what the page does with a flagged answer, whatever a model
+flags: Playwright's `page.route` answers /api/predict with a JSON answer carrying
+`"is_digit": false` (what the API sends, contracts.md section 4). The corrections themselves go
+to the real /api/feedback and are read back from Azurite.
 Screenshot: test-artifacts/site-not-digit.png.
 
 Chromium comes from Debian (`apt-get install chromium`), never from `playwright install`.
@@ -95,6 +96,28 @@ def colour(page: Page, selector: str) -> str:
 
 def background(page: Page, selector: str) -> str:
     return page.eval_on_selector(selector, "element => getComputedStyle(element).backgroundColor")
+
+
+# A capital A drawn with the mouse, as a person draws it: the "It's a 4, 99.9 % sure".
+CAPITAL_A = [[(0.2, 0.85), (0.5, 0.12), (0.8, 0.85)], [(0.32, 0.58), (0.68, 0.58)]]
+
+
+def test_the_served_model_says_a_letter_and_a_smiley_are_no_digit(
+    site: tuple[SitePage, list[Request]],  # noqa: F811
+) -> None:
+    desktop, _ = site
+    page = desktop.page
+    for strokes in (CAPITAL_A, SMILEY):
+        draw_with_mouse(page, strokes)
+        wait_for_answer(page)
+        expect(page.locator("#result")).to_have_attribute("data-verdict", "not-digit")
+        expect(page.locator("#confidence")).to_have_text(NOT_A_DIGIT)
+        assert "sure" not in page.locator("#result").inner_text().lower()
+        page.click("#clear")
+    draw_with_mouse(page, SEVEN)
+    wait_for_answer(page)
+    expect(page.locator("#result")).to_have_attribute("data-verdict", "digit")
+    assert desktop.console_errors == []
 
 
 def test_a_flagged_drawing_says_so_with_the_closest_digit_muted_and_no_figure(

@@ -21,22 +21,26 @@ from conversion.feedback import (
     FEEDBACK_ENV,
     HELD_OUT_FRACTION,
     MAX_SHARE,
+    NOT_DIGIT_LABEL,
     REPEAT,
     SAMPLE_SEED_ENV,
     Feedback,
     FeedbackError,
     Reading,
     StoredItem,
+    arrays,
     ids_digest,
+    is_held_out,
     load_feedback,
     main,
+    no_feedback_record,
     prepare,
     read_feedback,
     repeat_factor,
     sample_rank,
     training_data_sha256,
 )
-from functions.feedback.item import STORED_FIELDS, FeedbackItem
+from functions.feedback.item import NOT_DIGIT, STORED_FIELDS, FeedbackItem
 from tests.helpers import contract_item_id
 from tests.stack import REPO_ROOT
 
@@ -684,3 +688,146 @@ def test_the_evaluate_step_needs_the_held_out_part_the_record_names(tmp_path):
     assert read_held_out(str(tmp_path), {}) is None  # a record from before feedback
     with pytest.raises(StepInputError, match=r"feedback_held_out\.npz: missing"):
         read_held_out(str(tmp_path), {"feedback": {"held_out": 3}})
+
+
+# --- "not a digit" corrections ---------------------------------------------------------------
+
+
+def not_digit_item(pixels: np.ndarray, predicted: int = 4) -> dict:
+    """A correction saying the drawing is no digit at all (the model had read `predicted`)."""
+    return item(pixels, NOT_DIGIT, predicted)
+
+
+def scribbles(count: int, seed: int = 3) -> list[np.ndarray]:
+    """Different random scribbles: drawings people mark as not a digit."""
+    rng = np.random.default_rng(seed)
+    drawings = []
+    for _ in range(count):
+        pixels = np.zeros((28, 28), dtype=np.uint8)
+        rows, columns = rng.integers(4, 24, 40), rng.integers(4, 24, 40)
+        pixels[rows, columns] = 255
+        drawings.append(pixels)
+    return drawings
+
+
+def mixed_folder(folder: Path) -> tuple[Path, list[dict], list[dict]]:
+    """20 boxes corrected to 7, one of them from a "not a digit" answer, and 20 scribbles
+    corrected to "not a digit", stored as the endpoint stores them."""
+    digits = boxes(20)
+    digits[0] = item(np.array(digits[0]["pixels"]), 7, NOT_DIGIT)  # the model had said no digit
+    negatives = [not_digit_item(pixels) for pixels in scribbles(20)]
+    write_items(folder, digits + negatives)
+    return folder, digits, negatives
+
+
+def test_a_not_digit_correction_is_a_negative_and_a_digit_one_its_digit(tmp_path):
+    folder, _, _ = mixed_folder(tmp_path)
+
+    feedback = load_feedback(str(folder))
+
+    everything = feedback.training + feedback.held_out
+    assert len(everything) == 40
+    for part in (feedback.training, feedback.held_out):
+        _, labels = arrays(part)
+        expected = [NOT_DIGIT_LABEL if stored.item.label == NOT_DIGIT else 7 for stored in part]
+        assert labels.tolist() == expected
+    assert NOT_DIGIT_LABEL == 10
+    # The split is by id, as for digits: a negative lands where its id says, whatever is added.
+    for stored in everything:
+        assert (stored in feedback.held_out) == is_held_out(stored.id)
+    record = feedback.record(REPEAT)
+    assert record["training_not_digit"] + record["held_out_not_digit"] == 20
+    assert record["training_not_digit"] == sum(
+        stored.item.label == NOT_DIGIT for stored in feedback.training
+    )
+    assert no_feedback_record()["training_not_digit"] == 0
+
+
+def test_a_drawing_corrected_to_a_digit_and_to_not_a_digit_is_ambiguous(tmp_path):
+    (drawing,) = scribbles(1)
+    write_items(tmp_path, [item(drawing, 4, 1), not_digit_item(drawing, 1)])
+
+    feedback = load_feedback(str(tmp_path))
+
+    assert feedback.ambiguous == 2
+    assert not feedback.training
+    assert not feedback.held_out
+
+
+def test_not_digit_corrections_share_the_digits_cap(tmp_path, monkeypatch):
+    """Past MAX_SHARE of the MNIST images, the sample is drawn over all items alike."""
+    folder, _, _ = mixed_folder(tmp_path)
+    feedback = load_feedback(str(folder))
+    capped = feedback.within_share(200, seed="fixed")  # room for 10
+    assert len(capped.training) == 10
+    assert capped.over_share == len(feedback.training) - 10
+
+
+def test_a_ten_class_recipe_leaves_the_negatives_out(tmp_path, monkeypatch):
+    from conversion.data import Mnist  # noqa: PLC0415
+    from conversion.steps import train as train_step  # noqa: PLC0415
+    from conversion.train import TrainingResult, TrainingSettings  # noqa: PLC0415
+
+    handed = {}
+
+    def fake_train(x_train, y_train, settings, extra=None):
+        handed["extra"] = extra
+        return TrainingResult(model=None, best_epoch=1, best_validation_accuracy=None)
+
+    monkeypatch.setattr(train_step, "train", fake_train)
+    empty = np.zeros((2000, 28, 28), np.uint8)
+    mnist = Mnist(empty, np.zeros(2000, np.uint8), empty, np.zeros(2000, np.uint8), "z", "0" * 64)
+    folder, _, _ = mixed_folder(tmp_path)
+    feedback = load_feedback(str(folder))
+
+    _, record = train_step.train_model(
+        mnist, TrainingSettings.for_recipe("deep16w-ema-40-all", epochs=1), feedback
+    )
+    assert set(handed["extra"][1].tolist()) == {7}
+    assert record["is_digit_rule"] is None
+
+    _, record = train_step.train_model(mnist, TrainingSettings(epochs=1), feedback)
+    assert set(handed["extra"][1].tolist()) == {7, NOT_DIGIT_LABEL}
+    assert record["is_digit_rule"] == "not_digit < 0.7"
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_stored_not_digit_corrections_are_trained_on_as_the_eleventh_class(tmp_path, monkeypatch):
+    """A tiny real training run (one epoch, 600 MNIST images): the "not a digit" corrections
+    as stored reach the network as class 10, beside the generated negatives, and the model has
+    the eleventh class. About 15 s, most of it importing TensorFlow."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from conversion import train as training  # noqa: PLC0415
+    from conversion.data import load_mnist  # noqa: PLC0415
+    from conversion.steps import train as train_step  # noqa: PLC0415
+    from conversion.train import TrainingSettings  # noqa: PLC0415
+    from tests.conftest import mnist_path  # noqa: PLC0415
+
+    folder, _, negatives = mixed_folder(tmp_path)
+    feedback = load_feedback(str(folder))
+    seen = {}
+    real_fit = training.keras.Model.fit
+
+    def spying_fit(model, dataset, **kwargs):
+        labels = np.concatenate([batch[1].numpy() for batch in dataset])
+        seen["labels"] = labels
+        return real_fit(model, dataset, **kwargs)
+
+    monkeypatch.setattr(training.keras.Model, "fit", spying_fit)
+    settings = TrainingSettings(epochs=1, limit=600, augment=False)
+
+    result, record = train_step.train_model(load_mnist(mnist_path()), settings, feedback)
+
+    assert result.model.outputs[0].shape[-1] == 11
+    fb = record["feedback"]
+    trained_negatives = fb["training_not_digit"]
+    assert 0 < trained_negatives < len(negatives)
+    generated = record["additions"]["negatives"]
+    assert generated == round(training.RECIPES[settings.recipe].negatives * 600 / 60_000)
+    # Class 10: the generated negatives and each "not a digit" correction, repeated.
+    assert (
+        int(np.sum(seen["labels"] == NOT_DIGIT_LABEL))
+        == generated + trained_negatives * fb["repeat"]
+    )
+    scores = result.model.predict(np.zeros((1, 28, 28, 1), np.float32), verbose=0)
+    assert scores.shape == (1, 11)

@@ -14,7 +14,12 @@ from conversion.feedback import HELD_OUT_FRACTION, REPEAT
 from conversion.pipeline import run_pipeline
 from conversion.train import DEFAULT_RECIPE, RECIPES, TrainingSettings
 from conversion.verify import VerificationError, verify_against_keras
-from functions.model_contract import REQUIRED_METADATA
+from functions.model_contract import (
+    REQUIRED_METADATA,
+    check_declared_interface,
+    check_graph,
+    digit_rule,
+)
 from tests.conftest import mnist_path
 from tests.helpers import contract_item_id
 from tests.stack import REPO_ROOT
@@ -56,7 +61,7 @@ def test_model_follows_the_contract(tiny_run):
     out, report = tiny_run
     model = onnx.load(out / "model.onnx")
     (graph_input,) = model.graph.input
-    (graph_output,) = model.graph.output
+    graph_output = model.graph.output[0]
     assert graph_input.name == "pixels"
     assert graph_output.name == "probabilities"
     input_dims = [d.dim_param or d.dim_value for d in graph_input.type.tensor_type.shape.dim]
@@ -66,6 +71,15 @@ def test_model_follows_the_contract(tiny_run):
     metadata = {prop.key: prop.value for prop in model.metadata_props}
     assert set(REQUIRED_METADATA) <= set(metadata)
     assert metadata["version"] == "tiny-test"
+    # The default recipe knows what is not a digit: a second output, and the rule that uses it.
+    assert RECIPES[DEFAULT_RECIPE].not_digit
+    (not_digit,) = model.graph.output[1:]
+    assert not_digit.name == "not_digit"
+    assert [d.dim_param or d.dim_value for d in not_digit.type.tensor_type.shape.dim] == ["N"]
+    rule = digit_rule(metadata, [value.name for value in model.graph.output])
+    assert str(rule) == report["training"]["is_digit_rule"] == metadata["is_digit_rule"]
+    check_declared_interface(model)
+    check_graph(model)
     assert float(metadata["test_accuracy"]) == pytest.approx(
         report["evaluation"]["test_accuracy"], abs=1e-4
     )
@@ -84,6 +98,19 @@ def test_report_carries_the_figures(tiny_run):
     assert evaluation["test_accuracy"] > 0.9
     assert saved["verification"]["argmax_disagreements"] == 0
     assert saved["verification"]["max_probability_difference"] <= 1e-4
+    figures = evaluation["not_digit"]
+    for key in (
+        "test_flagged_share",
+        "kept_accuracy",
+        "test_ece",
+        "held_out_flagged_share",
+        "pen_accuracy",
+        "pen_flagged_share",
+        "pen_ece",
+    ):
+        assert 0.0 <= figures[key] <= 1.0, key
+    assert (figures["held_out_negatives"], figures["pen_digits"]) == (1000, 2000)
+    assert saved["training"]["additions"] == {"negatives": 1200, "pen_digits": 533}
     training = saved["training"]
     assert training["settings"]["recipe"] == DEFAULT_RECIPE
     if RECIPES[DEFAULT_RECIPE].hold_out:
@@ -136,7 +163,11 @@ def test_verification_fails_loudly_on_a_different_model(tiny_run, tmp_path):
     out, _ = tiny_run
     from conversion.network import build_model  # noqa: PLC0415 - keeps TensorFlow out of collection
 
-    untrained = build_model()
+    recipe = RECIPES[DEFAULT_RECIPE]
+    untrained = build_model(recipe.network, not_digit=recipe.not_digit)
     images = np.load(mnist_path())["x_test"][:500]
     with pytest.raises(VerificationError, match="ONNX disagrees with Keras"):
         verify_against_keras(untrained, out / "model.onnx", images)
+    ten_classes = build_model(recipe.network)  # no eleventh class: not even the same outputs
+    with pytest.raises(VerificationError, match="ONNX disagrees with Keras: one has"):
+        verify_against_keras(ten_classes, out / "model.onnx", images)

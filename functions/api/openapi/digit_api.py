@@ -17,7 +17,7 @@ from functions.api.openapi.parts import (
     response,
 )
 from functions.api.pixels import PIXELS
-from functions.feedback.item import ITEM_ID_PATTERN
+from functions.feedback.item import ITEM_ID_PATTERN, NOT_DIGIT
 from functions.model_contract import INPUT_SHAPE, MAX_BATCH, NUM_CLASSES
 from functions.storage.names import VERSION_PATTERN
 
@@ -26,6 +26,8 @@ STRING = {"type": "string"}
 OBJECT = {"type": "object"}
 PIXEL = between("number", 0, 255)
 DIGIT = between("integer", 0, NUM_CLASSES - 1)
+# A correction's answers: a digit, or "not a digit".
+DIGIT_OR_NOT = {"oneOf": [DIGIT, {"const": NOT_DIGIT}]}
 FLAT = exactly(PIXELS, PIXEL, description=f"{PIXELS} pixel values, row by row")
 ROWS = exactly(SIDE, exactly(SIDE, PIXEL), description=f"{SIDE} rows of {SIDE} pixels")
 # The bytes of a picture; the server refuses what it cannot decode with a 400.
@@ -35,6 +37,11 @@ ANSWER_FIELDS = {
     "prediction": DIGIT,
     "confidence": between("number", 0, 1),
     "probabilities": exactly(NUM_CLASSES, between("number", 0, 1)),
+    "is_digit": {
+        "type": "boolean",
+        "description": "false: the image does not look like a digit (the served model's own "
+        "rule); prediction, confidence and probabilities are then those of the closest digit",
+    },
 }
 DAMAGED_POINTER = "current.json is damaged"
 
@@ -57,19 +64,21 @@ SCHEMAS = {
     "Correction": record(
         {
             "pixels": ref("Image"),
-            "predicted": DIGIT,
-            "label": DIGIT,
+            "predicted": DIGIT_OR_NOT,
+            "label": DIGIT_OR_NOT,
             "model_version": {"type": "string", "pattern": f"^{VERSION_PATTERN.pattern}$"},
         },
         closed=True,
-        description="A wrong answer and the right digit (label differs from predicted)",
+        description=f"A wrong answer and the right one, each a digit or {NOT_DIGIT!r} "
+        "(label differs from predicted)",
     ),
     "CorrectionReceipt": record(
         {
             "item": {
                 "type": "string",
                 "pattern": f"^{ITEM_ID_PATTERN}$",
-                "description": "The item's id: the SHA-256 of its pixels and label",
+                "description": "The item's id: the SHA-256 of its pixels and its label (the "
+                "digit, or n for not_digit)",
             }
         }
     ),

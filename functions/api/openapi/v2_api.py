@@ -15,7 +15,7 @@ from functions.api.openapi.parts import (
     response,
 )
 from functions.api.pixels import PIXELS
-from functions.api.v2_model import MODEL_NAME, PLATFORM
+from functions.api.v2_model import MODEL_NAME, OUTPUT_DATATYPES, PLATFORM
 from functions.api.v2_request import (
     DATATYPES,
     HEADER_LENGTH,
@@ -25,7 +25,6 @@ from functions.api.v2_request import (
     MAX_PARAMETERS,
     OUTPUTS,
 )
-from functions.api.v2_response import OUTPUT_DATATYPES
 from functions.model_contract import INPUT_NAME, MAX_BATCH
 from functions.storage.names import VERSION_PATTERN
 
@@ -74,9 +73,9 @@ REQUESTED_OUTPUT = record(
 OUTPUT = record(
     {
         "name": {"enum": list(OUTPUTS)},
-        "datatype": {"enum": [datatype for datatype, _ in OUTPUT_DATATYPES.values()]},
+        "datatype": {"enum": sorted(set(OUTPUT_DATATYPES.values()))},
         "shape": INTEGERS,
-        "data": array({"type": "number"}),
+        "data": array({"type": ["number", "boolean"]}),  # BOOL: true or false
         "parameters": record({"binary_data_size": {"type": "integer"}}, []),
     },
     ["name", "datatype", "shape"],
