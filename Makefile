@@ -59,7 +59,7 @@ test: lint
 	$(BIN)/pytest
 	node --test tests/js/
 
-# Train -> convert -> verify -> evaluate into $(MODEL_OUT) (about 21 minutes on 2 cores).
+# Train -> convert -> verify -> evaluate into $(MODEL_OUT) (about 22 minutes on 2 cores).
 train: setup
 	$(BIN)/python -m conversion.pipeline --data $(MNIST_PATH) --out $(MODEL_OUT)
 

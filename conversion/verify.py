@@ -9,7 +9,7 @@ import numpy as np
 import onnxruntime as ort
 
 from conversion.network import NOT_DIGIT_CLASS
-from functions.model_contract import INPUT_SHAPE, ModelOutputs, run_outputs
+from functions.model_contract import INPUT_SHAPE, ModelOutputs, run_inference
 
 MAX_PROBABILITY_DIFFERENCE = 1e-4
 
@@ -34,7 +34,7 @@ def onnx_outputs(
 ) -> ModelOutputs:
     """Both outputs for every image (`not_digit` None for a model without it)."""
     inputs = images.astype(np.float32).reshape(-1, *INPUT_SHAPE)
-    parts = [run_outputs(session, inputs[i : i + batch]) for i in range(0, len(inputs), batch)]
+    parts = [run_inference(session, inputs[i : i + batch]) for i in range(0, len(inputs), batch)]
     probabilities = np.concatenate([part.probabilities for part in parts])
     if parts and parts[0].not_digit is not None:
         return ModelOutputs(probabilities, np.concatenate([part.not_digit for part in parts]))

@@ -7,7 +7,6 @@ python -m conversion.steps.convert --trained build/steps/trained --data mnist.np
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
@@ -24,7 +23,7 @@ import onnx
 
 from conversion.convert import OPSET, convert_to_onnx
 from conversion.data import DatasetError
-from conversion.steps.errors import StepInputError, required_file, run_step
+from conversion.steps.errors import StepInputError, required_file, run_step, step_parser
 from conversion.steps.train import KERAS_FILE, load_data
 from conversion.verify import VerificationError, verify_against_keras
 
@@ -59,9 +58,7 @@ def load_keras_model(trained: str | os.PathLike) -> keras.Model:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = step_parser(__doc__)
     parser.add_argument("--trained", required=True, help="the train step's output folder")
     parser.add_argument("--data", help="mnist.npz or IDX folder: its test images check parity")
     parser.add_argument("--out", required=True, help=f"folder for {MODEL_FILE}, {CONVERSION_FILE}")

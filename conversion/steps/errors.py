@@ -1,11 +1,20 @@
-"""What a step says when it cannot run, and how its command line reports it."""
+"""A step's command line: how it is read, what it says when the step cannot run, and how it
+reports that."""
 
 from __future__ import annotations
 
+import argparse
 import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
+
+
+def step_parser(description: str) -> argparse.ArgumentParser:
+    """A step's command line, with its module's docstring, as written, for --help."""
+    return argparse.ArgumentParser(
+        description=description, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
 
 
 class StepInputError(Exception):

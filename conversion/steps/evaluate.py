@@ -11,7 +11,6 @@ python -m conversion.steps.evaluate --trained build/steps/trained \
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
@@ -45,7 +44,7 @@ from conversion.negatives import held_out_negatives
 from conversion.network import NOT_DIGIT_CLASS
 from conversion.pen import pen_digits
 from conversion.steps.convert import CONVERSION_FILE, MODEL_FILE
-from conversion.steps.errors import StepInputError, required_file, run_step
+from conversion.steps.errors import StepInputError, required_file, run_step, step_parser
 from conversion.steps.train import RECORD_FILE, load_data
 from conversion.verify import onnx_outputs, onnx_session
 from functions.model_contract import IS_DIGIT_RULE_KEY, VERSION_KEY, DigitRule, digit_rule
@@ -285,9 +284,7 @@ def read_record(folder: str, name: str, produced_by: str) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = step_parser(__doc__)
     parser.add_argument("--trained", required=True, help="the train step's output folder")
     parser.add_argument("--converted", required=True, help="the convert step's output folder")
     parser.add_argument("--data", help="mnist.npz or IDX folder: its test images are measured")

@@ -34,7 +34,7 @@ from conversion.feedback import (
     repeat_factor,
     save_held_out,
 )
-from conversion.steps.errors import run_step
+from conversion.steps.errors import run_step, step_parser
 from conversion.train import DEFAULT_RECIPE, RECIPES, TrainingResult, TrainingSettings, train
 from functions.model_contract import NOT_DIGIT_NAME
 
@@ -147,9 +147,7 @@ def training_settings(args: argparse.Namespace) -> TrainingSettings:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = step_parser(__doc__)
     parser.add_argument("--data", help="mnist.npz or a folder with the IDX files ($MNIST_PATH)")
     parser.add_argument("--out", required=True, help=f"folder for {KERAS_FILE} and {RECORD_FILE}")
     add_training_arguments(parser)

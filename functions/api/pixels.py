@@ -57,9 +57,8 @@ def uint8_values(values: list) -> np.ndarray | None:
 def json_pixels(values: list, where: str, *, exact: bool) -> np.ndarray:
     """Flat float32 pixels from a list of JSON values, each a finite number 0..255, or
     InvalidInput naming `where`. With `exact` (see no_booleans) a conversion in C checks the
-    types: uint8_values for integers 0..255, else array("d") for any number. For one image a
-    scan of the types and numpy's conversion of Python numbers cost about 25 us, against about
-    2 us (docs/benchmarks.md, "Speed tricks in the handler")."""
+    types: uint8_values for integers 0..255, else array("d") for any number (what that buys:
+    docs/benchmarks.md, "Speed tricks in the handler")."""
     if exact:
         whole = uint8_values(values)
         if whole is not None:

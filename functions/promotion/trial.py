@@ -46,7 +46,7 @@ from functions.model_contract import (
     missing_metadata,
     open_session,
     output_names,
-    run_outputs,
+    run_inference,
 )
 from functions.promotion.errors import Refusal
 from functions.promotion.sandbox import (
@@ -324,7 +324,7 @@ def infer(
     names: tuple[str, ...] = (OUTPUT_NAME,),
 ) -> ModelOutputs:
     try:
-        return run_outputs(session, images, names=names)
+        return run_inference(session, images, names=names)
     except Exception as error:  # onnxruntime raises its own types for shape and type errors
         raise refusal_for(
             check, f"inference on a batch of {len(images)} image(s) failed", error

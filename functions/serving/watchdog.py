@@ -12,8 +12,8 @@ at least MIN_WALL_LIMIT_SECONDS) ends any run, starved or not: a last resort, an
 but not held against the model.
 
 On the request's path this costs a RunOptions, one read of the thread's CPU clock and two
-writes to the thread's own slot, no lock: about 2 us a run, against 75 us for one image
-(docs/benchmarks.md). The watchdog thread looks at the slots at the earliest deadline, and at
+writes to the thread's own slot, no lock (docs/benchmarks.md, "Bounds on every inference"). The
+watchdog thread looks at the slots at the earliest deadline, and at
 least every MIN_BOUND_SECONDS while a run is in flight; it sleeps while none is.
 
 onnxruntime looks at `terminate` between kernels and between the iterations of a Loop: a single
@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 import onnxruntime as ort
 
-from functions.model_contract import InferenceTimeout, ModelOutputs, run_outputs
+from functions.model_contract import InferenceTimeout, ModelOutputs, run_inference
 
 # One run may spend BOUND_FACTOR times the model's single-image latency per image in the batch,
 # in CPU seconds, at least MIN_BOUND_SECONDS and at most MAX_BOUND_SECONDS. The latency is the
@@ -155,7 +155,7 @@ class Watchdog:
         if self._asleep or cpu_seconds < MIN_BOUND_SECONDS:
             self._wake.set()
         try:
-            return run_outputs(session, images, options, names)
+            return run_inference(session, images, options, names)
         except Exception as error:
             if not ended:
                 raise

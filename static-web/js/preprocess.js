@@ -1,7 +1,7 @@
 /**
  * From a drawing or an uploaded picture to the model's 28x28 input, as MNIST itself was made.
  *
- * The twin of functions/preprocessing.py: same steps, constants, rounding and summation
+ * The twin of functions/preprocessing/mnist.py: same steps, constants, rounding and summation
  * order, checked against the golden files in tests/golden/preprocessing. No DOM access, so it
  * runs in the browser and in node alike. The steps:
  *

@@ -26,7 +26,7 @@ import pytest
 
 from conversion.pen import CANVAS, SIZES, pen_inks, placed, resized
 from conversion.pen import pen_width_fraction as site_pen_width_fraction
-from functions.model_contract import digit_rule, run_outputs
+from functions.model_contract import digit_rule, run_inference
 from tests.stack import REPO_ROOT
 
 BATCH_SCRIPT = REPO_ROOT / "tests" / "js" / "preprocess_batch.mjs"
@@ -100,7 +100,7 @@ def read(
     """The share read right, an image the model's rule flags as not a digit counting as wrong,
     and the share flagged."""
     pixels = np.nan_to_num(inputs, nan=0.0).astype(np.float32)[..., np.newaxis]
-    outputs = run_outputs(session, pixels)
+    outputs = run_inference(session, pixels)
     metadata = {prop.key: prop.value for prop in onnx.load(MODEL).metadata_props}
     rule = digit_rule(metadata, [item.name for item in session.get_outputs()])
     kept = np.ones(len(labels), dtype=bool)

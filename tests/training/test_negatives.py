@@ -24,7 +24,7 @@ from conversion.negatives import (
     held_out_negatives,
     training_negatives,
 )
-from functions.model_contract import digit_rule, open_session, run_outputs
+from functions.model_contract import digit_rule, open_session, run_inference
 from functions.serving.provider import BUNDLED_MODEL
 
 GATE_SET = BUNDLED_MODEL.parent / "gate_set.npz"
@@ -84,7 +84,7 @@ def test_the_bundled_model_passes_what_the_gate_asks_of_its_rule():
     with np.load(GATE_SET) as archive:
         digits = archive["images"].astype(np.float32)[..., np.newaxis]
         negatives = archive["negatives"].astype(np.float32)[..., np.newaxis]
-    digits_flagged = ~rule.is_digit(*run_outputs(session, digits))
-    negatives_flagged = ~rule.is_digit(*run_outputs(session, negatives))
+    digits_flagged = ~rule.is_digit(*run_inference(session, digits))
+    negatives_flagged = ~rule.is_digit(*run_inference(session, negatives))
     assert digits_flagged.mean() <= 0.01
     assert negatives_flagged.any()
