@@ -51,6 +51,7 @@ from pathlib import Path
 import numpy as np
 
 from functions.api.request_errors import InvalidInput
+from functions.feedback.errors import InvalidItem
 from functions.feedback.item import (
     ITEMS,
     NOT_DIGIT,
@@ -266,7 +267,7 @@ def read_documents(documents: Iterable[Document], source: str) -> Reading:
         reading.read += 1
         try:
             stored = parse_document(document)
-        except InvalidInput as error:
+        except (InvalidItem, InvalidInput) as error:  # not an item, or no JSON at all
             reading.skip(document.where, error.detail)
             continue
         if stored.id in seen:
@@ -279,9 +280,9 @@ def read_documents(documents: Iterable[Document], source: str) -> Reading:
 
 def parse_document(document: Document) -> StoredItem:
     if document.problem is not None:
-        raise InvalidInput(document.problem)
+        raise InvalidItem(document.problem)
     if document.content is None or len(document.content) > MAX_ITEM_BYTES:
-        raise InvalidInput(f"over {MAX_ITEM_BYTES} bytes: not an item")
+        raise InvalidItem(f"over {MAX_ITEM_BYTES} bytes: not an item")
     parsed = parse_json(document.content)
     item = item_from_stored(parsed)  # checks every field, received_at a string among them
     return StoredItem(item=item, received_at=parsed["received_at"])

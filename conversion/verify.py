@@ -24,11 +24,6 @@ def onnx_session(path: str | os.PathLike) -> ort.InferenceSession:
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def onnx_predict(session: ort.InferenceSession, images: np.ndarray, batch: int = 1000):
-    """The `probabilities` output for every image."""
-    return onnx_outputs(session, images, batch).probabilities
-
-
 def onnx_outputs(
     session: ort.InferenceSession, images: np.ndarray, batch: int = 1000
 ) -> ModelOutputs:

@@ -144,13 +144,11 @@ def run_inference(
     session: ort.InferenceSession,
     images: np.ndarray,
     run_options: ort.RunOptions | None = None,
-    names: tuple[str, ...] | None = None,
 ) -> ModelOutputs:
     """The contract's one inference: (n, 28, 28, 1) float32 in, the (n, 10) probabilities and,
     where the model has it, the (n,) not_digit out. `run_options` lets another thread end the
-    run (serving's watchdog sets `terminate`); `names`: the session's `output_names`, when the
-    caller keeps them (serving does: asking the session costs each run a few microseconds)."""
-    values = session.run(list(names or output_names(session)), {INPUT_NAME: images}, run_options)
+    run (serving's watchdog sets `terminate`)."""
+    values = session.run(list(output_names(session)), {INPUT_NAME: images}, run_options)
     return ModelOutputs(values[0], values[1] if len(values) > 1 else None)
 
 

@@ -64,6 +64,24 @@ def misreading_model_bytes(version: str, misread: int) -> bytes:
     return _finish(model, version)
 
 
+def not_digit_mixer_model_bytes(version: str) -> bytes:
+    """Its not_digit is half the image's own and half the batch's mean: for one image alone the
+    bundled network's, in a batch whatever the others make it (noise passes for a digit beside
+    digits). Only allowed operators; the gate's batch check must see it."""
+    model = _bundled()
+    for node in model.graph.node:
+        node.output[:] = ["bad_own" if name == NOT_DIGIT_NAME else name for name in node.output]
+    _add(model, _const("bad_half", np.array(0.5, dtype=np.float32)))
+    model.graph.node.extend(
+        [
+            helper.make_node("ReduceMean", ["bad_own"], ["bad_mean"], axes=[0], keepdims=1),
+            helper.make_node("Add", ["bad_own", "bad_mean"], ["bad_sum"]),
+            helper.make_node("Mul", ["bad_sum", "bad_half"], [NOT_DIGIT_NAME]),
+        ]
+    )
+    return _finish(model, version)
+
+
 def never_ending_model_bytes(version: str) -> bytes:
     """A Loop with no end (trip count INT64_MAX, condition always true) whose result is added,
     times zero, to the probabilities: any inference spins for good. The graph rule refuses it

@@ -1,8 +1,9 @@
 """Where errors become HTTP: each error the app raises on purpose has its status, headers and
 client-facing detail here, and nowhere else. Every family on `functions.errors.AppError` is
 mapped here: the request's (functions/api/request_errors.py), serving's
-(functions/serving/errors.py), the model contract's (functions/model_contract.py) and storage's
-(functions/storage/errors.py). Answered as RFC 9457 problem+json; the details go to the logs."""
+(functions/serving/errors.py), the model contract's (functions/model_contract.py), feedback's
+(functions/feedback/errors.py) and storage's (functions/storage/errors.py). Answered as RFC 9457
+problem+json; the details go to the logs."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from functions.api.request_errors import (
     InvalidInput,
     UnsupportedContent,
 )
+from functions.feedback.errors import InvalidItem
 from functions.model_contract import InferenceTimeout, ModelOutputError, ModelRunError
 from functions.serving.errors import DecodersBusy, InferenceBusy, NoModelAvailable, UnknownModel
 from functions.storage.errors import StorageUnavailable
@@ -101,6 +103,8 @@ PROBLEMS: dict[type[Exception], Problem] = {
         HTTPStatus.UNSUPPORTED_MEDIA_TYPE, headers={"Accept-Encoding": "identity"}
     ),
     UnsupportedContent: Problem(HTTPStatus.UNSUPPORTED_MEDIA_TYPE),
+    # Feedback's: a correction that breaks the item's contract.
+    InvalidItem: Problem(HTTPStatus.BAD_REQUEST),
     # Serving's: what it cannot serve, and work it has no room for (no fault of the request:
     # every picture decoder or inference thread is taken; try again).
     NoModelAvailable: Problem(HTTPStatus.SERVICE_UNAVAILABLE),

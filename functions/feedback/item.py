@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from functions.api.request_errors import InvalidInput
+from functions.feedback.errors import InvalidItem
 from functions.storage.names import VERSION_PATTERN
 
 SCHEMA = 1
@@ -50,7 +50,7 @@ def _id_mark(label: object) -> bytes:
     # A numpy integer too (training's arrays), never a bool.
     if isinstance(label, int | np.integer) and not isinstance(label, bool) and 0 <= label <= 9:
         return str(int(label)).encode("ascii")
-    raise InvalidInput(f'a label is a digit, an integer 0..9, or "{NOT_DIGIT}", not {label!r}')
+    raise InvalidItem(f'a label is a digit, an integer 0..9, or "{NOT_DIGIT}", not {label!r}')
 
 
 def blob_name(item_id: str) -> str:
@@ -71,14 +71,14 @@ def stored_document(item: FeedbackItem, received_at: str) -> dict[str, object]:
 
 
 def item_from_stored(document: object) -> FeedbackItem:
-    """A stored item (or a line of an export) checked as strictly as it was written; InvalidInput
+    """A stored item (or a line of an export) checked as strictly as it was written; InvalidItem
     naming what is wrong otherwise."""
     if not isinstance(document, dict) or set(document) != STORED_FIELDS:
-        raise InvalidInput(f"a stored item has exactly the fields {sorted(STORED_FIELDS)}")
+        raise InvalidItem(f"a stored item has exactly the fields {sorted(STORED_FIELDS)}")
     if type(document["schema"]) is not int or document["schema"] != SCHEMA:
-        raise InvalidInput(f"schema {document['schema']!r} is not {SCHEMA}")
+        raise InvalidItem(f"schema {document['schema']!r} is not {SCHEMA}")
     if not isinstance(document["received_at"], str):
-        raise InvalidInput('"received_at" must be a string')
+        raise InvalidItem('"received_at" must be a string')
     rows = document["pixels"]
     if (
         not isinstance(rows, list)
@@ -86,7 +86,7 @@ def item_from_stored(document: object) -> FeedbackItem:
         or not all(isinstance(row, list) and len(row) == SIDE for row in rows)
         or not all(type(value) is int and 0 <= value <= 255 for row in rows for value in row)
     ):
-        raise InvalidInput('"pixels" must be 28 rows of 28 whole numbers 0..255')
+        raise InvalidItem('"pixels" must be 28 rows of 28 whole numbers 0..255')
     return checked_item(np.array(rows, dtype=np.uint8), document)
 
 
@@ -95,14 +95,14 @@ def checked_item(pixels: np.ndarray, fields: dict) -> FeedbackItem:
     predicted = _answer(fields["predicted"], "predicted")
     label = _answer(fields["label"], "label")
     if label == predicted:
-        raise InvalidInput('"label" equals "predicted": send corrections of wrong answers only')
+        raise InvalidItem('"label" equals "predicted": send corrections of wrong answers only')
     version = fields["model_version"]
     if not isinstance(version, str) or not VERSION_PATTERN.fullmatch(version):
-        raise InvalidInput(
+        raise InvalidItem(
             '"model_version" must be a model version: 1-64 letters, digits, ".", "_" or "-"'
         )
     if not pixels.any():
-        raise InvalidInput('"pixels" shows no ink; send the image the model answered')
+        raise InvalidItem('"pixels" shows no ink; send the image the model answered')
     return FeedbackItem(pixels=pixels, label=label, predicted=predicted, model_version=version)
 
 
@@ -111,5 +111,5 @@ def _answer(value: object, name: str) -> int | str:
     if type(value) is str and value == NOT_DIGIT:
         return NOT_DIGIT
     if type(value) is not int or value not in DIGITS:  # bool is an int: compare the exact type
-        raise InvalidInput(f'"{name}" must be a digit, an integer 0..9, or "{NOT_DIGIT}"')
+        raise InvalidItem(f'"{name}" must be a digit, an integer 0..9, or "{NOT_DIGIT}"')
     return value

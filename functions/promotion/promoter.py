@@ -173,13 +173,14 @@ class Promoter:
         figures: dict[str, object] = {"size_bytes": dropped.size}  # what a refusal records
         try:
             stored = self.registry.stored_version(candidate.version)
-            # Served before, with these very bytes: dropping it again is a rollback. So is
-            # dropping the bundled model (the app's own, what serves without storage):
-            # `publish --rollback` when the previous version is the bundled one.
-            rollback = bool(stored and stored.accepted and stored.sha256 == sha256) or (
-                sha256 == self._bundled_sha()
-            )
             pointer = self._read_pointer(candidate)
+            # Served before, with these very bytes: dropping it again is a rollback. So is
+            # dropping the bundled model (the app's own, what serves without storage) when it is
+            # the version current.json replaced: `publish --rollback`. A bundled model that
+            # never served here (a new app's own) is judged as any new version.
+            rollback = bool(stored and stored.accepted and stored.sha256 == sha256) or (
+                sha256 == self._bundled_sha() and self._bundled_replaced_by(pointer)
+            )
             current = self._current_model(pointer)
             judged = judge(
                 candidate.version,
@@ -306,8 +307,10 @@ class Promoter:
         retried as undecided (a retry would see "unchanged" and lose the previous version)."""
         record = verdict.record()
         if verdict.decision == REJECTED:
-            self.registry.append_audit(record)
+            # The record first: rewriting it is harmless, so a retry after a failed audit write
+            # appends the audit line once.
             self.registry.write_rejection(verdict.record_name or verdict.version, record)
+            self.registry.append_audit(record)
         elif verdict.decision == UNCHANGED:
             self.registry.append_audit(record)
         else:
@@ -386,6 +389,11 @@ class Promoter:
         except (UnusableModel, ResourceNotFoundError, KeyError):
             log.exception("the current version cannot be loaded; judging against the bundled")
             return self.bundled
+
+    def _bundled_replaced_by(self, pointer: Pointer | None) -> bool:
+        """current.json names the bundled model as the version it replaced."""
+        usable = pointer is not None and pointer.usable
+        return usable and pointer.document.get("previous_version") == self._bundled_version()
 
     def _bundled_sha(self) -> str | None:
         return self.bundled.sha256 if self.bundled else None

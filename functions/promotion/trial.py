@@ -30,6 +30,7 @@ import onnxruntime as ort
 
 from functions.model_contract import (
     INPUT_SHAPE,
+    NOT_DIGIT_NAME,
     NUM_CLASSES,
     OUTPUT_NAME,
     VERSION_KEY,
@@ -246,8 +247,9 @@ def check_latency(session: ort.InferenceSession, settings: dict) -> float:
 
 def check_batches(session: ort.InferenceSession, images: np.ndarray, settings: dict) -> float:
     """Batch sizes the serving path treats like any other (odd ones, and the largest the API
-    allows): each must answer one row of 10 per image, and each image's row must be the row it
-    gets alone. Also the memory a full batch costs per image. Returns that, in KiB."""
+    allows): each must answer one row of 10 per image (and one not_digit), and each image's
+    answer must be the one it gets alone. Also the memory a full batch costs per image. Returns
+    that, in KiB."""
     sizes, tolerance = settings["batch_sizes"], settings["batch_row_tolerance"]
     largest = max(sizes)
     sample = images[:largest]
@@ -255,20 +257,15 @@ def check_batches(session: ort.InferenceSession, images: np.ndarray, settings: d
         sample = np.resize(images, (largest, *INPUT_SHAPE)).astype(np.float32)
     compared = max(size for size in sizes if size < largest)  # these images also run alone
     alone = np.concatenate(
-        [infer(session, sample[i : i + 1], "contract").probabilities for i in range(compared)]
+        [answer_rows(infer(session, sample[i : i + 1], "contract"), 1) for i in range(compared)]
     )
     per_image_kib = 0.0
     for size in sorted(sizes):
         before = peak_memory_bytes()
-        rows = infer(session, sample[:size], "contract").probabilities
+        outputs = infer(session, sample[:size], "contract")
         if size == largest:
             per_image_kib = (peak_memory_bytes() - before) / size / 1024
-        if rows.shape != (size, NUM_CLASSES):
-            raise Refusal(
-                "batch",
-                f"a batch of {size} image(s) was answered with shape {list(rows.shape)}; "
-                f"expected [{size}, {NUM_CLASSES}]",
-            )
+        rows = answer_rows(outputs, size)
         if not np.all(np.isfinite(rows)):
             raise Refusal("contract", "the output holds NaN or infinite values")
         shared = min(size, compared)
@@ -276,8 +273,8 @@ def check_batches(session: ort.InferenceSession, images: np.ndarray, settings: d
         if not difference <= tolerance:  # NaN compares false: a NaN alone is a difference too
             raise Refusal(
                 "batch",
-                f"in a batch of {size}, an image's probabilities differ by {difference:.4g} from "
-                f"its answer alone (at most {tolerance}): rows must not depend on the batch",
+                f"in a batch of {size}, an image's answer differs by {difference:.4g} from its "
+                f"answer alone (at most {tolerance}): answers must not depend on the batch",
             )
     bound_kib = settings["max_memory_per_image_bytes"] / 1024
     if per_image_kib > bound_kib:
@@ -287,6 +284,23 @@ def check_batches(session: ort.InferenceSession, images: np.ndarray, settings: d
             f"image; at most {bound_kib:.0f} KiB is allowed",
         )
     return round(per_image_kib, 1)
+
+
+def answer_rows(outputs: ModelOutputs, size: int) -> np.ndarray:
+    """A batch's answer as one row per image: its probabilities, then its not_digit where the
+    model has it. Refusal (`batch`) for an output of another shape than `size` images need."""
+    expected = {OUTPUT_NAME: (size, NUM_CLASSES), NOT_DIGIT_NAME: (size,)}
+    answered = {OUTPUT_NAME: outputs.probabilities, NOT_DIGIT_NAME: outputs.not_digit}
+    for name, values in answered.items():
+        if values is not None and values.shape != expected[name]:
+            raise Refusal(
+                "batch",
+                f"a batch of {size} image(s) was answered with a {name} of shape "
+                f"{list(values.shape)}; expected {list(expected[name])}",
+            )
+    if outputs.not_digit is None:
+        return outputs.probabilities
+    return np.hstack([outputs.probabilities, outputs.not_digit[:, np.newaxis]])
 
 
 def gate_set_answers(
@@ -301,7 +315,7 @@ def gate_set_answers(
         raise Refusal("contract", str(error)) from error
     chunk = max(settings["batch_sizes"])
     outputs = [
-        infer(session, images[start : start + chunk], "contract", names)
+        infer(session, images[start : start + chunk], "contract")
         for start in range(0, len(images), chunk)
     ]
     probabilities = np.concatenate([output.probabilities for output in outputs])
@@ -321,10 +335,9 @@ def infer(
     session: ort.InferenceSession,
     images: np.ndarray,
     check: str,
-    names: tuple[str, ...] = (OUTPUT_NAME,),
 ) -> ModelOutputs:
     try:
-        return run_inference(session, images, names=names)
+        return run_inference(session, images)
     except Exception as error:  # onnxruntime raises its own types for shape and type errors
         raise refusal_for(
             check, f"inference on a batch of {len(images)} image(s) failed", error

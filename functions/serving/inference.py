@@ -4,17 +4,14 @@ headers into the images and these predictions back into their own answers; servi
 HTTP.
 
 The invariants:
-- the images: float32, shape (n, 28, 28, 1) with 1 <= n <= MAX_BATCH, checked here (a codec's
-  bug is a ValueError, a 500, and never a run that counts against the model). Their values are
-  finite and 0..255: the codecs refuse anything else, with an error that names where the wrong
-  value is, in one check they share (`checked_pixels` in functions/api/pixels.py) or by
-  construction (whole numbers, pictures); a second pass here would cost a single image 3 to
-  4 us, about 4% of its handler time;
+- the images: float32, shape (n, 28, 28, 1) with 1 <= n <= MAX_BATCH, every value finite and
+  0..255, checked here: a codec's bug is a ValueError, a 500, and never a run that counts
+  against the model (the codecs refuse a client's wrong values first, naming where they are);
 - the answer: one row of 10 probabilities per image, each value finite and in [0, 1], each row
   summing to 1, and one not_digit in [0, 1] per image where the model has that output
   (`LoadedModel.predict`, against the model contract); whether each image is a digit, by the
-  rule the model declares (`LoadedModel.is_digit`); a run past its bound, or one
-  that onnxruntime failed, is an error too, never an answer;
+  rule the model declares (`LoadedModel.is_digit`), and never for an image without ink; a run
+  past its bound, or one that onnxruntime failed, is an error too, never an answer;
 - the version: that of the model that ran, which the caller takes once for the whole request.
 """
 
@@ -67,13 +64,14 @@ def infer(model: LoadedModel, images: np.ndarray) -> Predictions:
         version=model.version,
         digits=outputs.probabilities.argmax(axis=1),
         probabilities=outputs.probabilities,
-        is_digit=model.is_digit(outputs),
+        # A blank image is no digit, whatever a model makes of it (the bundled one: a sure 1).
+        is_digit=model.is_digit(outputs) & images.reshape(len(images), -1).any(axis=1),
     )
 
 
 def check_images(images: np.ndarray) -> None:
     """ValueError unless `images` is a batch a model takes: float32, (n, 28, 28, 1), with
-    1 <= n <= MAX_BATCH."""
+    1 <= n <= MAX_BATCH, every value finite and 0..255."""
     if (
         not isinstance(images, np.ndarray)
         or images.dtype != np.float32
@@ -82,3 +80,6 @@ def check_images(images: np.ndarray) -> None:
     ):
         shape = getattr(images, "shape", None)
         raise ValueError(f"images must be float32 (1..{MAX_BATCH}, 28, 28, 1), not {shape}")
+    # NaN fails both comparisons, and an infinity the one on its side.
+    if not (images.min() >= 0.0 and images.max() <= 255.0):
+        raise ValueError("images must hold finite values 0..255 (raw ink)")

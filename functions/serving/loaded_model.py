@@ -50,7 +50,6 @@ class LoadedModel:
     source: str  # "bundled" or "storage"
     loaded_at: str
     metadata: dict[str, str] = field(default_factory=dict)
-    outputs: tuple[str, ...] = ()  # the contract's outputs it has (model_contract.output_names)
     digit_rule: DigitRule | None = None  # how it tells a digit from what is not one
     bound: RunBound = field(default_factory=RunBound.loading)
     strikes: Strikes = field(default_factory=Strikes, compare=False, repr=False)
@@ -65,7 +64,7 @@ class LoadedModel:
         counts as a strike."""
         count = len(images)
         try:
-            outputs = bounded_run(self.session, self.outputs, images, self.bound.seconds(count))
+            outputs = bounded_run(self.session, images, self.bound.seconds(count))
         except InferenceTimeout as error:
             if not error.starved:  # a busy instance is no fault of the model
                 self.strikes.record(str(error))
@@ -109,7 +108,6 @@ def load_model(content: bytes, *, source: str, gate_latency_ms: float | None = N
     here, whichever is larger."""
     session = open_session(content)
     metadata = dict(session.get_modelmeta().custom_metadata_map)
-    outputs = output_names(session)
     model = LoadedModel(
         session=session,
         version=metadata.get(VERSION_KEY, "unversioned"),
@@ -117,8 +115,7 @@ def load_model(content: bytes, *, source: str, gate_latency_ms: float | None = N
         source=source,
         loaded_at=utc_now(),
         metadata=metadata,
-        outputs=outputs,
-        digit_rule=digit_rule(metadata, outputs),
+        digit_rule=digit_rule(metadata, output_names(session)),
     )
     try:
         measured_ms = warm_up(model)

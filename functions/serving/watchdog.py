@@ -133,11 +133,10 @@ class Watchdog:
     def run(
         self,
         session: ort.InferenceSession,
-        names: tuple[str, ...],
         images: np.ndarray,
         cpu_seconds: float,
     ) -> ModelOutputs:
-        """The session's outputs `names` for `images`, or InferenceTimeout once the run has spent
+        """The session's outputs for `images`, or InferenceTimeout once the run has spent
         `cpu_seconds` of CPU (or WALL_LIMIT_FACTOR times that in wall-clock time)."""
         try:
             slot = self._local.slot
@@ -155,7 +154,7 @@ class Watchdog:
         if self._asleep or cpu_seconds < MIN_BOUND_SECONDS:
             self._wake.set()
         try:
-            return run_inference(session, images, options, names)
+            return run_inference(session, images, options)
         except Exception as error:
             if not ended:
                 raise
@@ -231,9 +230,6 @@ WATCHDOG = Watchdog()
 
 
 def bounded_run(
-    session: ort.InferenceSession,
-    names: tuple[str, ...],
-    images: np.ndarray,
-    cpu_seconds: float,
+    session: ort.InferenceSession, images: np.ndarray, cpu_seconds: float
 ) -> ModelOutputs:
-    return WATCHDOG.run(session, names, images, cpu_seconds)
+    return WATCHDOG.run(session, images, cpu_seconds)

@@ -206,6 +206,8 @@ def test_every_answer_says_whether_it_is_a_digit_at_all(digits):
     assert flagged["confidence"] == max(flagged["probabilities"])
     batch = body_of(predict_json({"images": [images[1].tolist(), noise]}))["predictions"]
     assert [answer["is_digit"] for answer in batch] == [True, False]
+    # Nothing drawn is no digit either, whatever the model reads in it.
+    assert body_of(predict_json({"pixels": [0] * 784}))["is_digit"] is False
 
 
 def test_batch_of_rows_and_of_mixed_forms(digits):

@@ -174,6 +174,9 @@ class SlowSession:
     def __init__(self, session, seconds: float) -> None:
         self.session, self.seconds = session, seconds
 
+    def get_outputs(self):
+        return self.session.get_outputs()
+
     def run(self, *args, **kwargs):
         time.sleep(self.seconds)
         return self.session.run(*args, **kwargs)

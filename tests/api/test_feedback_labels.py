@@ -20,11 +20,11 @@ from azure.storage.blob import ContainerClient
 from functions.api import handlers
 from functions.api.rate_limit import ClientRateLimit
 from functions.composition import Services
-from functions.feedback.item import (  # InvalidInput: the class item.py raises, wherever it lives
+from functions.feedback.errors import InvalidItem
+from functions.feedback.item import (
     NOT_DIGIT,
     STORED_FIELDS,
     FeedbackItem,
-    InvalidInput,
     blob_name,
     checked_item,
     item_from_stored,
@@ -210,7 +210,7 @@ def test_the_id_of_a_digit_is_unchanged_and_not_digit_ends_in_n():
     assert item_id(pixels, np.int64(4)) == contract_id(pixels, "4")  # training's arrays
     assert item_id(pixels, NOT_DIGIT) == contract_id(pixels, "n")
     for wrong in ("n", "4", "not a digit", True, 10, -1, 4.0, None):
-        with pytest.raises(InvalidInput):
+        with pytest.raises(InvalidItem):
             item_id(pixels, wrong)
 
 
@@ -238,16 +238,16 @@ def test_a_stored_item_is_read_back_in_both_forms(label, predicted):
     ],
 )
 def test_item_from_stored_stays_strict(changes):
-    with pytest.raises(InvalidInput):
+    with pytest.raises(InvalidItem):
         item_from_stored(stored_form(NOT_DIGIT, 5, changes))
 
 
 def test_checked_item_names_what_is_wrong():
     fields = {"label": NOT_DIGIT, "predicted": NOT_DIGIT, "model_version": VERSION}
-    with pytest.raises(InvalidInput, match="wrong answers only"):
+    with pytest.raises(InvalidItem, match="wrong answers only"):
         checked_item(a_smiley(), fields)
     expected = '"label" must be a digit, an integer 0..9, or "not_digit"'
-    with pytest.raises(InvalidInput, match=re.escape(expected)):
+    with pytest.raises(InvalidItem, match=re.escape(expected)):
         checked_item(a_smiley(), {**fields, "label": "none"})
     item = checked_item(a_smiley(), {**fields, "predicted": 8})
     assert (item.label, item.predicted) == (NOT_DIGIT, 8)

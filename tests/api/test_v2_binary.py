@@ -359,6 +359,38 @@ BAD_JSON = {
         ).encode(),
         "integer 0..255",
     ),
+    "a datatype that is no string": (
+        json.dumps(
+            {"inputs": [{"name": "pixels", "shape": [1, 784], "datatype": [], "data": [0] * 784}]}
+        ).encode(),
+        "datatype FP32 or UINT8",
+    ),
+    "a UINT8 value too large for any integer type": (
+        json.dumps(
+            {
+                "inputs": [
+                    {
+                        "name": "pixels",
+                        "shape": [1, 784],
+                        "datatype": "UINT8",
+                        "data": [2**64 - 1] + [0] * 783,
+                    }
+                ]
+            }
+        ).encode(),
+        "integer 0..255",
+    ),
+    "a negative UINT8 value beside a boolean parameter": (
+        json.dumps(
+            {
+                "parameters": {"binary_data_output": False},
+                "inputs": [
+                    {"name": "pixels", "shape": [1, 784], "datatype": "UINT8", "data": [-1] * 784}
+                ],
+            }
+        ).encode(),
+        "integer 0..255",
+    ),
     "arrays and numbers mixed": (
         json.dumps(
             {

@@ -14,6 +14,7 @@ from functions.api.problems import PROBLEMS, problem_for
 from functions.api.v2_blueprint import v2_blueprint
 from functions.composition import Services
 from functions.errors import AppError
+from functions.feedback.errors import FeedbackError
 from functions.promotion.blueprint import promotion_blueprint
 from functions.promotion.handlers import reconcile_incoming
 from functions.serving import errors as serving_errors
@@ -95,8 +96,10 @@ def test_each_domain_error_has_its_status_in_api(error, status, headers):
     assert (int(answer.status), answer.headers) == (status, headers)
 
 
-@pytest.mark.parametrize("family", [request_errors.RequestError, serving_errors.ServingError])
-def test_every_error_of_the_request_and_serving_families_has_a_problem(family):
+@pytest.mark.parametrize(
+    "family", [request_errors.RequestError, serving_errors.ServingError, FeedbackError]
+)
+def test_every_error_of_the_request_serving_and_feedback_families_has_a_problem(family):
     assert issubclass(family, AppError)
     kinds = family.__subclasses__()
     assert kinds

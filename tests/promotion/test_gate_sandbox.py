@@ -158,6 +158,13 @@ def test_a_candidate_that_tells_digits_from_doodles_records_how_well(bundled):
     assert bundled_rule.figures["gate_negatives_flagged"] >= 0.9
 
 
+def test_a_not_digit_that_depends_on_the_batch_is_refused(bundled):
+    refusal = judged(bad_models.not_digit_mixer_model_bytes("cand"), bundled)
+    assert isinstance(refusal, Refusal), refusal
+    assert refusal.check == "batch"
+    assert "answers must not depend on the batch" in refusal.reason
+
+
 def test_a_malformed_rule_breaks_the_contract(bundled):
     for rule in ("not_digit < 2", "not_digit<0.5", "maybe", "confidence >= 0"):
         refusal = judged(bad_models.with_digit_rule_bytes("cand", rule), bundled)
@@ -292,7 +299,7 @@ def test_a_model_that_lies_about_other_batch_sizes_is_refused_for_what_it_comput
 def test_a_model_whose_rows_depend_on_the_batch_is_refused(bundled):
     verdict = judged(bad_models.batch_mixer_model_bytes("cand"), bundled)
 
-    assert_refused(verdict, "batch", "a batch of 2", "rows must not depend on the batch")
+    assert_refused(verdict, "batch", "a batch of 2", "answers must not depend on the batch")
 
 
 def test_a_rollback_skips_the_quality_gates_but_not_the_trial(bundled):

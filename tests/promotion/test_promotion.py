@@ -401,6 +401,23 @@ def test_rollback_works_back_to_the_bundled_model(container, registry, bundled, 
     assert holder.current is bundled
 
 
+def test_a_new_apps_bundled_model_published_over_an_older_version_is_judged_in_full(
+    container, registry, bundled
+):
+    """An app deployed with a new bundled model still serves what current.json names; the
+    bundled file, never served here, is promoted as any new version: every gate, its figures
+    recorded, decision accepted (not a rollback)."""
+    store_and_point(registry, "older", misreading_model_bytes("older", 1))
+    publish(container, BUNDLED_MODEL.read_bytes(), bundled.version)
+    decision = make_promoter(registry, bundled).handle(f"{bundled.version}.onnx")
+
+    assert decision.decision == "accepted"
+    assert decision.record["figures"]["current_version"] == "older"
+    assert decision.record["figures"]["gate_negatives_flagged"] >= 0.9
+    current = pointer(container)
+    assert (current["version"], current["previous_version"]) == (bundled.version, "older")
+
+
 def test_dropping_the_bundled_model_with_nothing_promoted_is_unchanged(
     container, registry, bundled
 ):

@@ -380,7 +380,7 @@ def test_a_hostile_run_on_a_busy_core_is_ended_after_its_cpu_bound(one_busy_core
 def test_a_starved_run_is_a_503_but_no_strike(bundled, monkeypatch):
     model = load_model(onnx_with_version("v1"), source="storage")
 
-    def starved(session, names, images, seconds):
+    def starved(session, images, seconds):
         raise InferenceTimeout("waited for a core", starved=True)
 
     monkeypatch.setattr("functions.serving.loaded_model.bounded_run", starved)
