@@ -47,7 +47,7 @@ class FollowerState:
     reached_monotonic: float | None = None  # for the age; not shown
 
 
-class PointerFollower:
+class PointerFollower(Repeating):
     def __init__(
         self,
         registry: ModelRegistry,
@@ -69,14 +69,7 @@ class PointerFollower:
         self.rollbacks: dict[str, LocalRollback] = {}  # by sha256: the versions refused here
         self._rollbacks_lock = threading.Lock()
         self._etag: str | None = None
-        self.thread = Repeating("model-follower", self.check, refresh_seconds)
-        self.first_check_done = self.thread.first_done
-
-    def start(self) -> None:
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.thread.stop()
+        super().__init__("model-follower", self.check, refresh_seconds)
 
     def status(self) -> dict[str, object]:
         """The state for /api/health, with the age of the last answer from storage."""
@@ -112,7 +105,7 @@ class PointerFollower:
             else "it was no longer served",
             extra={"model_version": model.version},
         )
-        self.thread.wake()
+        self.wake()
 
     def describe_rollbacks(self) -> list[dict[str, object]]:
         """The versions this instance rolled back, newest first, for /api/models."""

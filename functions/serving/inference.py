@@ -4,9 +4,11 @@ headers into the images and these predictions back into their own answers; servi
 HTTP.
 
 The invariants:
-- the images: float32, shape (n, 28, 28, 1) with 1 <= n <= MAX_BATCH, every value finite and
-  0..255, checked here: a codec's bug is a ValueError, a 500, and never a run that counts
-  against the model (the codecs refuse a client's wrong values first, naming where they are);
+- the images: float32, shape (n, 28, 28, 1) with 1 <= n <= MAX_BATCH, checked here (a codec's
+  bug is a ValueError, a 500, and never a run that counts against the model). Their values,
+  finite and 0..255, are the codecs' to check, in the one check they share
+  (`checked_pixels` in functions/api/pixels.py) or by construction (whole numbers, pictures):
+  they say where a wrong value is, which this cannot;
 - the answer: one row of 10 probabilities per image, each value finite and in [0, 1], each row
   summing to 1, and one not_digit in [0, 1] per image where the model has that output
   (`LoadedModel.predict`, against the model contract); whether each image is a digit, by the
@@ -71,7 +73,7 @@ def infer(model: LoadedModel, images: np.ndarray) -> Predictions:
 
 def check_images(images: np.ndarray) -> None:
     """ValueError unless `images` is a batch a model takes: float32, (n, 28, 28, 1), with
-    1 <= n <= MAX_BATCH, every value finite and 0..255."""
+    1 <= n <= MAX_BATCH."""
     if (
         not isinstance(images, np.ndarray)
         or images.dtype != np.float32
@@ -80,6 +82,3 @@ def check_images(images: np.ndarray) -> None:
     ):
         shape = getattr(images, "shape", None)
         raise ValueError(f"images must be float32 (1..{MAX_BATCH}, 28, 28, 1), not {shape}")
-    # NaN fails both comparisons, and an infinity the one on its side.
-    if not (images.min() >= 0.0 and images.max() <= 255.0):
-        raise ValueError("images must hold finite values 0..255 (raw ink)")

@@ -31,20 +31,15 @@ class Listing:
     last_error: str | None = None  # of the latest refresh, when it failed: the rest is older
 
 
-class RegistryListing:
+class RegistryListing(Repeating):
+    """What /api/models lists, re-read from the registry off the request path."""
+
     def __init__(self, registry: ModelRegistry, refresh_seconds: float) -> None:
         self.registry = registry
         self.refresh_seconds = refresh_seconds
         self.listing = Listing()
         self._damage_logged: str | None = None  # the ETag of the damaged current.json logged
-        self.thread = Repeating("registry-listing", self.refresh, refresh_seconds)
-        self.first_refresh_done = self.thread.first_done
-
-    def start(self) -> None:
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.thread.stop()
+        super().__init__("registry-listing", self.refresh, refresh_seconds)
 
     def refresh(self) -> None:
         """One read of the registry. Never raises: a failure keeps the last listing, and is

@@ -164,10 +164,10 @@ class ModelProvider:
             self.holder,
             bundled,
             refresh_seconds,
-            on_rollback=self.listing.thread.wake,
+            on_rollback=self.listing.wake,
         )
         self.follower.start()
         self.listing.start()
         deadline = time.monotonic() + FIRST_CHECK_WAIT_SECONDS
-        self.follower.first_check_done.wait(FIRST_CHECK_WAIT_SECONDS)
-        self.listing.first_refresh_done.wait(max(0.0, deadline - time.monotonic()))
+        self.follower.first_done.wait(FIRST_CHECK_WAIT_SECONDS)
+        self.listing.first_done.wait(max(0.0, deadline - time.monotonic()))
