@@ -32,6 +32,7 @@ from azure.storage.blob import ContainerClient
 from benchmarks.mnist_digits import MNIST
 from benchmarks.soak_stack import start_stack, stop_stack
 from functions.feedback.item import blob_name, item_from_stored, item_id
+from functions.pools import STORAGE_MAX_WAITING, STORAGE_THREADS
 from functions.settings import DEFAULT_FEEDBACK_CONTAINER
 
 PER_MINUTE = 10  # the default FEEDBACK_PER_MINUTE
@@ -208,7 +209,9 @@ def spoofed_run(url: str, seconds: float, connections: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clients", type=int, default=100)
-    parser.add_argument("--connections", type=int, default=16)
+    # As many at once as an instance's storage pool takes (writing and waiting); past that it
+    # answers 503 at once, by design (functions/pools.py).
+    parser.add_argument("--connections", type=int, default=STORAGE_THREADS + STORAGE_MAX_WAITING)
     parser.add_argument("--spoof-seconds", type=float, default=60.0)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()

@@ -8,11 +8,13 @@ subscription in infra/modules/event-subscription.bicep does in Azure.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import logging
 import secrets
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -167,8 +169,9 @@ class BlobEventRelay:
         }
 
 
-async def relay_blob_events(subscription: Subscription, interval_seconds: float = 1.0) -> None:
-    """Relay until cancelled; a refused subscription or a broken relay is logged, not raised."""
+@contextlib.asynccontextmanager
+async def opened_relay(subscription: Subscription) -> AsyncIterator[BlobEventRelay]:
+    """A relay for `subscription`, its storage and HTTP clients open while the block runs."""
     # No SDK retries (storage's first waits 15 s): the next poll, a second later, retries.
     async with (
         BlobServiceClient.from_connection_string(
@@ -176,8 +179,14 @@ async def relay_blob_events(subscription: Subscription, interval_seconds: float 
         ) as service,
         aiohttp.ClientSession() as session,
     ):
-        container = service.get_container_client(subscription.container)
-        relay = BlobEventRelay(container, subscription, session)
+        yield BlobEventRelay(
+            service.get_container_client(subscription.container), subscription, session
+        )
+
+
+async def relay_blob_events(subscription: Subscription, interval_seconds: float = 1.0) -> None:
+    """Relay until cancelled; a refused subscription or a broken relay is logged, not raised."""
+    async with opened_relay(subscription) as relay:
         try:
             await relay.run(interval_seconds)
         except SubscriptionRefused as error:

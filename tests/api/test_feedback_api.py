@@ -54,14 +54,6 @@ def digit(mnist) -> tuple[np.ndarray, int]:
     return mnist["x_test"][index], 7
 
 
-@pytest.fixture
-def feedback_container(azurite) -> Iterator[ContainerClient]:
-    container = ContainerClient.from_connection_string(azurite, f"feedback-{uuid.uuid4().hex[:8]}")
-    container.create_container()
-    yield container
-    container.delete_container()
-
-
 def feedback_services(container: ContainerClient, limit: ClientRateLimit | None = None):
     limit = limit or ClientRateLimit(1000)
     return Services(feedback_store=FeedbackStore(container), feedback_limit=limit)

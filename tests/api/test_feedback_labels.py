@@ -9,8 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import uuid
-from collections.abc import Iterator
 
 import azure.functions as func
 import numpy as np
@@ -35,14 +33,6 @@ from functions.feedback.store import FeedbackStore
 from tests.helpers import call, http_request, problem_of
 
 VERSION = "mnist-cnn-1.2.0"
-
-
-@pytest.fixture
-def feedback_container(azurite) -> Iterator[ContainerClient]:
-    container = ContainerClient.from_connection_string(azurite, f"feedback-{uuid.uuid4().hex[:8]}")
-    container.create_container()
-    yield container
-    container.delete_container()
 
 
 @pytest.fixture

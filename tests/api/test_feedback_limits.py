@@ -51,14 +51,6 @@ def drawings(count: int) -> list[np.ndarray]:
     return images
 
 
-@pytest.fixture
-def feedback_container(azurite) -> Iterator[ContainerClient]:
-    container = ContainerClient.from_connection_string(azurite, f"limits-{uuid.uuid4().hex[:8]}")
-    container.create_container()
-    yield container
-    container.delete_container()
-
-
 def limited_api(container: ContainerClient, limit: ClientRateLimit):
     return Services(feedback_store=FeedbackStore(container), feedback_limit=limit)
 

@@ -22,7 +22,6 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from azure.storage.blob import BlobServiceClient
-from azure.storage.blob.aio import BlobServiceClient as AsyncBlobServiceClient
 
 from local_host.event_grid import webhook_url
 from local_host.server import WORKER_KEY, host_app
@@ -31,6 +30,7 @@ from local_stack.event_grid import (
     BlobEventRelay,
     Subscription,
     SubscriptionRefused,
+    opened_relay,
     relay_blob_events,
 )
 from tests.helpers import read_lines, wait_for_line
@@ -68,19 +68,6 @@ async def served_app() -> AsyncIterator[TestServer]:
 
 def function_url(server: TestServer, function_name: str) -> str:
     return webhook_url(str(server.make_url("")).rstrip("/"), function_name)
-
-
-@contextlib.asynccontextmanager
-async def opened_relay(subscription: Subscription) -> AsyncIterator[BlobEventRelay]:
-    """A relay for ``subscription`` with its clients open, as ``relay_blob_events`` makes it."""
-    async with (
-        AsyncBlobServiceClient.from_connection_string(
-            subscription.connection_string, retry_total=0
-        ) as service,
-        aiohttp.ClientSession() as session,
-    ):
-        container = service.get_container_client(subscription.container)
-        yield BlobEventRelay(container, subscription, session)
 
 
 def delivered(storage: BlobAppStorage) -> list[tuple[str, str]]:

@@ -613,7 +613,9 @@ def test_instances_that_roll_back_at_once_write_once(registry, bundled, tmp_path
         assert follower.holder.current.version == "v1"
 
 
-def test_a_rollback_never_undoes_a_promotion_that_landed_first(registry, bundled, tmp_path):
+def rows_taken_out(registry, bundled, tmp_path):
+    """v1 accepted, "rows" (a model answering no probabilities) planted after it and served,
+    then taken out of service by its instance: the holder, the follower and "rows"."""
     store_accepted(registry, "v1")
     plant(registry, "rows", not_probabilities_model_bytes("rows"), previous="v1")
     holder = ModelHolder()
@@ -622,6 +624,11 @@ def test_a_rollback_never_undoes_a_promotion_that_landed_first(registry, bundled
     follower.check()
     failing = holder.current
     follower.roll_back(failing, "test: 3 failures")
+    return holder, follower, failing
+
+
+def test_a_rollback_never_undoes_a_promotion_that_landed_first(registry, bundled, tmp_path):
+    holder, follower, failing = rows_taken_out(registry, bundled, tmp_path)
     assert holder.current is bundled  # out of service at once
 
     v3 = store_accepted(registry, "v3")  # promoted meanwhile, by the promoter
@@ -639,14 +646,7 @@ def test_a_rollback_never_undoes_a_promotion_that_landed_first(registry, bundled
 def test_storage_down_keeps_the_failing_version_out_until_current_json_moves(
     registry, bundled, tmp_path
 ):
-    store_accepted(registry, "v1")
-    plant(registry, "rows", not_probabilities_model_bytes("rows"), previous="v1")
-    holder = ModelHolder()
-    holder.swap(bundled)
-    follower = PointerFollower(registry, holder, bundled, 60.0, cache_dir=tmp_path)
-    follower.check()
-    failing = holder.current
-    follower.roll_back(failing, "test: 3 failures")
+    holder, follower, failing = rows_taken_out(registry, bundled, tmp_path)
 
     real_read = registry.read_pointer
 
@@ -667,17 +667,10 @@ def test_storage_down_keeps_the_failing_version_out_until_current_json_moves(
 
 
 def rolled_back_rows(registry, bundled, tmp_path) -> tuple[ModelHolder, PointerFollower, bytes]:
-    """A failing version "rows" served after v1, rolled back by its instance."""
-    store_accepted(registry, "v1")
-    content = not_probabilities_model_bytes("rows")
-    plant(registry, "rows", content, previous="v1")
-    holder = ModelHolder()
-    holder.swap(bundled)
-    follower = PointerFollower(registry, holder, bundled, 60.0, cache_dir=tmp_path)
+    """A failing version "rows" served after v1, rolled back by its instance, and its file."""
+    holder, follower, _ = rows_taken_out(registry, bundled, tmp_path)
     follower.check()
-    follower.roll_back(holder.current, "test: 3 failures")
-    follower.check()
-    return holder, follower, content
+    return holder, follower, not_probabilities_model_bytes("rows")
 
 
 def test_a_rolled_back_version_promoted_again_is_served_again(registry, bundled, tmp_path):
